@@ -1,0 +1,9 @@
+"""gluon_asymmnet: AsymmNet (CVPR 2021 Workshops) and MobileNetV3 for MXNet Gluon."""
+from .asymmnet import AsymmNet, asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
+from .block import AsymmBottleneck
+from .checkpoint import CheckpointError, load_checkpoint
+from .model_zoo import get_model, get_model_list
+from .profiler import profile
+
+__version__ = '0.1.0'
+

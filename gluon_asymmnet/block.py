@@ -1,0 +1,172 @@
+"""The asymmetrical bottleneck of AsymmNet and the units it is made of.
+
+Yang, Shen, Zhao, "AsymmNet: Towards ultralight convolution neural networks
+using asymmetrical bottlenecks", CVPR 2021 Workshops (arXiv 2104.07770).
+
+With ``asymmrate=0`` the block is exactly MobileNetV3's inverted residual, so
+one block family builds both networks. Child names (``expand``, ``conv1``,
+``se``, ``conv2``; ``conv``/``bn`` inside a unit) follow the authors' released
+checkpoint and GluonCV's MobileNetV3, so their files load with plain
+``load_parameters``.
+"""
+import math
+
+from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
+
+__all__ = ['make_divisible', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
+
+
+def make_divisible(v, divisor=8):
+    """Round ``v`` up to a multiple of ``divisor`` (the paper's channel rounding)."""
+    return int(math.ceil(v / divisor) * divisor)
+
+
+class Act(HybridBlock):
+    """ReLU, hard sigmoid or hard swish, each as few fused kernels as MXNet allows.
+
+    ``hard_sigmoid(x) = relu6(x + 3) / 6`` is MXNet's single ``hard_sigmoid``
+    operator with ``alpha=1/6, beta=0.5``; GluonCV spells it as four element-wise
+    operators. The results agree to float32 rounding.
+    """
+
+    KINDS = ('relu', 'hard_sigmoid', 'hard_swish')
+
+    def __init__(self, kind, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in self.KINDS:
+            raise ValueError('unknown activation %r; expected one of %s' % (kind, ', '.join(self.KINDS)))
+        self.kind = kind
+
+    def hybrid_forward(self, F, x):
+        if self.kind == 'relu':
+            return F.relu(x)
+        gate = F.hard_sigmoid(x, alpha=1.0 / 6, beta=0.5)
+        return gate if self.kind == 'hard_sigmoid' else x * gate
+
+    def __repr__(self):
+        return '%s(%s)' % (self.__class__.__name__, self.kind)
+
+
+class ConvBN(HybridBlock):
+    """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``)."""
+
+    def __init__(self, channels, kernel=1, stride=1, groups=1, act=None, in_channels=0, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.conv = nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
+                                  groups=groups, use_bias=False, in_channels=in_channels)
+            self.bn = nn.BatchNorm(in_channels=channels)
+            self.act = Act(act) if act else None
+
+    def hybrid_forward(self, F, x):
+        x = self.bn(self.conv(x))
+        return self.act(x) if self.act is not None else x
+
+
+class SE(HybridBlock):
+    """Squeeze-and-excitation: pool, 1x1 conv, ReLU, 1x1 conv, hard sigmoid, rescale."""
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        squeeze = make_divisible(channels // 4)
+        with self.name_scope():
+            self.conv1 = nn.Conv2D(squeeze, 1, use_bias=True, in_channels=channels)
+            self.conv2 = nn.Conv2D(channels, 1, use_bias=True, in_channels=squeeze)
+
+    def hybrid_forward(self, F, x):
+        w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
+        w = F.relu(self.conv1(w))
+        w = F.hard_sigmoid(self.conv2(w), alpha=1.0 / 6, beta=0.5)
+        return F.broadcast_mul(x, w)
+
+
+def feature_reuse_concat(F, x, e, asymmrate):
+    """``[x] * r + [e] + [x] * r`` along channels: the block input reused around the expansion.
+
+    The concat runs on 5-D views ``(N, 1, C, H, W)``. MXNet sends only 2-D and
+    4-D concats to oneDNN, whose backward pass cuts the incoming gradient into
+    sub-memories at the inputs' channel offsets; when that gradient arrives in
+    a blocked layout (nChw8c/nChw16c) and an offset is not a multiple of the
+    block (24 + 32 + 24 channels in AsymmNet-L's second block), oneDNN cannot
+    build the sub-memory and training aborts ("could not construct a
+    sub-memory", sometimes SIGFPE). On 5-D views MXNet's own concat runs
+    forward and backward, for every channel count, with the same values.
+    """
+    parts = [x] * asymmrate + [e] + [x] * asymmrate
+    views = [F.expand_dims(p, axis=1) for p in parts]
+    return F.squeeze(F.concat(*views, dim=2), axis=1)
+
+
+class AsymmBottleneck(HybridBlock):
+    """Asymmetrical bottleneck (AsymmNet, CVPR 2021 Workshops, section 3).
+
+    ``1x1 expand (c_in -> exp - r*c_in)`` -> concat ``[x]*r + [e] + [x]*r``
+    (-> optional channel shuffle) -> ``kxk depthwise`` -> optional SE ->
+    ``1x1 linear`` -> residual add when shapes allow.
+
+    Parameters
+    ----------
+    in_channels, exp, out_channels : int
+        Block input width, the config's expansion size, output width.
+    kernel, stride : int
+        Depthwise kernel size and stride.
+    use_se : bool
+        Squeeze-and-excitation after the depthwise convolution.
+    act : str
+        ``'relu'`` or ``'hard_swish'``.
+    asymmrate : int
+        Copies of the input reused on each side of the expansion; 0 gives
+        MobileNetV3's inverted residual.
+    shuffle_groups : int
+        Channel shuffle groups after the concat; 0 or 1 is off.
+    where : str
+        The block's place in the network, used in error messages.
+    """
+
+    def __init__(self, in_channels, exp, out_channels, kernel, stride, use_se, act,
+                 asymmrate=1, shuffle_groups=0, where='block', **kwargs):
+        super().__init__(**kwargs)
+        r = asymmrate
+        self.asymmrate = r
+        self.expands = exp > max(in_channels, r * in_channels)
+        if self.expands:
+            mid = exp + r * in_channels
+        elif exp == in_channels:
+            mid = in_channels
+        else:
+            raise ValueError(
+                '%s: cannot build an asymmetrical bottleneck with input %d, expansion %d, '
+                'asymmrate %d: the expansion must exceed max(input, asymmrate * input) = %d '
+                '(or equal the input for a block without expansion); '
+                'choose a smaller asymmrate or a larger width multiplier'
+                % (where, in_channels, exp, r, max(in_channels, r * in_channels)))
+        self.shuffle_groups = shuffle_groups if (shuffle_groups > 1 and r > 0 and self.expands) else 0
+        if self.shuffle_groups and mid % self.shuffle_groups:
+            raise ValueError(
+                '%s: shuffle_groups=%d does not divide the %d channels after feature reuse '
+                '(%d expanded + 2 x %d x %d reused)'
+                % (where, shuffle_groups, mid, exp - r * in_channels, r, in_channels))
+        self.residual = in_channels == out_channels and stride == 1
+        self.mid_channels = mid
+        with self.name_scope():
+            self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels)
+                           if self.expands else None)
+            self.conv1 = ConvBN(mid, kernel, stride, groups=mid, act=act, in_channels=mid)
+            self.se = SE(mid) if use_se else None
+            self.conv2 = ConvBN(out_channels, 1, in_channels=mid)
+
+    def hybrid_forward(self, F, x):
+        out = x
+        if self.expand is not None:
+            out = self.expand(x)
+            if self.asymmrate:
+                out = feature_reuse_concat(F, x, out, self.asymmrate)
+            if self.shuffle_groups:
+                out = F.reshape(out, shape=(0, -4, self.shuffle_groups, -1, -2))
+                out = F.reshape(F.swapaxes(out, 1, 2), shape=(0, -3, -2))
+        out = self.conv1(out)
+        if self.se is not None:
+            out = self.se(out)
+        out = self.conv2(out)
+        return out + x if self.residual else out
