@@ -1,0 +1,481 @@
+"""Train and validation batches over an image source, with worker processes.
+
+Order and augmentation are pure functions of ``(seed, epoch, shard)``: the
+shuffled order of an epoch comes from a generator seeded with
+``(seed, epoch, num_parts, part_index)`` and each sample's augmentation from
+one seeded with ``(seed, epoch, record key)``. A run resumed at epoch k
+therefore sees exactly the batches of an uninterrupted run, whatever the
+number of workers.
+
+Epoch boundaries (``last_batch``):
+
+* ``'rollover'`` (default): the samples left over at the end of an epoch open
+  the next one's first batch; think of the epochs' shuffled orders laid end to
+  end and cut into batches, epoch ``e`` owning the batches that start inside
+  it. Epoch e has ``ceil((e+1)L/B) - ceil(eL/B)`` batches (L images per
+  shard, B per batch; ImageNet at 2048: 625 or 626), so after e epochs
+  exactly ``ceil(e L / B)`` updates have run. This is MXNet
+  ``ImageRecordIter``'s ``round_batch`` behaviour, under which the released
+  run's learning rates were logged (DESIGN section 5).
+* ``'discard'``: every epoch has ``L // B`` batches from its own order; the
+  remainder is dropped.
+
+Sharding (``num_parts``/``part_index``) is strided: shard p holds positions
+p, p + P, p + 2P, ... of the source, so shards are disjoint, together
+complete, class-balanced even in a class-sorted file, and differ in size by at
+most one. For training every shard counts ``L = ceil(N / P)`` samples per
+epoch (a shard one short repeats one shuffled sample), so all shards run the
+same number of batches per epoch and ``dist_sync`` workers stay in step.
+
+A corrupt record (framing or image payload that does not decode) is skipped
+with a :class:`CorruptRecordWarning` naming it (once per record) and counted
+in ``skipped`` every time it is met. A train batch missing samples is
+completed from the samples that follow the epoch in the stream, so batches
+stay full and the batch count per epoch does not change. Validation batches
+just lose the sample.
+"""
+import math
+import os
+import warnings
+
+import cv2
+import mxnet as mx
+import numpy as np
+from mxnet.gluon.data import DataLoader
+
+from .errors import CorruptRecordWarning, DataError
+from .sources import FolderSource, RecordSource
+from .transforms import MEAN_RGB, STD_RGB, decode, normalize_into, train_image, val_image
+
+__all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches']
+
+_DTYPES = ('float32', 'float16')
+_ORDER_TAG, _SAMPLE_TAG = 1, 2
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+class _ChunkWork(object):
+    """Turns one chunk ``(positions, epochs)`` into ``(data, label, bad positions)`` numpy arrays.
+
+    It is the DataLoader's "dataset": each sampler item is a whole chunk, so a
+    worker writes its batch straight into one array instead of stacking samples.
+    """
+
+    def __init__(self, source, train, input_size, crop_ratio, seed, augment, mean, std, dtype):
+        self.source = source
+        self.train = train
+        self.size = input_size
+        self.crop_ratio = crop_ratio
+        self.seed = seed
+        self.augment = augment
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+        self.inv_std = (1.0 / np.asarray(std, dtype=np.float32)).reshape(3, 1, 1)
+        self.dtype = np.dtype(dtype)
+        self._pid = os.getpid()
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, chunk):
+        if self._pid != os.getpid():
+            # Worker processes already run in parallel: OpenCV's own threads would oversubscribe.
+            cv2.setNumThreads(1)
+            self._pid = os.getpid()
+        positions, epochs = chunk
+        data = np.empty((len(positions), 3, self.size, self.size), dtype=self.dtype)
+        labels = np.empty(len(positions), dtype=np.float32)
+        bad, k = [], 0
+        for pos, epoch in zip(positions, epochs):
+            label, key, payload = self.source.read(pos)
+            img = decode(payload)
+            if img is None:
+                bad.append(int(pos))
+                continue
+            if self.train:
+                rng = np.random.default_rng((self.seed, _SAMPLE_TAG, int(epoch), key))
+                img = train_image(img, self.size, rng, **self.augment)
+            else:
+                img = val_image(img, self.size, self.crop_ratio)
+            normalize_into(data[k], img, self.mean, self.inv_std)
+            labels[k] = label
+            k += 1
+        return data[:k], labels[:k], bad
+
+
+def _to_ndarrays(result, ctx):
+    data, labels, bad = result
+    if len(labels) == 0:
+        return None, None, bad
+    return (mx.nd.array(data, ctx=ctx, dtype=data.dtype),
+            mx.nd.array(labels, ctx=ctx, dtype=np.float32), bad)
+
+
+def _batchify_shared(items):
+    # Worker processes hand batches back through shared memory, as Gluon's default does.
+    return _to_ndarrays(items[0], mx.Context('cpu_shared', 0))
+
+
+def _batchify_cpu(items):
+    return _to_ndarrays(items[0], mx.cpu())
+
+
+class _TaskList(object):
+    """The DataLoader's batch sampler: the chunks of the pass about to run."""
+
+    def __init__(self):
+        self.tasks = []
+
+    def __iter__(self):
+        return ([t] for t in self.tasks)
+
+    def __len__(self):
+        return len(self.tasks)
+
+
+class ImageBatches(object):
+    """Batches ``(data, label)`` of one shard of an image source (see the module notes).
+
+    ``data`` is an NCHW NDArray (``dtype``), normalised with ``mean``/``std``;
+    ``label`` a float32 NDArray (N,). Both are CPU arrays (``cpu_shared`` when
+    they come from worker processes). Iterating runs one pass: for training,
+    the current epoch (then the epoch counter advances), for validation every
+    sample of the shard once, in order, the last batch possibly smaller.
+
+    Attributes
+    ----------
+    num_samples : int
+        Images in this shard.
+    batch_size : int
+    num_batches : int
+        Batches of the current epoch (training with ``'rollover'``: varies by one
+        between epochs, see :meth:`batches_in_epoch`).
+    skipped : int
+        Corrupt records skipped so far, counted every time one is met.
+    epoch : int
+        The epoch the next pass runs.
+    class_names : list of str or None
+        Folder names of the classes by label, when the source records them.
+    """
+
+    def __init__(self, source, train, batch_size=32, input_size=224, crop_ratio=0.875,
+                 num_parts=1, part_index=0, seed=0, mean=MEAN_RGB, std=STD_RGB, dtype='float32',
+                 num_workers=0, last_batch='rollover', augment=None, thread_pool=False):
+        n = len(source)
+        if n < num_parts:
+            raise DataError('%s holds %d images, fewer than num_parts=%d shards'
+                            % (_source_name(source), n, num_parts))
+        self.source = source
+        self.train = bool(train)
+        self.batch_size = int(batch_size)
+        self.input_size = int(input_size)
+        self.num_parts, self.part_index = int(num_parts), int(part_index)
+        self.seed = int(seed)
+        self.last_batch = last_batch
+        self.skipped = 0
+        self.epoch = 0
+        self.class_names = getattr(source, 'class_names', None)
+        self._positions = np.arange(self.part_index, n, self.num_parts, dtype=np.int64)
+        self.num_samples = len(self._positions)
+        self._epoch_len = _ceil_div(n, self.num_parts)
+        self._orders = {}
+        self._warned = set()
+        self._active = None
+        if self.train and self._epoch_len < self.batch_size:
+            raise DataError('%s: a shard holds %d images, fewer than one batch of %d'
+                            % (_source_name(source), self._epoch_len, self.batch_size))
+        self._work = _ChunkWork(source, self.train, self.input_size, crop_ratio, self.seed,
+                                augment or {}, mean, std, dtype)
+        self._tasks = _TaskList()
+        batchify = _batchify_shared if num_workers > 0 and not thread_pool else _batchify_cpu
+        self._loader = DataLoader(self._work, batch_sampler=self._tasks, batchify_fn=batchify,
+                                  num_workers=num_workers, thread_pool=thread_pool)
+
+    # -- epochs ------------------------------------------------------------------------------
+    def batches_in_epoch(self, epoch):
+        """Number of batches of training epoch ``epoch`` (of validation passes when not training)."""
+        if not self.train:
+            return _ceil_div(self.num_samples, self.batch_size)
+        return self._window(epoch)[1]
+
+    @property
+    def num_batches(self):
+        return self.batches_in_epoch(self.epoch)
+
+    def __len__(self):
+        return self.num_batches
+
+    def set_epoch(self, epoch):
+        """Make the next pass run epoch ``epoch`` (abandoning a pass in progress)."""
+        if int(epoch) < 0:
+            raise ValueError('epoch must be >= 0, got %r' % (epoch,))
+        self.reset()
+        self.epoch = int(epoch)
+
+    def reset(self):
+        """Abandon a pass in progress; the next pass starts the current epoch from its beginning."""
+        if self._active is not None:
+            self._active.close()
+            self._active = None
+
+    def close(self):
+        """Stop the worker processes."""
+        self.reset()
+        pool = getattr(self._loader, '_worker_pool', None)
+        if pool is not None:
+            pool.terminate()
+            self._loader._worker_pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _window(self, epoch):
+        L, B = self._epoch_len, self.batch_size
+        if self.last_batch == 'rollover':
+            first = _ceil_div(epoch * L, B)
+            return first * B, _ceil_div((epoch + 1) * L, B) - first
+        return epoch * L, L // B
+
+    def _order(self, epoch):
+        """Source positions of this shard in epoch ``epoch``'s order, ``L`` of them."""
+        if epoch not in self._orders:
+            rng = np.random.default_rng((self.seed, _ORDER_TAG, epoch, self.num_parts, self.part_index))
+            perm = rng.permutation(self.num_samples)
+            perm = np.concatenate([perm, perm[:self._epoch_len - self.num_samples]])
+            if len(self._orders) > 4:
+                self._orders.pop(min(self._orders))
+            self._orders[epoch] = self._positions[perm]
+        return self._orders[epoch]
+
+    def _stream(self, start, stop):
+        """(positions, epochs) of stream places ``[start, stop)``: epochs' orders laid end to end."""
+        L = self._epoch_len
+        positions, epochs = [], []
+        s = start
+        while s < stop:
+            e, j = divmod(s, L)
+            n = min(stop - s, L - j)
+            positions.append(self._order(e)[j:j + n])
+            epochs.append(np.full(n, e, dtype=np.int64))
+            s += n
+        return np.concatenate(positions), np.concatenate(epochs)
+
+    # -- passes ------------------------------------------------------------------------------
+    def __iter__(self):
+        self.reset()
+        self._active = self._train_pass() if self.train else self._val_pass()
+        return self._active
+
+    def _run(self, tasks):
+        self._tasks.tasks = tasks
+        for data, label, bad in self._loader:
+            self._note_bad(bad)
+            yield data, label, len(bad)
+
+    def _val_pass(self):
+        B = self.batch_size
+        tasks = [(self._positions[i:i + B], np.zeros(len(self._positions[i:i + B]), dtype=np.int64))
+                 for i in range(0, self.num_samples, B)]
+        for data, label, _ in self._run(tasks):
+            if data is not None:
+                yield data, label
+
+    def _train_pass(self):
+        epoch = self.epoch
+        start, count = self._window(epoch)
+        B = self.batch_size
+        tasks = [self._stream(start + i * B, start + (i + 1) * B) for i in range(count)]
+        spare = start + count * B
+        for data, label, missing in self._run(tasks):
+            if missing:
+                data, label, spare = self._complete(data, label, missing, spare, start)
+            yield data, label
+        self.epoch = epoch + 1
+        self._active = None
+
+    def _complete(self, data, label, missing, spare, start):
+        """Fill a train batch short of ``missing`` samples from stream place ``spare`` on."""
+        parts = [] if data is None else [(data.asnumpy(), label.asnumpy())]
+        while missing:
+            if spare - start > 2 * self._epoch_len + self.batch_size:
+                raise DataError('%s: no decodable image found in a whole pass over shard %d of %d'
+                                % (_source_name(self.source), self.part_index, self.num_parts))
+            pos, ep = self._stream(spare, spare + 1)
+            spare += 1
+            d, l, bad = self._work[(pos, ep)]
+            self._note_bad(bad)
+            if len(l):
+                parts.append((d, l))
+                missing -= 1
+        data = mx.nd.array(np.concatenate([p[0] for p in parts]), dtype=parts[0][0].dtype)
+        label = mx.nd.array(np.concatenate([p[1] for p in parts]), dtype=np.float32)
+        return data, label, spare
+
+    def _note_bad(self, bad):
+        self.skipped += len(bad)
+        for pos in bad:
+            if pos not in self._warned:
+                self._warned.add(pos)
+                warnings.warn('skipped a corrupt image: %s does not decode' % self.source.describe(pos),
+                              CorruptRecordWarning, stacklevel=3)
+
+
+def _source_name(source):
+    return getattr(source, 'rec', None) or getattr(source, 'root', '?')
+
+
+def _check_options(batch_size, num_workers, input_size, crop_ratio, num_parts, part_index, seed,
+                   mean, std, dtype, last_batch):
+    if int(batch_size) < 1:
+        raise ValueError('batch_size must be >= 1, got %r' % (batch_size,))
+    if int(num_workers) < 0:
+        raise ValueError('num_workers must be >= 0, got %r' % (num_workers,))
+    if int(input_size) < 1:
+        raise ValueError('input_size must be >= 1, got %r' % (input_size,))
+    if not 0 < crop_ratio <= 1:
+        raise ValueError('crop_ratio must be in (0, 1], got %r' % (crop_ratio,))
+    if int(num_parts) < 1 or not 0 <= int(part_index) < int(num_parts):
+        raise ValueError('need 0 <= part_index < num_parts, got part_index=%r num_parts=%r'
+                         % (part_index, num_parts))
+    if int(seed) < 0:
+        raise ValueError('seed must be >= 0, got %r' % (seed,))
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError('mean and std need 3 values (RGB), std > 0; got mean=%r std=%r' % (mean, std))
+    if str(dtype) not in _DTYPES:
+        raise ValueError('dtype must be one of %s, got %r' % (_DTYPES, dtype))
+    if last_batch not in ('rollover', 'discard'):
+        raise ValueError("last_batch must be 'rollover' or 'discard', got %r" % (last_batch,))
+
+
+def _record_classes(rec):
+    """Class names from ``<prefix>.classes.txt`` beside a packed ``.rec``, if there is one."""
+    path = os.path.splitext(rec)[0] + '.classes.txt'
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return [line.rstrip('\n') for line in f if line.strip()]
+
+
+def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_idx=None,
+                     data_dir=None, batch_size=32, num_workers=4, input_size=224, crop_ratio=0.875,
+                     num_parts=1, part_index=0, seed=0, train=True, val=True,
+                     mean=MEAN_RGB, std=STD_RGB, dtype='float32', last_batch='rollover',
+                     crop_area=(0.08, 1.0), aspect_ratio=(3. / 4., 4. / 3.), mirror=True,
+                     jitter=0.4, lighting=0.1, thread_pool=False):
+    """Train and validation batches with GluonCV's ImageNet preprocessing.
+
+    Parameters
+    ----------
+    rec_train, rec_train_idx, rec_val, rec_val_idx : str, optional
+        Indexed RecordIO files (an ``.idx`` left out is taken beside its ``.rec``).
+    data_dir : str, optional
+        Instead of RecordIO: a folder with ``train/<class>/*`` and ``val/<class>/*``
+        (labels: the sorted ``train`` class folders).
+    batch_size : int
+        Images per batch (per worker machine when sharded).
+    num_workers : int
+        Decoding processes per returned object (0: in the calling process).
+    input_size : int
+        Side of the square network input.
+    crop_ratio : float
+        Validation: the short side is resized to ``ceil(input_size / crop_ratio)``
+        before the centre crop.
+    num_parts, part_index : int
+        Read shard ``part_index`` of ``num_parts`` (one per distributed worker).
+    seed : int
+        Seed of the shuffled order and the augmentation.
+    train, val : bool
+        Which of the two to build; each one asked for needs its data.
+    mean, std : sequence of 3 float
+        RGB normalisation on the 0-255 scale.
+    dtype : {'float32', 'float16'}
+        Type of the data arrays (labels are float32).
+    last_batch : {'rollover', 'discard'}
+        What happens to the samples left at the end of a training epoch (module notes).
+    crop_area, aspect_ratio, mirror, jitter, lighting
+        Train augmentation: random resized crop area fraction and aspect ratio
+        ranges, horizontal flips, brightness/contrast/saturation strength, PCA
+        lighting strength (GluonCV's ImageNet values by default).
+    thread_pool : bool
+        Decode in threads instead of processes.
+
+    Returns
+    -------
+    (ImageBatches or None, ImageBatches or None)
+        Train and validation batches.
+
+    Raises
+    ------
+    DataError
+        Before anything is decoded, when a file or folder named is missing,
+        unreadable or malformed, or when data for a requested part is not given.
+    """
+    _check_options(batch_size, num_workers, input_size, crop_ratio, num_parts, part_index, seed,
+                   mean, std, dtype, last_batch)
+    if data_dir is not None and any(p is not None for p in (rec_train, rec_train_idx, rec_val, rec_val_idx)):
+        raise ValueError('give either RecordIO files or data_dir, not both')
+    train_src = val_src = None
+    if data_dir is not None:
+        if not os.path.isdir(data_dir):
+            raise DataError('data_dir %s does not exist' % data_dir if not os.path.exists(data_dir)
+                            else 'data_dir %s is not a directory' % data_dir)
+        train_root, val_root = os.path.join(data_dir, 'train'), os.path.join(data_dir, 'val')
+        classes = None
+        if train or os.path.isdir(train_root):
+            train_src = FolderSource(train_root)
+            classes = train_src.class_names
+        if val:
+            val_src = FolderSource(val_root, classes)
+            val_src.class_names = classes or val_src.class_names
+    else:
+        if train:
+            if rec_train is None:
+                raise DataError('training data needed: give rec_train (and rec_train_idx) or data_dir')
+            train_src = RecordSource(rec_train, rec_train_idx)
+            train_src.class_names = _record_classes(rec_train)
+        if val:
+            if rec_val is None:
+                raise DataError('validation data needed: give rec_val (and rec_val_idx) or data_dir, '
+                                'or pass val=False')
+            val_src = RecordSource(rec_val, rec_val_idx)
+            val_src.class_names = _record_classes(rec_val)
+    common = dict(batch_size=batch_size, input_size=input_size, crop_ratio=crop_ratio,
+                  num_parts=num_parts, part_index=part_index, seed=seed, mean=mean, std=std,
+                  dtype=dtype, num_workers=num_workers, thread_pool=thread_pool)
+    augment = dict(area=tuple(crop_area), ratio=tuple(aspect_ratio), mirror=mirror,
+                   jitter=jitter, lighting=lighting)
+    train_batches = ImageBatches(train_src, True, last_batch=last_batch, augment=augment,
+                                 **common) if train else None
+    val_batches = ImageBatches(val_src, False, **common) if val else None
+    return train_batches, val_batches
+
+
+def folder_batches(root, batch_size=32, input_size=224, crop_ratio=0.875, num_workers=0,
+                   classes=None, mean=MEAN_RGB, std=STD_RGB, dtype='float32'):
+    """Validation-style batches over ``root/<class>/<image>`` (any folder of images).
+
+    Parameters
+    ----------
+    root : str
+        Folder of class subfolders.
+    classes : sequence of str or dict, optional
+        Label of each folder name: a list (label = position, e.g. all 1000
+        ImageNet synsets) or ``{folder name: label}``; needed when the folder
+        holds a subset of the classes a model knows. Default: sorted subfolders.
+
+    Returns
+    -------
+    ImageBatches
+        With ``num_samples`` and ``class_names`` (the subfolders read, sorted).
+    """
+    _check_options(batch_size, num_workers, input_size, crop_ratio, 1, 0, 0, mean, std, dtype,
+                   'discard')
+    source = FolderSource(root, classes)
+    return ImageBatches(source, False, batch_size=batch_size, input_size=input_size,
+                        crop_ratio=crop_ratio, mean=mean, std=std, dtype=dtype,
+                        num_workers=num_workers)

@@ -1,0 +1,271 @@
+"""Random-access image sources: an indexed RecordIO file pair, or a folder of class subfolders.
+
+Both are checked when they are opened (so a bad path fails before training
+starts, with a :class:`DataError` naming it) and read records with
+``os.pread``, which shares no file position between threads and survives
+``fork``: DataLoader worker processes and threads can use one source at once.
+"""
+import os
+import struct
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'list_image_folder']
+
+# dmlc RecordIO framing: 4-byte magic, then 4 bytes (continuation flag << 29 | length).
+_MAGIC = 0xced7230a
+_MAGIC_BYTES = struct.pack('<I', _MAGIC)
+_IR_FORMAT = 'IfQQ'
+_IR_SIZE = struct.calcsize(_IR_FORMAT)
+# How many record offsets are spot-checked for a magic number when a file is opened.
+_SPOT_CHECKS = 64
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def _check_readable(path, what):
+    if not path:
+        raise DataError('no %s file given' % what)
+    if not os.path.exists(path):
+        raise DataError('%s file %s does not exist' % (what, path))
+    if os.path.isdir(path):
+        raise DataError('%s file %s is a directory' % (what, path))
+    try:
+        with open(path, 'rb') as f:
+            f.read(1)
+    except OSError as e:
+        raise DataError('%s file %s cannot be read: %s' % (what, path, e.strerror or e)) from None
+
+
+def _parse_idx(idx_path):
+    keys, offsets = [], []
+    with open(idx_path, 'rb') as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            parts = line.split()
+            try:
+                if len(parts) != 2:
+                    raise ValueError
+                key, offset = int(parts[0]), int(parts[1])
+            except ValueError:
+                raise DataError('index file %s, line %d: expected "<key>\\t<offset>", got %r'
+                                % (idx_path, lineno, raw[:80])) from None
+            keys.append(key)
+            offsets.append(offset)
+    if not keys:
+        raise DataError('index file %s lists no records' % idx_path)
+    return np.asarray(keys, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+
+
+def _unpack_header(buf):
+    """Split an image record into (label, record id, payload); MXNet's IRHeader layout."""
+    flag, label, rid, _ = struct.unpack(_IR_FORMAT, buf[:_IR_SIZE])
+    payload = buf[_IR_SIZE:]
+    if flag > 0:
+        label = np.frombuffer(payload[:4 * flag], dtype=np.float32)[0]
+        payload = payload[4 * flag:]
+    return float(label), rid, payload
+
+
+class RecordSource(object):
+    """An indexed RecordIO pair (``.rec`` + ``.idx``) of image records, as written by
+    :func:`gluon_asymmnet.pack.pack_folder` or MXNet's im2rec.
+
+    Parameters
+    ----------
+    rec : str
+        Path of the ``.rec`` file.
+    idx : str, optional
+        Path of the ``.idx`` file; default: ``rec`` with its extension replaced by ``.idx``.
+
+    Raises
+    ------
+    DataError
+        When a file is missing or unreadable, the index does not parse, or the
+        index points at places of the ``.rec`` file that hold no record.
+    """
+
+    def __init__(self, rec, idx=None):
+        if idx is None and rec:
+            idx = os.path.splitext(rec)[0] + '.idx'
+        _check_readable(rec, 'RecordIO')
+        _check_readable(idx, 'RecordIO index')
+        self.rec, self.idx = rec, idx
+        keys, offsets = _parse_idx(idx)
+        size = os.path.getsize(rec)
+        if size < 8:
+            raise DataError('RecordIO file %s is empty or truncated (%d bytes)' % (rec, size))
+        bad = np.flatnonzero((offsets < 0) | (offsets > size - 8))
+        if bad.size:
+            i = int(bad[0])
+            raise DataError('index file %s: record %d at offset %d lies outside %s (%d bytes); '
+                            'is it the index of another file?' % (idx, keys[i], offsets[i], rec, size))
+        order = np.argsort(keys, kind='stable')
+        self._keys = keys[order]
+        self._offsets = offsets[order]
+        # A record's extent ends where the next record (in file order) starts.
+        sorted_offsets = np.unique(offsets)
+        nxt = np.searchsorted(sorted_offsets, self._offsets, side='right')
+        ends = np.append(sorted_offsets, size)[nxt]
+        self._lengths = ends - self._offsets
+        self._fd = None
+        self._pid = None
+        spots = np.unique(np.linspace(0, len(self._keys) - 1, min(_SPOT_CHECKS, len(self._keys))).astype(int))
+        for i in spots:
+            head = self._pread(8, int(self._offsets[i]))
+            if head[:4] != _MAGIC_BYTES:
+                what = 'is not a RecordIO file' if i == spots[0] else 'holds no record'
+                raise DataError('RecordIO file %s %s: no record magic number at offset %d (record %d '
+                                'of index %s)' % (rec, what, self._offsets[i], self._keys[i], idx))
+
+    def __len__(self):
+        return len(self._keys)
+
+    @property
+    def keys(self):
+        """The record keys (ids of the ``.idx`` file), ascending; position i reads ``keys[i]``."""
+        return self._keys
+
+    def _pread(self, n, offset):
+        if self._pid != os.getpid():
+            self._fd = os.open(self.rec, os.O_RDONLY)
+            self._pid = os.getpid()
+        return os.pread(self._fd, n, offset)
+
+    def read_record(self, pos):
+        """Raw bytes of the record at position ``pos``, or None when the framing is broken."""
+        offset, length = int(self._offsets[pos]), int(self._lengths[pos])
+        buf = self._pread(length, offset)
+        parts, p = [], 0
+        while True:
+            if len(buf) < p + 8:
+                # A record longer than its slot (an unusual writer): read what it declares.
+                buf += self._pread(p + 8 - len(buf), offset + len(buf))
+                if len(buf) < p + 8:
+                    return None
+            if buf[p:p + 4] != _MAGIC_BYTES:
+                return None
+            lrec = struct.unpack('<I', buf[p + 4:p + 8])[0]
+            cflag, n = lrec >> 29, lrec & ((1 << 29) - 1)
+            start = p + 8
+            if len(buf) < start + n:
+                buf += self._pread(start + n - len(buf), offset + len(buf))
+                if len(buf) < start + n:
+                    return None
+            parts.append(buf[start:start + n])
+            if cflag in (0, 3):
+                break
+            # A payload that contained the magic number was split there (cflag 1, 2).
+            p = start + ((n + 3) & ~3)
+        return _MAGIC_BYTES.join(parts)
+
+    def read(self, pos):
+        """``(label, key, image bytes)`` of the record at ``pos``; image bytes None if unreadable."""
+        raw = self.read_record(pos)
+        key = int(self._keys[pos])
+        if raw is None or len(raw) < _IR_SIZE:
+            return float('nan'), key, None
+        label, _, payload = _unpack_header(raw)
+        return label, key, payload
+
+    def describe(self, pos):
+        return 'record %d of %s' % (self._keys[pos], self.rec)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state['_fd'] = state['_pid'] = None
+        return state
+
+    def __del__(self):
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+
+def list_image_folder(root, classes=None):
+    """List ``root/<class>/<image>`` files.
+
+    Parameters
+    ----------
+    root : str
+        A folder of class subfolders.
+    classes : sequence of str or dict, optional
+        Label of each folder name: a list (label = position) or a dict
+        ``{folder name: label}``. Default: the sorted subfolders of ``root``.
+
+    Returns
+    -------
+    (paths, labels, class_names) : (list of str, numpy.ndarray of int64, list of str)
+        Files sorted by class then name; ``class_names`` are the subfolders read.
+    """
+    if not os.path.isdir(root):
+        raise DataError('image folder %s does not exist' % root if not os.path.exists(root)
+                        else 'image folder %s is not a directory' % root)
+    try:
+        names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    except OSError as e:
+        raise DataError('image folder %s cannot be read: %s' % (root, e.strerror or e)) from None
+    if not names:
+        raise DataError('image folder %s has no class subfolders (expected %s/<class>/<image>)'
+                        % (root, root))
+    if classes is None:
+        mapping = {n: i for i, n in enumerate(names)}
+    else:
+        mapping = dict(classes) if isinstance(classes, dict) else {n: i for i, n in enumerate(classes)}
+        unknown = [n for n in names if n not in mapping]
+        if unknown:
+            raise DataError('image folder %s has class folders that are not among the %d known classes: %s'
+                            % (root, len(mapping), ', '.join(unknown[:10])))
+    paths, labels = [], []
+    for name in names:
+        folder = os.path.join(root, name)
+        try:
+            files = sorted(os.listdir(folder))
+        except OSError as e:
+            raise DataError('class folder %s cannot be read: %s' % (folder, e.strerror or e)) from None
+        for fname in files:
+            if os.path.splitext(fname)[1].lower() in IMAGE_EXTENSIONS:
+                paths.append(os.path.join(folder, fname))
+                labels.append(mapping[name])
+    if not paths:
+        raise DataError('image folder %s holds no images (%s) in its %d class folders'
+                        % (root, '/'.join(IMAGE_EXTENSIONS), len(names)))
+    return paths, np.asarray(labels, dtype=np.int64), names
+
+
+class FolderSource(object):
+    """Images in ``root/<class>/*`` (ImageNet's ``train/<synset>/*.JPEG`` layout).
+
+    Parameters
+    ----------
+    root : str
+        The folder of class subfolders.
+    classes : sequence of str or dict, optional
+        See :func:`list_image_folder`.
+    """
+
+    def __init__(self, root, classes=None):
+        self.root = root
+        self.paths, self.labels, self.class_names = list_image_folder(root, classes)
+        self._keys = np.arange(len(self.paths), dtype=np.int64)
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def keys(self):
+        return self._keys
+
+    def read(self, pos):
+        try:
+            with open(self.paths[pos], 'rb') as f:
+                payload = f.read()
+        except OSError:
+            payload = None
+        return float(self.labels[pos]), pos, payload
+
+    def describe(self, pos):
+        return 'image %s' % self.paths[pos]

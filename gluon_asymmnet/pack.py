@@ -1,0 +1,291 @@
+"""Pack images into indexed RecordIO files (``prefix.rec`` + ``prefix.idx``).
+
+The project's own packer, for ImageNet and any folder of class subfolders::
+
+    python -m gluon_asymmnet.pack ~/imagenet/train ~/rec/train --resize 480
+    python -m gluon_asymmnet.pack ~/imagenet/val ~/rec/val --resize 480
+
+Records carry MXNet's image record header (label in ``IRHeader.label``,
+record key in ``id``) and a JPEG payload, so MXNet's C++
+``mx.io.ImageRecordIter`` reads them as well as
+:func:`gluon_asymmnet.data.get_data_loaders`. Label i is the i-th class folder
+in sorted order; ``prefix.classes.txt`` lists the folder names by label.
+Files are written under temporary names and renamed when complete.
+"""
+import argparse
+import os
+import struct
+import sys
+import warnings
+from multiprocessing import Pool
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+from .data.errors import DataError
+from .data.sources import list_image_folder
+
+__all__ = ['pack_folder', 'pack_arrays', 'encode_image', 'main']
+
+_JPEG_SOI = b'\xff\xd8'
+
+
+def _header(label, key, source_id=0):
+    return struct.pack('IfQQ', 0, float(label), int(key), int(source_id))
+
+
+def encode_image(payload, resize=None, quality=95, pass_through=True):
+    """Turn the bytes of an image file into a JPEG record payload.
+
+    Parameters
+    ----------
+    payload : bytes
+        The encoded image (any format OpenCV decodes).
+    resize : int, optional
+        Shrink so that the short side is ``resize`` (never enlarges).
+    quality : int
+        JPEG quality when encoding.
+    pass_through : bool
+        Keep a JPEG's own bytes when it needs no resizing (lossless, and what
+        the file holds is what training sees). It is still decoded once to
+        check it is an image.
+
+    Returns
+    -------
+    bytes or None
+        The JPEG payload; None when ``payload`` is not a decodable image.
+    """
+    arr = np.frombuffer(payload, dtype=np.uint8)
+    if pass_through and not resize and payload[:2] == _JPEG_SOI:
+        # A reduced decode still parses the whole stream, at a fraction of the cost.
+        return payload if cv2.imdecode(arr, cv2.IMREAD_REDUCED_COLOR_4) is not None else None
+    img = cv2.imdecode(arr, cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    if resize:
+        h, w = img.shape[:2]
+        if min(h, w) > resize:
+            if h > w:
+                nw, nh = resize, int(round(h * resize / w))
+            else:
+                nw, nh = int(round(w * resize / h)), resize
+            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return buf.tobytes() if ok else None
+
+
+def _encode_file(args):
+    path, resize, quality, pass_through = args
+    try:
+        with open(path, 'rb') as f:
+            payload = f.read()
+    except OSError as e:
+        return None, 'cannot be read: %s' % (e.strerror or e)
+    out = encode_image(payload, resize, quality, pass_through)
+    return out, (None if out is not None else 'is not a decodable image')
+
+
+class _Writer(object):
+    """Writes ``prefix.rec``/``.idx`` under temporary names; ``commit`` renames them."""
+
+    def __init__(self, prefix):
+        prefix = _strip(prefix)
+        folder = os.path.dirname(os.path.abspath(prefix))
+        if not os.path.isdir(folder):
+            raise DataError('output folder %s does not exist' % folder)
+        self.rec, self.idx = prefix + '.rec', prefix + '.idx'
+        self._tmp = (self.rec + '.tmp%d' % os.getpid(), self.idx + '.tmp%d' % os.getpid())
+        try:
+            self._io = mx.recordio.MXIndexedRecordIO(self._tmp[1], self._tmp[0], 'w')
+        except mx.base.MXNetError as e:
+            raise DataError('cannot write %s: %s' % (self.rec, str(e).splitlines()[0])) from None
+
+    def write(self, key, label, payload, source_id=0):
+        self._io.write_idx(key, _header(label, key, source_id) + payload)
+
+    def commit(self):
+        self._io.close()
+        os.replace(self._tmp[0], self.rec)
+        os.replace(self._tmp[1], self.idx)
+
+    def abort(self):
+        self._io.close()
+        for p in self._tmp:
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def _strip(prefix):
+    # Accept 'train.rec' for the prefix 'train'.
+    return prefix[:-4] if prefix.endswith('.rec') else prefix
+
+
+def _write_classes(prefix, classes):
+    path = _strip(prefix) + '.classes.txt'
+    with open(path + '.tmp', 'w') as f:
+        f.write(''.join('%s\n' % c for c in classes))
+    os.replace(path + '.tmp', path)
+    return path
+
+
+def _progress(total, desc):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit='img', disable=not sys.stderr.isatty())
+
+
+def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_through=True,
+                progress=True):
+    """Pack ``root/<class>/*.{jpg,jpeg,png,JPEG,bmp}`` into ``prefix.rec`` + ``prefix.idx``.
+
+    Classes are the sorted subfolders, label = position; records follow class
+    then file name order, with keys 0..N-1. ``prefix.classes.txt`` lists the
+    class folder names by label. Files that cannot be read or decoded are left
+    out with a warning naming them.
+
+    Parameters
+    ----------
+    root : str
+        Folder of class subfolders (e.g. ImageNet's ``train``).
+    prefix : str
+        Output path without extension.
+    resize : int, optional
+        Shrink images so that their short side is ``resize`` pixels (GluonCV's
+        ImageNet files use 480); smaller images are kept as they are.
+    quality : int
+        JPEG quality (1-100) of re-encoded images.
+    num_workers : int, optional
+        Encoding processes (default: all CPUs).
+    pass_through : bool
+        Store JPEG files that need no resizing byte for byte.
+    progress : bool
+        Show a progress bar (on interactive terminals only).
+
+    Returns
+    -------
+    dict
+        ``rec``, ``idx``, ``classes_file``, ``classes``, ``num_images``,
+        ``skipped`` (list of ``(path, reason)``).
+    """
+    if resize is not None and int(resize) < 1:
+        raise ValueError('resize must be a positive number of pixels, got %r' % (resize,))
+    if not 1 <= int(quality) <= 100:
+        raise ValueError('quality must be in 1..100, got %r' % (quality,))
+    paths, labels, classes = list_image_folder(root)
+    num_workers = os.cpu_count() if num_workers is None else int(num_workers)
+    jobs = [(p, resize, quality, pass_through) for p in paths]
+    writer = _Writer(prefix)
+    bar = _progress(len(paths), os.path.basename(os.path.normpath(root))) if progress else None
+    skipped, key = [], 0
+    pool = Pool(num_workers) if num_workers > 1 else None
+    try:
+        results = pool.imap(_encode_file, jobs, chunksize=32) if pool else map(_encode_file, jobs)
+        for path, label, (payload, problem) in zip(paths, labels, results):
+            if payload is None:
+                skipped.append((path, problem))
+                warnings.warn('left out %s: it %s' % (path, problem))
+            else:
+                writer.write(key, label, payload)
+                key += 1
+            if bar is not None:
+                bar.update(1)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate()
+        if bar is not None:
+            bar.close()
+    if key == 0:
+        writer.abort()
+        raise DataError('no image in %s could be decoded (%d files tried)' % (root, len(paths)))
+    writer.commit()
+    return dict(rec=writer.rec, idx=writer.idx, classes_file=_write_classes(prefix, classes),
+                classes=classes, num_images=key, skipped=skipped)
+
+
+def pack_arrays(images, labels, prefix, quality=95, classes=None, source_ids=None):
+    """Pack in-memory RGB images into ``prefix.rec`` + ``prefix.idx`` (keys 0..N-1).
+
+    Parameters
+    ----------
+    images : array (N, H, W, 3) uint8, or a sequence of (H, W, 3) uint8 arrays
+        RGB images.
+    labels : sequence of N numbers
+        Class labels.
+    prefix : str
+        Output path without extension.
+    quality : int
+        JPEG quality.
+    classes : sequence of str, optional
+        Class names by label, written to ``prefix.classes.txt``.
+    source_ids : sequence of N int, optional
+        Stored in each record header's ``id2`` (e.g. the images' indices in a
+        larger collection).
+
+    Returns
+    -------
+    dict
+        ``rec``, ``idx``, ``num_images`` (and ``classes_file`` with ``classes``).
+    """
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError('pack_arrays: %d images but %d labels' % (len(images), len(labels)))
+    if source_ids is not None and len(source_ids) != len(labels):
+        raise ValueError('pack_arrays: %d images but %d source ids' % (len(images), len(source_ids)))
+    for i, img in enumerate(images):
+        img = np.asarray(img)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError('pack_arrays: image %d must be uint8 (H, W, 3) RGB, got %s %s'
+                             % (i, img.dtype, img.shape))
+    writer = _Writer(prefix)
+    try:
+        for i, (img, label) in enumerate(zip(images, labels)):
+            bgr = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR)
+            ok, buf = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+            writer.write(i, label, buf.tobytes(), 0 if source_ids is None else source_ids[i])
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    out = dict(rec=writer.rec, idx=writer.idx, num_images=len(labels))
+    if classes is not None:
+        out.update(classes_file=_write_classes(prefix, classes), classes=list(classes))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m gluon_asymmnet.pack',
+        description='Pack ROOT/<class>/<image> into PREFIX.rec + PREFIX.idx (+ PREFIX.classes.txt).')
+    parser.add_argument('root', help='folder of class subfolders, e.g. ~/imagenet/train')
+    parser.add_argument('prefix', help='output path without extension, e.g. ~/rec/train')
+    parser.add_argument('--resize', type=int, default=None,
+                        help='shrink the short side to this many pixels (GluonCV ImageNet files: 480)')
+    parser.add_argument('--quality', type=int, default=95, help='JPEG quality of re-encoded images')
+    parser.add_argument('-j', '--num-workers', type=int, default=None, help='processes (default: all CPUs)')
+    parser.add_argument('--no-pass-through', action='store_true',
+                        help='re-encode JPEG files even when they need no resizing')
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            out = pack_folder(args.root, args.prefix, args.resize, args.quality, args.num_workers,
+                              pass_through=not args.no_pass_through)
+    except (DataError, ValueError) as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 2
+    print('packed %d images of %d classes into %s (%.1f MB), index %s, class names %s'
+          % (out['num_images'], len(out['classes']), out['rec'], os.path.getsize(out['rec']) / 1e6,
+             out['idx'], out['classes_file']))
+    for path, problem in out['skipped']:
+        print('left out %s: it %s' % (path, problem))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
