@@ -120,7 +120,8 @@ def demo_dataset(root=None):
     dict
         ``rec_train``, ``rec_train_idx``, ``rec_val``, ``rec_val_idx`` (paths),
         ``classes`` (10 names), ``num_train`` (1,438), ``num_val`` (359),
-        ``input_size`` (32, the size the demo trains at), ``root``, and
+        ``input_size`` (32, the size the demo trains at), ``root``, ``packed``
+        (whether this call had to pack the files), and
         ``augment``: keyword arguments for :func:`get_data_loaders` that suit
         digits (no mirroring; crops of at least a quarter of the image).
     """
@@ -130,10 +131,13 @@ def demo_dataset(root=None):
     except OSError as e:
         raise DataError('cannot create the demo data folder %s: %s' % (root, e.strerror or e)) from None
     with FileLock(os.path.join(root, '.lock')):
-        manifest = _read_manifest(root) or _build(root)
+        manifest = _read_manifest(root)
+        packed = manifest is None
+        if packed:
+            manifest = _build(root)
     path = lambda name: os.path.join(root, name)  # noqa: E731
     return dict(rec_train=path('digits_train.rec'), rec_train_idx=path('digits_train.idx'),
                 rec_val=path('digits_val.rec'), rec_val_idx=path('digits_val.idx'),
                 classes=list(manifest['classes']), num_train=manifest['num_train'],
-                num_val=manifest['num_val'], input_size=DIGITS_IMAGE_SIZE, root=root,
+                num_val=manifest['num_val'], input_size=DIGITS_IMAGE_SIZE, root=root, packed=packed,
                 augment=dict(mirror=False, crop_area=(0.25, 1.0)))

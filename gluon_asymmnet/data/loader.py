@@ -74,16 +74,11 @@ class _ChunkWork(object):
         self.mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
         self.inv_std = (1.0 / np.asarray(std, dtype=np.float32)).reshape(3, 1, 1)
         self.dtype = np.dtype(dtype)
-        self._pid = os.getpid()
 
     def __len__(self):
         return len(self.source)
 
     def __getitem__(self, chunk):
-        if self._pid != os.getpid():
-            # Worker processes already run in parallel: OpenCV's own threads would oversubscribe.
-            cv2.setNumThreads(1)
-            self._pid = os.getpid()
         positions, epochs = chunk
         data = np.empty((len(positions), 3, self.size, self.size), dtype=self.dtype)
         labels = np.empty(len(positions), dtype=np.float32)
@@ -189,9 +184,19 @@ class ImageBatches(object):
         self._work = _ChunkWork(source, self.train, self.input_size, crop_ratio, self.seed,
                                 augment or {}, mean, std, dtype)
         self._tasks = _TaskList()
-        batchify = _batchify_shared if num_workers > 0 and not thread_pool else _batchify_cpu
-        self._loader = DataLoader(self._work, batch_sampler=self._tasks, batchify_fn=batchify,
-                                  num_workers=num_workers, thread_pool=thread_pool)
+        forks = num_workers > 0 and not thread_pool
+        # Worker processes already run in parallel, so they get one OpenCV thread each. It has to
+        # be set before the fork: changing it in a child whose parent had OpenCV threads running
+        # deadlocks.
+        cv2_threads = cv2.getNumThreads()
+        if forks:
+            cv2.setNumThreads(1)
+        try:
+            self._loader = DataLoader(self._work, batch_sampler=self._tasks,
+                                      batchify_fn=_batchify_shared if forks else _batchify_cpu,
+                                      num_workers=num_workers, thread_pool=thread_pool)
+        finally:
+            cv2.setNumThreads(cv2_threads)
 
     # -- epochs ------------------------------------------------------------------------------
     def batches_in_epoch(self, epoch):
@@ -247,7 +252,7 @@ class ImageBatches(object):
             rng = np.random.default_rng((self.seed, _ORDER_TAG, epoch, self.num_parts, self.part_index))
             perm = rng.permutation(self.num_samples)
             perm = np.concatenate([perm, perm[:self._epoch_len - self.num_samples]])
-            if len(self._orders) > 4:
+            if len(self._orders) > 2:
                 self._orders.pop(min(self._orders))
             self._orders[epoch] = self._positions[perm]
         return self._orders[epoch]
@@ -366,7 +371,7 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
                      num_parts=1, part_index=0, seed=0, train=True, val=True,
                      mean=MEAN_RGB, std=STD_RGB, dtype='float32', last_batch='rollover',
                      crop_area=(0.08, 1.0), aspect_ratio=(3. / 4., 4. / 3.), mirror=True,
-                     jitter=0.4, lighting=0.1, thread_pool=False):
+                     jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True):
     """Train and validation batches with GluonCV's ImageNet preprocessing.
 
     Parameters
@@ -403,6 +408,9 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
         lighting strength (GluonCV's ImageNet values by default).
     thread_pool : bool
         Decode in threads instead of processes.
+    shard_val : bool
+        Whether validation reads only shard ``part_index`` too (False: every
+        worker validates on all of the data).
 
     Returns
     -------
@@ -451,6 +459,8 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
                    jitter=jitter, lighting=lighting)
     train_batches = ImageBatches(train_src, True, last_batch=last_batch, augment=augment,
                                  **common) if train else None
+    if not shard_val:
+        common.update(num_parts=1, part_index=0)
     val_batches = ImageBatches(val_src, False, **common) if val else None
     return train_batches, val_batches
 

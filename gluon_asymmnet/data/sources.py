@@ -89,16 +89,22 @@ class RecordSource(object):
         index points at places of the ``.rec`` file that hold no record.
     """
 
+    _fd = None
+    _pid = None
+
     def __init__(self, rec, idx=None):
         if idx is None and rec:
             idx = os.path.splitext(rec)[0] + '.idx'
         _check_readable(rec, 'RecordIO')
         _check_readable(idx, 'RecordIO index')
         self.rec, self.idx = rec, idx
-        keys, offsets = _parse_idx(idx)
         size = os.path.getsize(rec)
         if size < 8:
             raise DataError('RecordIO file %s is empty or truncated (%d bytes)' % (rec, size))
+        if self._pread(4, 0) != _MAGIC_BYTES:
+            raise DataError('RecordIO file %s is not a RecordIO file: it does not start with the '
+                            'record magic number' % rec)
+        keys, offsets = _parse_idx(idx)
         bad = np.flatnonzero((offsets < 0) | (offsets > size - 8))
         if bad.size:
             i = int(bad[0])
@@ -112,15 +118,13 @@ class RecordSource(object):
         nxt = np.searchsorted(sorted_offsets, self._offsets, side='right')
         ends = np.append(sorted_offsets, size)[nxt]
         self._lengths = ends - self._offsets
-        self._fd = None
-        self._pid = None
         spots = np.unique(np.linspace(0, len(self._keys) - 1, min(_SPOT_CHECKS, len(self._keys))).astype(int))
         for i in spots:
             head = self._pread(8, int(self._offsets[i]))
             if head[:4] != _MAGIC_BYTES:
-                what = 'is not a RecordIO file' if i == spots[0] else 'holds no record'
-                raise DataError('RecordIO file %s %s: no record magic number at offset %d (record %d '
-                                'of index %s)' % (rec, what, self._offsets[i], self._keys[i], idx))
+                raise DataError('RecordIO file %s holds no record at offset %d, where index %s puts '
+                                'record %d; is it the index of another file?'
+                                % (rec, self._offsets[i], idx, self._keys[i]))
 
     def __len__(self):
         return len(self._keys)

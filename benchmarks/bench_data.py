@@ -1,0 +1,125 @@
+"""Images per second of the project's data pipeline against MXNet's C++ ImageRecordIter.
+
+A RecordIO file of generated ImageNet-like JPEGs (500x375 and 375x500,
+textured so that they compress to ImageNet-like sizes) is packed with the
+project's packer, then read in interleaved rounds by
+
+* ``ours``: :func:`gluon_asymmnet.data.get_data_loaders` (worker processes,
+  per-sample seeded augmentation), and
+* ``ImageRecordIter``: MXNet's C++ iterator with the same augmentation
+  (random resized crop area 0.08-1, aspect 3/4-4/3, mirror, brightness/
+  contrast/saturation 0.4, PCA lighting 0.1, mean/std) and as many decoding
+  threads as we have workers.
+
+Each round runs one full pass of every pipeline, so background load on a
+shared machine hits both alike; the table gives median images per second over
+the rounds and the ratio of medians ours / ImageRecordIter.
+
+Example::
+
+    python benchmarks/bench_data.py --images 320 --workers 2 --rounds 3
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluon_asymmnet.data import MEAN_RGB, STD_RGB, get_data_loaders  # noqa: E402
+from gluon_asymmnet.pack import pack_arrays  # noqa: E402
+
+
+def make_images(n, seed=0):
+    """Smooth shapes plus sensor-like noise: JPEG sizes near ImageNet's (~100 kB at quality 95)."""
+    rs = np.random.RandomState(seed)
+    images = []
+    for i in range(n):
+        h, w = (375, 500) if i % 2 == 0 else (500, 375)
+        base = cv2.resize(rs.randint(0, 256, size=(6, 8, 3)).astype(np.float32), (w, h),
+                          interpolation=cv2.INTER_CUBIC)
+        img = base + rs.normal(0, 12, size=(h, w, 3))
+        images.append(np.clip(img, 0, 255).astype(np.uint8))
+    return images
+
+
+def record_iter(rec, idx, batch_size, size, threads, train):
+    common = dict(path_imgrec=rec, path_imgidx=idx, data_shape=(3, size, size), batch_size=batch_size,
+                  preprocess_threads=threads, mean_r=MEAN_RGB[0], mean_g=MEAN_RGB[1], mean_b=MEAN_RGB[2],
+                  std_r=STD_RGB[0], std_g=STD_RGB[1], std_b=STD_RGB[2])
+    if train:
+        return mx.io.ImageRecordIter(shuffle=True, random_resized_crop=True,
+                                     min_random_area=0.08, max_random_area=1.0, min_aspect_ratio=3. / 4.,
+                                     max_aspect_ratio=4. / 3., rand_mirror=True, brightness=0.4,
+                                     contrast=0.4, saturation=0.4, pca_noise=0.1, **common)
+    return mx.io.ImageRecordIter(shuffle=False, resize=int(np.ceil(size / 0.875)), **common)
+
+
+def time_ours(batches):
+    count, start = 0, time.perf_counter()
+    for data, _ in batches:
+        data.wait_to_read()
+        count += data.shape[0]
+    return count / (time.perf_counter() - start)
+
+
+def time_record_iter(it):
+    it.reset()
+    count, start = 0, time.perf_counter()
+    for batch in it:
+        batch.data[0].wait_to_read()
+        count += batch.data[0].shape[0] - batch.pad
+    return count / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--images', type=int, default=320)
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--workers', type=int, default=2, help='our worker processes = C++ decoding threads')
+    parser.add_argument('--rounds', type=int, default=3)
+    args = parser.parse_args(argv)
+
+    tmp = tempfile.mkdtemp(prefix='bench_data_')
+    t0 = time.perf_counter()
+    info = pack_arrays(make_images(args.images), np.arange(args.images) % 10, os.path.join(tmp, 'bench'))
+    size_mb = os.path.getsize(info['rec']) / 1e6
+    print('packed %d JPEGs (%.0f kB each) in %.1f s; batch %d at %d, %d workers/threads, %d rounds, %d CPUs'
+          % (args.images, 1e3 * size_mb / args.images, time.perf_counter() - t0, args.batch_size,
+             args.input_size, args.workers, args.rounds, os.cpu_count()))
+
+    train, val = get_data_loaders(info['rec'], info['idx'], info['rec'], info['idx'], batch_size=args.batch_size,
+                                  num_workers=args.workers, input_size=args.input_size)
+    pipelines = {
+        ('train', 'ours'): lambda: time_ours(train),
+        ('train', 'ImageRecordIter'): (lambda it: lambda: time_record_iter(it))(
+            record_iter(info['rec'], info['idx'], args.batch_size, args.input_size, args.workers, True)),
+        ('val', 'ours'): lambda: time_ours(val),
+        ('val', 'ImageRecordIter'): (lambda it: lambda: time_record_iter(it))(
+            record_iter(info['rec'], info['idx'], args.batch_size, args.input_size, args.workers, False)),
+    }
+    for run in pipelines.values():  # warm-up: worker start, first file reads
+        run()
+    rates = {k: [] for k in pipelines}
+    for _ in range(args.rounds):
+        for key, run in pipelines.items():
+            rates[key].append(run())
+    train.close()
+    val.close()
+
+    print('%-6s %-16s %12s %s' % ('pass', 'pipeline', 'images/s', 'per round'))
+    for key, values in rates.items():
+        print('%-6s %-16s %12.1f %s' % (key + (statistics.median(values), ' '.join('%.1f' % v for v in values))))
+    for mode in ('train', 'val'):
+        ratio = statistics.median(rates[(mode, 'ours')]) / statistics.median(rates[(mode, 'ImageRecordIter')])
+        print('%s: ours / ImageRecordIter = %.2fx' % (mode, ratio))
+
+
+if __name__ == '__main__':
+    main()
