@@ -1,57 +1,300 @@
-"""Every published parameter-file layout, and one loader for all of them.
+"""Every published parameter-file layout, and one all-or-nothing loader for them.
 
-Layouts (DESIGN.md section 6):
+Layouts (DESIGN.md section 6), detected automatically from the file's keys:
 
-- ``released``: the authors' released checkpoint; Gluon structural keys with
-  block children ``expand``, ``conv1``, ``se``, ``conv2``. The project's own
-  files (``save_parameters``) and GluonCV's MobileNetV3 files use the same keys.
+- ``released``: Gluon structural keys (``features.3.expand.conv.weight``), as
+  in the authors' released checkpoint and in every file this project's
+  networks write with ``save_parameters``.
 - ``authors-code``: what the authors' public model code saves; the depthwise
   unit is ``dw_conv`` and the linear unit ``pw_conv_linear``.
+- ``gluoncv``: GluonCV's MobileNetV3 files (``mobilenetv3_large-eaa44578.params``,
+  ``mobilenetv3_small-10430433.params``). Their keys are the same structural
+  keys as ``released`` (GluonCV's MobileNetV3 has the same children), so the
+  key set alone cannot tell them apart: structural keys loaded into a network
+  with ``asymmrate=0`` (``mobilenetv3_*``) are reported as ``gluoncv``, into
+  any other network as ``released``.
+- ``export``: the ``prefix-0000.params`` files written by
+  :func:`gluon_asymmnet.export` or ``HybridBlock.export``: ``arg:``/``aux:``
+  keys holding the *prefixed* Gluon parameter names
+  (``arg:asymmnet0_conv0_weight``). They are matched to ``net.collect_params()``
+  after removing each side's own network prefix, so a file exported from
+  another instance (``asymmnet3_...``) loads too. The two constants of the
+  export preprocessing wrapper (``preprocess_mean``, ``preprocess_std``) are
+  recognised and skipped: they are not network weights.
+
+Files saved in float16 (or float64) are cast to the network's dtype on load.
+
+The file's structure is parsed here, without MXNet, before anything is loaded:
+``mx.nd.load`` trusts the sizes written in the file, and a damaged header can
+crash the process (a shape of ``ndim = -1`` is a segmentation fault in MXNet
+1.9.1) instead of raising. Only a file that parses completely, whose every key
+and shape fits the network, is handed to MXNet. Parameter files are NDArray
+lists, never Python pickles; this module never unpickles anything (Trainer
+``.states`` files are pickles and are refused).
 """
 import os
+import struct
+from collections import Counter, OrderedDict
 
 import mxnet as mx
+import numpy as np
 
-__all__ = ['CheckpointError', 'LAYOUTS', 'load_checkpoint']
+__all__ = ['CheckpointError', 'LAYOUTS', 'read_index', 'detect_layout', 'load_checkpoint']
 
 
 class CheckpointError(ValueError):
     """A parameter file that cannot be loaded into the given network."""
 
 
-def _rename(pairs):
-    def convert(key):
-        for old, new in pairs:
-            key = key.replace(old, new)
-        return key
-    return convert
+LAYOUTS = OrderedDict([
+    ('released', "Gluon structural keys with block children expand/conv1/se/conv2 "
+                 "(the authors' released checkpoint; save_parameters of this project)"),
+    ('authors-code', "structural keys with dw_conv/pw_conv_linear (the authors' public model code)"),
+    ('gluoncv', "GluonCV's MobileNetV3 files: structural keys, into an asymmrate-0 network"),
+    ('export', "arg:/aux: keys with prefixed parameter names (HybridBlock.export, gluon_asymmnet.export)"),
+])
+
+# Constants of gluon_asymmnet.export's preprocessing wrapper, not network weights.
+PREPROCESS_KEYS = ('preprocess_mean', 'preprocess_std')
+
+_LIST_MAGIC = 0x112
+_ND_V1, _ND_V2, _ND_V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
+_CPU_DEVICE_TYPES = (1, 2, 3, 5)  # cpu, gpu, cpu_pinned, cpu_shared: all load onto the CPU
+_FLOAT_TYPES = {0: np.dtype('float32'), 1: np.dtype('float64'), 2: np.dtype('float16')}
+_OTHER_TYPES = {3: 'uint8', 4: 'int32', 5: 'int8', 6: 'int64', 7: 'bool', 12: 'bfloat16'}
+_STORAGE = {1: 'row_sparse', 2: 'csr'}
+_MAX_NDIM = 32
 
 
-# Layout name -> function mapping a file key to the network's structural key.
-LAYOUTS = {
-    'released': _rename(()),
-    'authors-code': _rename((('.dw_conv.', '.conv1.'), ('.pw_conv_linear.', '.conv2.'))),
-}
+class _Reader:
+    """Bounds-checked reads of a binary file; every failure names the file and the byte offset."""
+
+    def __init__(self, f, size, path):
+        self.f, self.size, self.path = f, size, path
+
+    @property
+    def pos(self):
+        return self.f.tell()
+
+    def left(self):
+        return self.size - self.pos
+
+    def fail(self, what):
+        raise CheckpointError('%s: not a valid MXNet parameter file: %s' % (self.path, what))
+
+    def read(self, n, what):
+        at = self.pos
+        if n > self.left():
+            self.fail('truncated at byte %d: %s needs %d bytes, the file has %d left (file size %d)'
+                      % (at, what, n, self.left(), self.size))
+        return self.f.read(n)
+
+    def unpack(self, fmt, what):
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt), what))
+
+    def skip(self, n, what):
+        if n > self.left():
+            self.fail('truncated at byte %d: %s needs %d bytes, the file has %d left (file size %d)'
+                      % (self.pos, what, n, self.left(), self.size))
+        self.f.seek(n, os.SEEK_CUR)
 
 
-def detect_layout(keys):
-    """Name the layout of a set of file keys."""
+def _describe_start(head):
+    if head.startswith(b'\x80') and len(head) > 1 and head[1] <= 5:
+        return ('it is a Python pickle (a Trainer .states file?); parameter files are NDArray '
+                'lists and pickles are never loaded')
+    if head.startswith(b'PK\x03\x04'):
+        return 'it is a zip archive (unpack the .params file inside it first)'
+    # Ignore a multi-byte character cut at the end of the sample; anything else undecodable is binary.
+    text = head.decode('utf-8', 'ignore')
+    if text and len(text.encode('utf-8')) >= len(head) - 3 and \
+            all(c.isprintable() or c in '\t\r\n' for c in text):
+        return 'it is a text file starting with %r' % text[:40]
+    return 'it starts with bytes %s, not the NDArray-list header 0x112' % head[:8].hex()
+
+
+def read_index(path):
+    """Parse an MXNet NDArray-list file without loading it: names, shapes, dtypes.
+
+    The format (``mx.nd.save``): ``uint64 0x112``, ``uint64 0``, ``uint64 n``,
+    then ``n`` arrays (``uint32`` magic, ``int32`` storage type for V2,
+    ``int32 ndim``, ``int64`` dims, ``int32`` device type and id, ``int32``
+    dtype code, the raw data), then ``uint64 n`` names, each ``uint64``
+    length and UTF-8 bytes. Every size is checked against the file's length.
+
+    Parameters
+    ----------
+    path : str
+        The parameter file.
+
+    Returns
+    -------
+    OrderedDict
+        ``name -> (shape tuple, numpy dtype)`` in file order.
+
+    Raises
+    ------
+    CheckpointError
+        For a missing, empty, truncated, damaged or foreign file, naming the
+        file, the array and the byte offset of the problem.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError('%s: no such parameter file' % path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError('%s: the file is empty (0 bytes), not an MXNet parameter file' % path)
+    with open(path, 'rb') as f:
+        r = _Reader(f, size, path)
+        head = f.read(64)
+        f.seek(0)
+        if len(head) < 8 or struct.unpack('<Q', head[:8])[0] != _LIST_MAGIC:
+            raise CheckpointError('%s: not an MXNet parameter file: %s' % (path, _describe_start(head)))
+        r.unpack('<QQ', 'the file header')
+        count, = r.unpack('<Q', 'the array count')
+        # An array record and its name take at least 36 bytes: refuse absurd counts before looping.
+        if count * 36 > r.left():
+            r.fail('the header announces %d arrays, more than the %d bytes left can hold (truncated or damaged)'
+                   % (count, r.left()))
+        arrays = []
+        for i in range(count):
+            where = 'array #%d (at byte %d)' % (i, r.pos)
+            magic, = r.unpack('<I', where + ' magic')
+            if magic == _ND_V2:
+                stype, = r.unpack('<i', where + ' storage type')
+                if stype != 0:
+                    r.fail('%s has storage type %s; parameters are dense arrays'
+                           % (where, _STORAGE.get(stype, 'code %d' % stype)))
+            elif magic == _ND_V3:
+                r.fail('%s was saved with NumPy semantics (mx.npx.save), which this loader does not read'
+                       % where)
+            elif magic != _ND_V1:
+                r.fail('%s starts with %#x, not an NDArray record (legacy pre-1.0 files are not supported)'
+                       % (where, magic))
+            ndim, = r.unpack('<i', where + ' ndim')
+            if not 1 <= ndim <= _MAX_NDIM:
+                r.fail('%s has %d dimensions' % (where, ndim))
+            shape = r.unpack('<%dq' % ndim, where + ' shape')
+            if any(d < 0 for d in shape):
+                r.fail('%s has a negative dimension in shape %s' % (where, shape))
+            dev_type, _ = r.unpack('<ii', where + ' context')
+            if dev_type not in _CPU_DEVICE_TYPES:
+                r.fail('%s has device type %d' % (where, dev_type))
+            code, = r.unpack('<i', where + ' dtype')
+            if code not in _FLOAT_TYPES:
+                r.fail('%s has dtype %s; parameters are float16, float32 or float64'
+                       % (where, _OTHER_TYPES.get(code, 'code %d' % code)))
+            dtype = _FLOAT_TYPES[code]
+            nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            r.skip(nbytes, '%s data (shape %s, %s)' % (where, shape, dtype.name))
+            arrays.append((tuple(int(d) for d in shape), dtype))
+        nnames, = r.unpack('<Q', 'the name count')
+        if nnames != count:
+            r.fail('it holds %d arrays but %d names (an unnamed list from mx.nd.save?)' % (count, nnames))
+        names = []
+        for i in range(nnames):
+            n, = r.unpack('<Q', 'the length of name #%d' % i)
+            raw = r.read(n, 'name #%d' % i)
+            try:
+                names.append(raw.decode('utf-8'))
+            except UnicodeDecodeError:
+                r.fail('name #%d is not UTF-8 text' % i)
+        if r.left():
+            r.fail('%d unexpected bytes after the end of the data, at byte %d' % (r.left(), r.pos))
+    dup = [k for k, c in Counter(names).items() if c > 1]
+    if dup:
+        raise CheckpointError('%s: not a valid MXNet parameter file: the name %r occurs %d times'
+                              % (path, dup[0], names.count(dup[0])))
+    return OrderedDict(zip(names, arrays))
+
+
+def detect_layout(keys, net=None):
+    """Name the layout of a set of file keys (see the module docstring).
+
+    Parameters
+    ----------
+    keys : iterable of str
+        The file's keys.
+    net : Block, optional
+        The target network: structural keys into an ``asymmrate=0`` network
+        are GluonCV's MobileNetV3 layout.
+
+    Returns
+    -------
+    str
+        A name from :data:`LAYOUTS`.
+    """
+    keys = list(keys)
+    if any(k.startswith(('arg:', 'aux:')) for k in keys):
+        return 'export'
     if any('.dw_conv.' in k or '.pw_conv_linear.' in k for k in keys):
         return 'authors-code'
+    if net is not None and getattr(net, 'asymmrate', None) == 0:
+        return 'gluoncv'
     return 'released'
+
+
+def _structural_map(layout, params):
+    """Network key -> file key for the structural layouts."""
+    if layout == 'authors-code':
+        def to_file(key):
+            return key.replace('.conv1.', '.dw_conv.').replace('.conv2.', '.pw_conv_linear.') \
+                if '.se.' not in key else key
+        return OrderedDict((k, to_file(k)) for k in params)
+    return OrderedDict((k, k) for k in params)
+
+
+def _strip_export(key):
+    return key[4:] if key.startswith(('arg:', 'aux:')) else key
+
+
+def _export_map(index, net):
+    """Network parameter name -> file key for ``arg:``/``aux:`` files, whatever the file's prefix."""
+    named = net.collect_params()
+    own = net.prefix
+    suffixes = OrderedDict((name[len(own):] if name.startswith(own) else name, name) for name in named)
+    weights = [k for k in index if _strip_export(k) not in PREPROCESS_KEYS]
+    # The file's network prefix is the one under which most of its keys are network suffixes.
+    votes = Counter()
+    for key in weights:
+        name = _strip_export(key)
+        for suffix in suffixes:
+            if name.endswith(suffix):
+                votes[name[:len(name) - len(suffix)]] += 1
+    prefix = votes.most_common(1)[0][0] if votes else own
+    by_name = {_strip_export(k): k for k in weights}
+    mapping = OrderedDict()
+    for suffix, name in suffixes.items():
+        kind = 'aux:' if suffix.endswith(('running_mean', 'running_var')) else 'arg:'
+        mapping[name] = by_name.get(prefix + suffix, kind + prefix + suffix)
+    return mapping, [k for k in index if _strip_export(k) in PREPROCESS_KEYS]
+
+
+def _fits(expected, found):
+    """A network shape (0 = not yet known) accepts a file shape."""
+    if not expected:
+        return True
+    return len(expected) == len(found) and all(e in (0, f) for e, f in zip(expected, found))
 
 
 def load_checkpoint(net, path, ctx=None, layout=None):
     """Load a parameter file of any known layout into ``net``, all or nothing.
+
+    Every key and shape is checked before the network is touched; on any
+    problem the network keeps its parameters and :class:`CheckpointError`
+    names the file and the first missing, unexpected or mismatched key (with
+    the expected and found shapes).
 
     Parameters
     ----------
     net : mxnet.gluon.HybridBlock
         The network to fill.
     path : str
-        The parameter file.
+        The parameter file (``.params``; pickled Trainer ``.states`` files
+        are refused, never unpickled).
     ctx : Context or list of Context, optional
-        Where the parameters live (default: CPU).
+        Where the parameters live. Default: where already-initialized
+        parameters are, the CPU for the others.
     layout : str, optional
         Force a layout from :data:`LAYOUTS` instead of detecting it.
 
@@ -59,33 +302,62 @@ def load_checkpoint(net, path, ctx=None, layout=None):
     -------
     str
         The name of the layout used.
+
+    Raises
+    ------
+    CheckpointError
+        The file cannot be loaded into this network.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError('%s: no such parameter file' % path)
+    path = os.fspath(path)
+    if layout is not None and layout not in LAYOUTS:
+        raise CheckpointError('unknown layout %r; known: %s' % (layout, ', '.join(LAYOUTS)))
+    index = read_index(path)
+    if not index:
+        raise CheckpointError('%s: holds no parameters' % path)
+    name = layout or detect_layout(index, net)
+    if name == 'export':
+        params = net.collect_params()
+        mapping, skipped = _export_map(index, net)
+    else:
+        params = net._collect_params_with_prefix()
+        mapping, skipped = _structural_map(name, params), []
+    where = '%s (layout %s)' % (path, name)
+
+    missing, mismatched = [], []
+    for key, file_key in mapping.items():
+        if file_key not in index:
+            alias = '' if file_key == key else ', network parameter %s' % key
+            missing.append('missing parameter %s (shape %s%s)' % (file_key, tuple(params[key].shape), alias))
+        elif not _fits(params[key].shape, index[file_key][0]):
+            mismatched.append('parameter %s has shape %s in the file, the network expects %s'
+                              % (file_key, index[file_key][0], tuple(params[key].shape)))
+    unexpected = ['unexpected parameter %s (shape %s) not in the network' % (k, index[k][0])
+                  for k in sorted(set(index) - set(mapping.values()) - set(skipped))]
+    problems = missing + mismatched + unexpected
+    if problems:
+        more = ''
+        if len(problems) > 1:
+            more = ' (%d problems in all: %d missing, %d mismatched, %d unexpected)' % (
+                len(problems), len(missing), len(mismatched), len(unexpected))
+        raise CheckpointError('%s: %s%s' % (where, problems[0], more))
+
     try:
         loaded = mx.nd.load(path)
     except mx.base.MXNetError as err:
-        raise CheckpointError('%s: not an MXNet parameter file (%s)' % (path, str(err).splitlines()[0]))
-    if not isinstance(loaded, dict) or not loaded:
-        raise CheckpointError('%s: holds no named parameters' % path)
-    name = layout or detect_layout(loaded)
-    if name not in LAYOUTS:
-        raise CheckpointError('unknown layout %r; known: %s' % (name, ', '.join(sorted(LAYOUTS))))
-    convert = LAYOUTS[name]
-    arrays = {convert(k): v for k, v in loaded.items()}
-    params = net._collect_params_with_prefix()
-    for key, param in params.items():
-        if key not in arrays:
-            raise CheckpointError('%s (layout %s): missing parameter %s of shape %s'
-                                  % (path, name, key, param.shape))
-        if param.shape and 0 not in param.shape and tuple(arrays[key].shape) != tuple(param.shape):
-            raise CheckpointError('%s (layout %s): parameter %s has shape %s, the network expects %s'
-                                  % (path, name, key, tuple(arrays[key].shape), tuple(param.shape)))
-    extra = sorted(set(arrays) - set(params))
-    if extra:
-        raise CheckpointError('%s (layout %s): unexpected parameter %s (of %d not in the network)'
-                              % (path, name, extra[0], len(extra)))
-    ctx = ctx or mx.cpu()
-    for key, param in params.items():
-        param._load_init(arrays[key].astype(param.dtype), ctx, cast_dtype=True, dtype_source='current')
+        raise CheckpointError('%s: MXNet could not read the file: %s' % (where, str(err).strip().splitlines()[-1]))
+    if isinstance(ctx, mx.Context):
+        ctx = [ctx]
+    for key, file_key in mapping.items():
+        param = params[key]
+        data = loaded[file_key]
+        if param.dtype is not None and data.dtype != np.dtype(param.dtype):
+            data = data.astype(param.dtype)
+        if param._data is None:
+            param._load_init(data, None if param._deferred_init else (ctx or [mx.cpu()]))
+            if ctx and set(ctx) != set(param.list_ctx()):
+                param.reset_ctx(ctx)
+        else:
+            if ctx and set(ctx) != set(param.list_ctx()):
+                param.reset_ctx(ctx)
+            param.set_data(data)
     return name
