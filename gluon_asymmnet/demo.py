@@ -1,35 +1,112 @@
-"""`make demo`: the model table, then a short CPU training run (replaced by the training demo)."""
-import mxnet as mx
-import numpy as np
-from mxnet import autograd, gluon
+"""``make demo``: the model table, then a real training run on CPU, evaluation, export and plot.
 
-from . import get_model, get_model_list, profile
+1. The four models at width 1.0 (default asymmrate): MACs and parameters at 224x224.
+2. AsymmNet-S x0.5 trains on the bundled handwritten digits (1,438 training
+   and 359 held-out images packed as RecordIO, see
+   :func:`gluon_asymmnet.data.demo_dataset`) with the training library that
+   ``train_imagenet.py`` runs, printing the released log's lines.
+3. The best checkpoint is loaded into a fresh network and evaluated with
+   :func:`gluon_asymmnet.evaluate.evaluate_accuracy` (the function the
+   training's validation used, so the figures agree), exported as MXNet symbol
+   and ONNX, and the validation curve is written as a PNG.
+
+Run ``python -m gluon_asymmnet.demo --help`` for the options.
+"""
+import argparse
+import os
+import time
+
+from . import get_model, get_model_list, load_checkpoint, profile
+from .evaluate import evaluate_accuracy
+from .training import build_data, parse_args, train
+
+__all__ = ['model_table', 'demo_args', 'run_demo', 'main']
+
+# Each demo run gets its own timestamped folder under here.
+DEMO_OUT = os.path.join('runs', 'demo')
+DEMO_EPOCHS = 15
 
 
 def model_table():
-    rows = ['%-18s %5s %4s %14s %12s %12s' % ('model', 'width', 'r', 'MACs', 'params', 'params(paper)')]
+    """The four models at width 1.0 and 224x224: MACs, exact and paper-convention parameters."""
+    rows = ['%-18s %5s %4s %14s %12s %14s' % ('model', 'width', 'r', 'MACs', 'params', 'params(paper)')]
     for name in get_model_list():
-        p = profile(get_model(name))
-        rows.append('%-18s %5.2f %4s %14d %12d %12d' % (
-            name, 1.0, get_model(name).asymmrate, p['macs'], p['params'], p['params_paper']))
+        net = get_model(name)
+        p = profile(net)
+        rows.append('%-18s %5.2f %4d %14d %12d %14d' % (
+            name, net.multiplier, net.asymmrate, p['macs'], p['params'], p['params_paper']))
     return '\n'.join(rows)
 
 
-def main():
-    print(model_table())
-    net = get_model('asymmnet_small', multiplier=0.5, classes=10)
-    net.initialize(mx.init.MSRAPrelu())
+def demo_args(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0):
+    """The ``train_imagenet.py`` arguments of the demo run (tuned on this CPU: top-1 ~0.98 by epoch 10)."""
+    return ['--model', 'asymmnet_small', '--width-scale', '0.5', '--num-epochs', str(epochs),
+            '--batch-size', '64', '--lr', '0.2', '--lr-mode', 'cosine', '--warmup-epochs', str(min(2, epochs - 1)),
+            '--wd', '1e-4', '--no-wd', '--dropout', '0.2', '-j', str(num_workers), '--log-interval', '0',
+            '--save-frequency', '0', '--save-dir', out_dir, '--logging-file', 'train.log']
+
+
+def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symbol', 'onnx')):
+    """Train on the digits, then evaluate, export and plot; print every step.
+
+    Returns
+    -------
+    dict
+        ``result`` (from :func:`gluon_asymmnet.training.train`), ``eval``
+        (:func:`~gluon_asymmnet.evaluate.evaluate_accuracy` of the best
+        checkpoint), ``export`` (paths), ``seconds`` (training time).
+    """
+    opt = parse_args(demo_args(out_dir, epochs, num_workers))
+    print('\nTraining %s x%g on the bundled handwritten digits (CPU, %d epochs):'
+          % (opt.model, opt.width_scale, opt.num_epochs))
+    print('python train_imagenet.py ' + ' '.join(demo_args(out_dir, epochs, num_workers)))
+    tic = time.time()
+    result = train(opt)
+    seconds = time.time() - tic
+
+    net = get_model(opt.model, multiplier=opt.width_scale, asymmrate=opt.asymmrate, classes=opt.classes,
+                    dropout=opt.dropout)
+    load_checkpoint(net, result['best_params'])
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'nag', {'learning_rate': 0.05, 'momentum': 0.9})
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    x = mx.nd.random.uniform(shape=(16, 3, 64, 64))
-    y = mx.nd.array(np.arange(16) % 10)
-    for step in range(10):
-        with autograd.record():
-            loss = loss_fn(net(x), y)
-        loss.backward()
-        trainer.step(16)
-        print('step %d loss %.4f' % (step, loss.mean().asscalar()))
+    val_batches = build_data(opt, train=False)[1]
+    try:
+        ev = evaluate_accuracy(net, val_batches)
+    finally:
+        val_batches.close()
+    logged = next(h for h in result['history'] if h['epoch'] == result['best_epoch'])
+    print('\nBest checkpoint %s (epoch %d) evaluated again with evaluate_accuracy: top1=%f top5=%f on %d '
+          'held-out images (training logged top1=%f top5=%f)'
+          % (result['best_params'], result['best_epoch'], ev['top1'], ev['top5'], ev['num_samples'],
+             logged['top1'], logged['top5']))
+
+    from .export import export
+    prefix = os.path.join(out_dir, 'export', '%s-digits' % opt.model)
+    paths = export(net, prefix, input_size=opt.input_size, formats=formats)
+    print('\nTrained in %.1f s. Written under %s:' % (seconds, os.path.abspath(out_dir)))
+    print('  best checkpoint   %s' % result['best_params'])
+    for kind in sorted(paths):
+        print('  export (%-6s)   %s' % (kind, paths[kind]))
+    print('  curve plot        %s' % result['plot'])
+    print('  training log      %s' % result['log_file'])
+    print('  TensorBoard       %s (tensorboard --logdir %s)' % (out_dir, out_dir))
+    return dict(result=result, eval=ev, export=paths, seconds=seconds)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description='gluon_asymmnet demo: model table, then train/evaluate/export on digits')
+    p.add_argument('--epochs', type=int, default=DEMO_EPOCHS, help='training epochs (default %d)' % DEMO_EPOCHS)
+    p.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
+                   help='data worker processes (default 0)')
+    p.add_argument('--out', default=None,
+                   help='output folder (default %s/<date-time>)' % DEMO_OUT)
+    args = p.parse_args(argv)
+    out = args.out or os.path.join(DEMO_OUT, time.strftime('%Y%m%d-%H%M%S'))
+    print(model_table())
+    run = run_demo(out, args.epochs, args.num_workers)
+    top1 = run['eval']['top1']
+    print('\nHeld-out top-1 %.4f after %d epochs (%.0f s of training): %s'
+          % (top1, args.epochs, run['seconds'], 'the demo target 0.95 is met' if top1 >= 0.95
+             else 'BELOW the demo target 0.95'))
 
 
 if __name__ == '__main__':
