@@ -1,5 +1,10 @@
 """A flat registry of the models, in GluonCV's ``get_model`` manner."""
+import os
+import re
+
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
+from .checkpoint import load_checkpoint
+from .model_store import DEFAULT_ROOT, find_entry, get_model_file
 
 __all__ = ['get_model', 'get_model_list']
 
@@ -10,19 +15,35 @@ _MODELS = {
     'mobilenetv3_small': mobilenetv3_small,
 }
 
+# Network attributes a store entry's constructor arguments are compared with.
+_CONFIG = ('multiplier', 'asymmrate', 'shuffle_groups', 'classes')
+
 
 def get_model_list():
     """Names accepted by :func:`get_model`."""
     return sorted(_MODELS)
 
 
-def get_model(name, **kwargs):
-    """Build a model by name.
+def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
+    """Build a model by name, optionally with published or local weights.
 
     Parameters
     ----------
     name : str
         One of :func:`get_model_list`.
+    pretrained : bool or str
+        ``False``: parameters left uninitialized. ``True``: the store entry
+        for this model and configuration (see
+        :func:`gluon_asymmnet.model_store.pretrained_entries`), downloaded
+        into ``root`` when missing and verified by hash. A string: a
+        parameter file of any layout :func:`gluon_asymmnet.load_checkpoint`
+        reads, or else a prefix (4 to 40 hex digits) of a store entry's hash.
+    ctx : Context or list of Context, optional
+        Where loaded parameters live (default: CPU). Ignored without
+        ``pretrained``.
+    root : str
+        The store folder, ``~/.mxnet/models`` by default; when left at the
+        default and ``MXNET_HOME`` is set, ``$MXNET_HOME/models`` (as GluonCV).
     **kwargs
         Passed to the model's constructor (``multiplier``, ``asymmrate``,
         ``shuffle_groups``, ``classes``, ``dropout``).
@@ -30,8 +51,36 @@ def get_model(name, **kwargs):
     Returns
     -------
     AsymmNet
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or no store entry for this configuration or hash.
+    gluon_asymmnet.CheckpointError
+        The file does not fit the network.
+    gluon_asymmnet.model_store.ModelStoreError
+        The store file is missing and cannot be fetched (offline), or does
+        not have its published hash.
     """
     key = name.lower()
     if key not in _MODELS:
         raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(get_model_list())))
-    return _MODELS[key](**kwargs)
+    net = _MODELS[key](**kwargs)
+    if pretrained is False or pretrained is None:
+        return net
+    config = {k: getattr(net, k) for k in _CONFIG if hasattr(net, k)}
+    if pretrained is True:
+        entry = find_entry(key, config)
+    elif isinstance(pretrained, (str, os.PathLike)):
+        path = os.path.expanduser(os.fspath(pretrained))
+        if os.path.isfile(path):
+            load_checkpoint(net, path, ctx=ctx)
+            return net
+        if not re.fullmatch('[0-9a-fA-F]{4,40}', path):
+            raise ValueError('pretrained=%r: no such parameter file, and not a hash prefix (4 to 40 hex '
+                             'digits) of a store entry' % (pretrained,))
+        entry = find_entry(key, config, tag=path)
+    else:
+        raise ValueError('pretrained must be False, True, a file path or a hash prefix, got %r' % (pretrained,))
+    load_checkpoint(net, get_model_file(entry, root=root), ctx=ctx, layout=entry.layout)
+    return net

@@ -1,0 +1,341 @@
+"""The model store: published weights by name, verified by hash, cached on disk.
+
+In GluonCV's manner: files live in ``root`` (default ``~/.mxnet/models``, or
+``$MXNET_HOME/models`` when ``MXNET_HOME`` is set), are checked against their
+hash every time they are used, and are downloaded when missing or damaged.
+The entries are data, kept beside the models in ``pretrained.json``: name,
+model and constructor arguments, file name, hash, source URL, published
+top-1/top-5.
+
+Downloads are safe to run concurrently (threads or processes): one holds a
+lock file (``<file>.lock``) while it fetches into a temporary file in the same
+folder, verifies the hash and renames it into place atomically, so the final
+name only ever holds a complete, verified file; the others wait for the lock
+and then find the file. A download whose hash does not match is deleted.
+When the source cannot be reached, :class:`ModelStoreError` says where to put
+the file by hand and which hash it must have.
+
+The store only serves ``.params`` files (NDArray lists, parsed without
+pickle). Trainer ``.states`` files are Python pickles, which can run arbitrary
+code when loaded: this library never loads one that came from the store or a
+URL, and :func:`register` refuses entries for them.
+"""
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections import OrderedDict, namedtuple
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import filelock
+import requests
+
+from .checkpoint import LAYOUTS
+
+__all__ = ['DEFAULT_ROOT', 'ModelStoreError', 'StoreEntry', 'resolve_root', 'file_hash',
+           'pretrained_entries', 'pretrained_model_list', 'register', 'unregister', 'find_entry',
+           'get_model_file']
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = os.path.join('~', '.mxnet', 'models')
+HASH_TYPES = ('sha1', 'git-blob')
+_CHUNK = 1 << 20
+
+
+class ModelStoreError(OSError):
+    """A store file that cannot be fetched or does not have its published hash."""
+
+
+class StoreEntry(namedtuple('StoreEntry', 'name model kwargs file_name hash hash_type url archive '
+                                          'layout top1 top5 source')):
+    """One published parameter file (fields as in ``pretrained.json``).
+
+    ``hash_type`` is ``'sha1'`` (of the file) or ``'git-blob'``
+    (``sha1(b"blob <size>\\0" + bytes)``, what ``git hash-object`` prints);
+    ``archive`` is ``None`` or ``'zip'`` (the URL serves a zip that holds
+    ``file_name``).
+    """
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build and validate an entry from a mapping."""
+        d = dict(d)
+        d.setdefault('archive', None)
+        d.setdefault('layout', None)
+        d.setdefault('top1', None)
+        d.setdefault('top5', None)
+        d.setdefault('source', '')
+        d.setdefault('kwargs', {})
+        unknown = set(d) - set(cls._fields)
+        missing = set(cls._fields) - set(d)
+        if unknown or missing:
+            raise ValueError('store entry %r: unknown fields %s, missing fields %s'
+                             % (d.get('name'), sorted(unknown), sorted(missing)))
+        name, file_name = d['name'], d['file_name']
+        if file_name.endswith('.states'):
+            raise ValueError('store entry %r: %s is a Trainer .states file, a Python pickle; '
+                             'the store never serves pickles' % (name, file_name))
+        if not file_name.endswith('.params') or os.path.basename(file_name) != file_name:
+            raise ValueError('store entry %r: file_name must be a plain *.params name, got %r' % (name, file_name))
+        if not re.fullmatch('[0-9a-f]{40}', d['hash']):
+            raise ValueError('store entry %r: hash must be 40 lower-case hex digits, got %r' % (name, d['hash']))
+        if d['hash_type'] not in HASH_TYPES:
+            raise ValueError('store entry %r: hash_type must be one of %s, got %r'
+                             % (name, ', '.join(HASH_TYPES), d['hash_type']))
+        if d['archive'] not in (None, 'zip'):
+            raise ValueError('store entry %r: archive must be null or "zip", got %r' % (name, d['archive']))
+        if d['layout'] is not None and d['layout'] not in LAYOUTS:
+            raise ValueError('store entry %r: unknown layout %r' % (name, d['layout']))
+        d['kwargs'] = dict(d['kwargs'])
+        return cls(**d)
+
+    @property
+    def short_hash(self):
+        return self.hash[:8]
+
+    def describe(self):
+        args = ', '.join('%s=%r' % kv for kv in sorted(self.kwargs.items()))
+        return '%s [%s] %s(%s)' % (self.name, self.short_hash, self.model, args)
+
+
+def _load_entries():
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pretrained.json')) as f:
+        data = json.load(f)
+    return OrderedDict((e['name'], StoreEntry.from_dict(e)) for e in data['entries'])
+
+
+_ENTRIES = _load_entries()
+
+
+def pretrained_entries():
+    """All store entries, in registration order."""
+    return list(_ENTRIES.values())
+
+
+def pretrained_model_list():
+    """Model names with at least one store entry."""
+    return sorted({e.model for e in _ENTRIES.values()})
+
+
+def register(entry, replace=False):
+    """Add a store entry (a :class:`StoreEntry` or a mapping with its fields).
+
+    Parameters
+    ----------
+    entry : StoreEntry or dict
+    replace : bool
+        Allow replacing an entry of the same name.
+
+    Returns
+    -------
+    StoreEntry
+    """
+    entry = entry if isinstance(entry, StoreEntry) else StoreEntry.from_dict(entry)
+    if entry.name in _ENTRIES and not replace:
+        raise ValueError('store entry %r exists; pass replace=True to replace it' % entry.name)
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def unregister(name):
+    """Remove a store entry by name."""
+    if name not in _ENTRIES:
+        raise ValueError('no store entry %r' % name)
+    del _ENTRIES[name]
+
+
+def find_entry(model, config=None, tag=None):
+    """The store entry for a model, its configuration and an optional hash prefix.
+
+    Parameters
+    ----------
+    model : str
+        Model name (``asymmnet_large``...).
+    config : dict, optional
+        The network's configuration (``multiplier``, ``asymmrate``...); every
+        argument the entry was published with must be equal.
+    tag : str, optional
+        A prefix of the entry's hash.
+
+    Returns
+    -------
+    StoreEntry
+    """
+    known = [e for e in _ENTRIES.values() if e.model == model]
+    if not known:
+        raise ValueError('no pretrained weights for %s; models with weights: %s'
+                         % (model, ', '.join(pretrained_model_list())))
+    listing = '; '.join(e.describe() for e in known)
+    found = known
+    if tag is not None:
+        found = [e for e in found if e.hash.startswith(tag.lower())]
+        if not found:
+            raise ValueError('no pretrained weights for %s with a hash starting %r; available: %s'
+                             % (model, tag, listing))
+    if config is not None:
+        found = [e for e in found if all(k in config and config[k] == v for k, v in e.kwargs.items())]
+        if not found:
+            asked = ', '.join('%s=%r' % kv for kv in sorted(config.items()))
+            raise ValueError('no pretrained weights for %s(%s)%s; available: %s'
+                             % (model, asked, ' with hash %r' % tag if tag else '', listing))
+    return found[0]
+
+
+def resolve_root(root=DEFAULT_ROOT):
+    """The store folder: ``$MXNET_HOME/models`` when ``MXNET_HOME`` is set and ``root`` is the default."""
+    if (root is None or root == DEFAULT_ROOT) and os.environ.get('MXNET_HOME'):
+        return os.path.join(os.path.expanduser(os.environ['MXNET_HOME']), 'models')
+    return os.path.expanduser(root or DEFAULT_ROOT)
+
+
+def file_hash(path, hash_type='sha1'):
+    """The hex sha1 of a file (``'sha1'``), or its git blob id (``'git-blob'``)."""
+    if hash_type not in HASH_TYPES:
+        raise ValueError('hash_type must be one of %s, got %r' % (', '.join(HASH_TYPES), hash_type))
+    h = hashlib.sha1()
+    if hash_type == 'git-blob':
+        h.update(b'blob %d\0' % os.path.getsize(path))
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _how_to_check(entry):
+    return 'git hash-object' if entry.hash_type == 'git-blob' else 'sha1sum'
+
+
+def _offline_message(entry, path, reason):
+    unpack = ' (the URL serves a zip archive: unpack %s from it)' % entry.file_name if entry.archive else ''
+    return ('cannot fetch %s for %s from %s: %s. Without network access, download it elsewhere%s and put it '
+            'at %s (the store folder is root=, or $MXNET_HOME/models when MXNET_HOME is set); its %s must be '
+            '%s (check with `%s %s`).'
+            % (entry.file_name, entry.name, entry.url, reason, unpack, path, entry.hash_type, entry.hash,
+               _how_to_check(entry), path))
+
+
+def _fetch(entry, out, path, timeout):
+    """Copy the entry's URL (http, https, file or a plain path) into the open file ``out``."""
+    url = entry.url
+    scheme = urlparse(url).scheme
+    try:
+        if scheme in ('http', 'https'):
+            with requests.get(url, stream=True, timeout=timeout) as resp:
+                resp.raise_for_status()
+                for chunk in resp.iter_content(_CHUNK):
+                    out.write(chunk)
+        else:
+            local = url2pathname(urlparse(url).path) if scheme == 'file' else url
+            with open(local, 'rb') as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+    except (requests.RequestException, OSError) as err:
+        raise ModelStoreError(_offline_message(entry, path, '%s: %s' % (type(err).__name__, err))) from None
+
+
+def _unzip(entry, archive, folder):
+    """Extract ``entry.file_name`` from a downloaded zip into a new temporary file; returns its path."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            member = next((n for n in names if os.path.basename(n) == entry.file_name), None)
+            if member is None:
+                raise ModelStoreError('%s: the zip archive from %s holds %s, not %s'
+                                      % (entry.name, entry.url, ', '.join(names) or 'nothing', entry.file_name))
+            fd, part = tempfile.mkstemp(prefix=entry.file_name + '.part-', dir=folder)
+            with zf.open(member) as src, os.fdopen(fd, 'wb') as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+            return part
+    except zipfile.BadZipFile:
+        raise ModelStoreError('%s: %s did not serve a zip archive' % (entry.name, entry.url)) from None
+
+
+def _download(entry, path, timeout):
+    folder = os.path.dirname(path)
+    parts = []
+    try:
+        fd, part = tempfile.mkstemp(prefix=entry.file_name + '.part-', dir=folder)
+        parts.append(part)
+        with os.fdopen(fd, 'wb') as out:
+            _fetch(entry, out, path, timeout)
+            out.flush()
+            os.fsync(out.fileno())
+        if entry.archive == 'zip':
+            part = _unzip(entry, part, folder)
+            parts.append(part)
+        found = file_hash(part, entry.hash_type)
+        if found != entry.hash:
+            raise ModelStoreError('%s: the file downloaded from %s has %s %s, expected %s; it was deleted, '
+                                  'not stored as %s' % (entry.name, entry.url, entry.hash_type, found,
+                                                        entry.hash, path))
+        os.replace(part, path)
+        log.info('stored %s (%s %s) at %s', entry.name, entry.hash_type, entry.hash, path)
+    finally:
+        for p in parts:
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
+    """The path of a store entry's verified file, downloading it when missing or damaged.
+
+    Parameters
+    ----------
+    entry : StoreEntry or str
+        An entry or an entry name (see :func:`pretrained_entries`).
+    root : str
+        The store folder (default ``~/.mxnet/models``; ``$MXNET_HOME/models``
+        when ``MXNET_HOME`` is set and ``root`` is left at the default).
+    timeout : float
+        Seconds to wait for the server to answer or send more data.
+    lock_timeout : float
+        Seconds to wait for another process's download of the same file.
+
+    Returns
+    -------
+    str
+        The path of a file whose hash is the entry's.
+
+    Raises
+    ------
+    ModelStoreError
+        The file is missing or damaged and cannot be fetched (the message
+        says where to put it and which hash it must have), or the download
+        does not have the published hash.
+    """
+    if not isinstance(entry, StoreEntry):
+        if entry not in _ENTRIES:
+            raise ValueError('no store entry %r; entries: %s' % (entry, ', '.join(_ENTRIES)))
+        entry = _ENTRIES[entry]
+    folder = resolve_root(root)
+    path = os.path.join(folder, entry.file_name)
+    # Files only appear under their final name by atomic rename, so a hit needs no lock.
+    if os.path.isfile(path) and file_hash(path, entry.hash_type) == entry.hash:
+        return path
+    os.makedirs(folder, exist_ok=True)
+    lock = filelock.FileLock(path + '.lock', timeout=lock_timeout)
+    try:
+        with lock:
+            stale = None
+            if os.path.isfile(path):
+                stale = file_hash(path, entry.hash_type)
+                if stale == entry.hash:
+                    return path
+                log.warning('%s has %s %s, expected %s (%s); fetching it again from %s',
+                            path, entry.hash_type, stale, entry.hash, entry.name, entry.url)
+            try:
+                _download(entry, path, timeout)
+            except ModelStoreError as err:
+                if stale is None:
+                    raise
+                raise ModelStoreError('%s The file now at %s has %s %s and is not used.'
+                                      % (err, path, entry.hash_type, stale)) from None
+    except filelock.Timeout:
+        raise ModelStoreError('waited %gs for %s, held by another download of %s; if no download is '
+                              'running, delete the lock file' % (lock_timeout, lock.lock_file, entry.name)) from None
+    return path
