@@ -2,8 +2,10 @@
 from .asymmnet import AsymmNet, asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .block import AsymmBottleneck
 from .checkpoint import CheckpointError, load_checkpoint
+from .export import export
 from .data import DataError, demo_dataset, folder_batches, get_data_loaders
 from .features import FeatureExtractor, get_feature_extractor
+from .model_store import ModelStoreError, get_model_file, pretrained_entries
 from .model_zoo import get_model, get_model_list
 from .profiler import profile
 
