@@ -26,7 +26,7 @@ import numpy as np
 from .data.errors import DataError
 from .data.sources import list_image_folder
 
-__all__ = ['pack_folder', 'pack_arrays', 'encode_image', 'main']
+__all__ = ['pack_folder', 'pack_arrays', 'encode_image', 'read_classes', 'main']
 
 _JPEG_SOI = b'\xff\xd8'
 
@@ -137,14 +137,26 @@ def _progress(total, desc):
     return tqdm(total=total, desc=desc, unit='img', disable=not sys.stderr.isatty())
 
 
+def read_classes(path):
+    """Class names by label from a ``classes.txt`` file (one name a line)."""
+    try:
+        with open(path) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except OSError as e:
+        raise DataError('class list %s cannot be read: %s' % (path, e.strerror or e)) from None
+    if not names:
+        raise DataError('class list %s names no classes' % path)
+    return names
+
+
 def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_through=True,
-                progress=True):
+                progress=True, classes=None):
     """Pack ``root/<class>/*.{jpg,jpeg,png,JPEG,bmp}`` into ``prefix.rec`` + ``prefix.idx``.
 
-    Classes are the sorted subfolders, label = position; records follow class
-    then file name order, with keys 0..N-1. ``prefix.classes.txt`` lists the
-    class folder names by label. Files that cannot be read or decoded are left
-    out with a warning naming them.
+    Classes are the sorted subfolders, label = position (or as ``classes``
+    says); records follow class then file name order, with keys 0..N-1.
+    ``prefix.classes.txt`` lists the class names by label. Files that cannot be
+    read or decoded are left out with a warning naming them.
 
     Parameters
     ----------
@@ -163,6 +175,10 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
         Store JPEG files that need no resizing byte for byte.
     progress : bool
         Show a progress bar (on interactive terminals only).
+    classes : sequence of str or str, optional
+        The class names by label (or the path of a ``classes.txt``), e.g. the
+        training set's, when ``root`` holds only some of the classes: labels
+        then agree with the training file's.
 
     Returns
     -------
@@ -174,7 +190,10 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
         raise ValueError('resize must be a positive number of pixels, got %r' % (resize,))
     if not 1 <= int(quality) <= 100:
         raise ValueError('quality must be in 1..100, got %r' % (quality,))
-    paths, labels, classes = list_image_folder(root)
+    if isinstance(classes, str):
+        classes = read_classes(classes)
+    paths, labels, names = list_image_folder(root, classes)
+    classes = list(classes) if classes is not None else names
     num_workers = os.cpu_count() if num_workers is None else int(num_workers)
     jobs = [(p, resize, quality, pass_through) for p in paths]
     writer = _Writer(prefix)
@@ -270,12 +289,15 @@ def main(argv=None):
     parser.add_argument('-j', '--num-workers', type=int, default=None, help='processes (default: all CPUs)')
     parser.add_argument('--no-pass-through', action='store_true',
                         help='re-encode JPEG files even when they need no resizing')
+    parser.add_argument('--classes', default=None,
+                        help='classes.txt giving the labels (e.g. the training pack\'s), '
+                             'for a folder that holds only some of the classes')
     args = parser.parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             out = pack_folder(args.root, args.prefix, args.resize, args.quality, args.num_workers,
-                              pass_through=not args.no_pass_through)
+                              pass_through=not args.no_pass_through, classes=args.classes)
     except (DataError, ValueError) as e:
         print('error: %s' % e, file=sys.stderr)
         return 2

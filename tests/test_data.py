@@ -148,6 +148,19 @@ def test_pack_cli(image_folder, tmp_path, capsys):
     assert missing in capsys.readouterr().err
 
 
+def test_pack_subset_keeps_training_labels(image_folder, packed, tmp_path):
+    import shutil
+    for c in ('class1', 'class2'):
+        shutil.copytree(os.path.join(image_folder, 'val', c), str(tmp_path / 'subset' / c))
+    assert pack_main([str(tmp_path / 'subset'), str(tmp_path / 'sub'), '--classes',
+                      packed['train']['classes_file'], '-j', '1']) == 0
+    labels = [int(h.label) for h, _ in records(str(tmp_path / 'sub.rec'), str(tmp_path / 'sub.idx'))]
+    assert labels == [1] * 4 + [2] * 4  # not 0 and 1: the training file's labels
+    (tmp_path / 'subset' / 'extra').mkdir()
+    with pytest.raises(DataError, match='extra'):
+        pack_folder(str(tmp_path / 'subset'), str(tmp_path / 'sub2'), classes=['class1', 'class2'])
+
+
 def test_pack_leaves_out_undecodable_files(tmp_path):
     for c in ('a', 'b'):
         (tmp_path / 'src' / c).mkdir(parents=True)
@@ -279,7 +292,7 @@ def test_train_deterministic_per_seed_epoch_and_workers(id_records):
     kw = dict(rec_train=rec, rec_train_idx=idx, val=False, batch_size=8, input_size=SIZE, seed=11)
     inline, _ = get_data_loaders(num_workers=0, **kw)
     pooled, _ = get_data_loaders(num_workers=2, **kw)
-    threads, _ = get_data_loaders(num_workers=2, thread_pool=True, **kw)
+    threads, _ = get_data_loaders(num_workers=2, thread_pool=True, chunk_size=3, **kw)
     try:
         run0 = [(x.asnumpy(), y.asnumpy()) for x, y in inline]
         assert inline.epoch == 1  # a complete pass moves on to the next epoch
@@ -383,7 +396,7 @@ def test_corrupt_record_skipped_counted_and_batch_kept_full(tmp_path):
             payload = cv2.imencode('.jpg', smooth_image(k, 20, 20))[1].tobytes()
         w.write_idx(k, mx.recordio.pack(mx.recordio.IRHeader(0, float(k), k, 0), payload))
     w.close()
-    train, val = get_data_loaders(rec, idx, rec, idx, batch_size=4, num_workers=2, input_size=8)
+    train, val = get_data_loaders(rec, idx, rec, idx, batch_size=4, num_workers=2, input_size=8, chunk_size=3)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')

@@ -123,7 +123,7 @@ def demo_dataset(root=None):
         ``input_size`` (32, the size the demo trains at), ``root``, ``packed``
         (whether this call had to pack the files), and
         ``augment``: keyword arguments for :func:`get_data_loaders` that suit
-        digits (no mirroring; crops of at least a quarter of the image).
+        digits (no mirroring; crops of at least half the image).
     """
     root = os.path.abspath(root or _default_root())
     try:
@@ -140,4 +140,4 @@ def demo_dataset(root=None):
                 rec_val=path('digits_val.rec'), rec_val_idx=path('digits_val.idx'),
                 classes=list(manifest['classes']), num_train=manifest['num_train'],
                 num_val=manifest['num_val'], input_size=DIGITS_IMAGE_SIZE, root=root, packed=packed,
-                augment=dict(mirror=False, crop_area=(0.25, 1.0)))
+                augment=dict(mirror=False, crop_area=(0.5, 1.0)))

@@ -153,11 +153,26 @@ class ImageBatches(object):
         The epoch the next pass runs.
     class_names : list of str or None
         Folder names of the classes by label, when the source records them.
+
+    Parameters
+    ----------
+    source : RecordSource or FolderSource
+        Where the images come from.
+    train : bool
+        Training (shuffled, augmented, full batches) or validation batches.
+    augment : dict, optional
+        Keyword arguments of :func:`~gluon_asymmnet.data.transforms.train_image`.
+    chunk_size : int
+        Workers decode at most this many images per task: a big batch is
+        spread over several workers and joined, and the shared memory held by
+        prefetching (2 x ``num_workers`` tasks) stays bounded.
+
+    The other parameters are those of :func:`get_data_loaders`.
     """
 
     def __init__(self, source, train, batch_size=32, input_size=224, crop_ratio=0.875,
                  num_parts=1, part_index=0, seed=0, mean=MEAN_RGB, std=STD_RGB, dtype='float32',
-                 num_workers=0, last_batch='rollover', augment=None, thread_pool=False):
+                 num_workers=0, last_batch='rollover', augment=None, thread_pool=False, chunk_size=64):
         n = len(source)
         if n < num_parts:
             raise DataError('%s holds %d images, fewer than num_parts=%d shards'
@@ -168,6 +183,7 @@ class ImageBatches(object):
         self.input_size = int(input_size)
         self.num_parts, self.part_index = int(num_parts), int(part_index)
         self.seed = int(seed)
+        self.chunk_size = max(1, min(int(chunk_size), self.batch_size))
         self.last_batch = last_batch
         self.skipped = 0
         self.epoch = 0
@@ -276,17 +292,39 @@ class ImageBatches(object):
         self._active = self._train_pass() if self.train else self._val_pass()
         return self._active
 
-    def _run(self, tasks):
-        self._tasks.tasks = tasks
-        for data, label, bad in self._loader:
-            self._note_bad(bad)
-            yield data, label, len(bad)
+    def _run(self, batches):
+        """Decode batches given as lists of chunks ``(positions, epochs)``.
+
+        Chunks go to the workers one by one; yields per batch ``(data, label, missing)``
+        with the chunks' good samples joined (data None when there are none).
+        """
+        self._tasks.tasks = [chunk for chunks in batches for chunk in chunks]
+        results = iter(self._loader)
+        for chunks in batches:
+            parts = []
+            missing = 0
+            for _ in chunks:
+                data, label, bad = next(results)
+                self._note_bad(bad)
+                missing += len(bad)
+                if data is not None:
+                    parts.append((data, label))
+            if len(parts) > 1:
+                # On MXNet's engine threads, so the copy overlaps the next batch's wait.
+                parts = [(mx.nd.concat(*[d for d, _ in parts], dim=0),
+                          mx.nd.concat(*[l for _, l in parts], dim=0))]
+            data, label = parts[0] if parts else (None, None)
+            yield data, label, missing
+
+    def _chunks(self, positions, epochs):
+        c = self.chunk_size
+        return [(positions[i:i + c], epochs[i:i + c]) for i in range(0, len(positions), c)]
 
     def _val_pass(self):
         B = self.batch_size
-        tasks = [(self._positions[i:i + B], np.zeros(len(self._positions[i:i + B]), dtype=np.int64))
-                 for i in range(0, self.num_samples, B)]
-        for data, label, _ in self._run(tasks):
+        batches = [self._chunks(self._positions[i:i + B], np.zeros(len(self._positions[i:i + B]), np.int64))
+                   for i in range(0, self.num_samples, B)]
+        for data, label, _ in self._run(batches):
             if data is not None:
                 yield data, label
 
@@ -294,9 +332,9 @@ class ImageBatches(object):
         epoch = self.epoch
         start, count = self._window(epoch)
         B = self.batch_size
-        tasks = [self._stream(start + i * B, start + (i + 1) * B) for i in range(count)]
+        batches = [self._chunks(*self._stream(start + i * B, start + (i + 1) * B)) for i in range(count)]
         spare = start + count * B
-        for data, label, missing in self._run(tasks):
+        for data, label, missing in self._run(batches):
             if missing:
                 data, label, spare = self._complete(data, label, missing, spare, start)
             yield data, label
@@ -371,7 +409,7 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
                      num_parts=1, part_index=0, seed=0, train=True, val=True,
                      mean=MEAN_RGB, std=STD_RGB, dtype='float32', last_batch='rollover',
                      crop_area=(0.08, 1.0), aspect_ratio=(3. / 4., 4. / 3.), mirror=True,
-                     jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True):
+                     jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True, chunk_size=64):
     """Train and validation batches with GluonCV's ImageNet preprocessing.
 
     Parameters
@@ -411,6 +449,9 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
     shard_val : bool
         Whether validation reads only shard ``part_index`` too (False: every
         worker validates on all of the data).
+    chunk_size : int
+        Most images one worker decodes per task (see :class:`ImageBatches`);
+        batches do not depend on it.
 
     Returns
     -------
@@ -454,7 +495,7 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
             val_src.class_names = _record_classes(rec_val)
     common = dict(batch_size=batch_size, input_size=input_size, crop_ratio=crop_ratio,
                   num_parts=num_parts, part_index=part_index, seed=seed, mean=mean, std=std,
-                  dtype=dtype, num_workers=num_workers, thread_pool=thread_pool)
+                  dtype=dtype, num_workers=num_workers, thread_pool=thread_pool, chunk_size=chunk_size)
     augment = dict(area=tuple(crop_area), ratio=tuple(aspect_ratio), mirror=mirror,
                    jitter=jitter, lighting=lighting)
     train_batches = ImageBatches(train_src, True, last_batch=last_batch, augment=augment,
