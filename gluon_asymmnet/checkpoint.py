@@ -323,22 +323,25 @@ def load_checkpoint(net, path, ctx=None, layout=None):
         mapping, skipped = _structural_map(name, params), []
     where = '%s (layout %s)' % (path, name)
 
-    missing, mismatched = [], []
+    problems, counts = [], Counter()
     for key, file_key in mapping.items():
+        alias = '' if file_key == key else ', network parameter %s' % key
+        expected = tuple(params[key].shape)
         if file_key not in index:
-            alias = '' if file_key == key else ', network parameter %s' % key
-            missing.append('missing parameter %s (shape %s%s)' % (file_key, tuple(params[key].shape), alias))
-        elif not _fits(params[key].shape, index[file_key][0]):
-            mismatched.append('parameter %s has shape %s in the file, the network expects %s'
-                              % (file_key, index[file_key][0], tuple(params[key].shape)))
-    unexpected = ['unexpected parameter %s (shape %s) not in the network' % (k, index[k][0])
-                  for k in sorted(set(index) - set(mapping.values()) - set(skipped))]
-    problems = missing + mismatched + unexpected
+            counts['missing'] += 1
+            problems.append('missing parameter %s (shape %s%s)' % (file_key, expected, alias))
+        elif not _fits(expected, index[file_key][0]):
+            counts['mismatched'] += 1
+            problems.append('parameter %s has shape %s in the file, the network expects %s%s'
+                            % (file_key, index[file_key][0], expected, alias))
+    for k in sorted(set(index) - set(mapping.values()) - set(skipped)):
+        counts['unexpected'] += 1
+        problems.append('unexpected parameter %s (shape %s) not in the network' % (k, index[k][0]))
     if problems:
         more = ''
         if len(problems) > 1:
             more = ' (%d problems in all: %d missing, %d mismatched, %d unexpected)' % (
-                len(problems), len(missing), len(mismatched), len(unexpected))
+                len(problems), counts['missing'], counts['mismatched'], counts['unexpected'])
         raise CheckpointError('%s: %s%s' % (where, problems[0], more))
 
     try:
