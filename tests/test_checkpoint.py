@@ -83,6 +83,16 @@ def test_writer_matches_mxnet(tmp_path):
     assert open(path, 'rb').read() == ndfile([record((3, 4), 0, a.tobytes()), record((5,), 2, b.tobytes())], ['a', 'b'])
 
 
+def test_v1_records_are_read_like_mxnet(tmp_path):
+    """Files from MXNet releases before storage types (NDArray V1 records) still parse."""
+    path = str(tmp_path / 'v1.params')
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with open(path, 'wb') as f:
+        f.write(ndfile([record((2, 3), 0, a.tobytes(), magic=V1)], ['w']))
+    assert read_index(path) == {'w': ((2, 3), np.dtype('float32'))}
+    assert np.array_equal(mx.nd.load(path)['w'].asnumpy(), a)
+
+
 def test_read_index_agrees_with_mx_load(source):
     _, path, _ = source
     loaded = mx.nd.load(path)
