@@ -207,6 +207,9 @@ def file_hash(path, hash_type='sha1'):
     return h.hexdigest()
 
 
+_HASH_NAMES = {'sha1': 'sha1', 'git-blob': 'git blob id'}
+
+
 def _how_to_check(entry):
     return 'git hash-object' if entry.hash_type == 'git-blob' else 'sha1sum'
 
@@ -216,8 +219,8 @@ def _offline_message(entry, path, reason):
     return ('cannot fetch %s for %s from %s: %s. Without network access, download it elsewhere%s and put it '
             'at %s (the store folder is root=, or $MXNET_HOME/models when MXNET_HOME is set); its %s must be '
             '%s (check with `%s %s`).'
-            % (entry.file_name, entry.name, entry.url, reason, unpack, path, entry.hash_type, entry.hash,
-               _how_to_check(entry), path))
+            % (entry.file_name, entry.name, entry.url, reason, unpack, path, _HASH_NAMES[entry.hash_type],
+               entry.hash, _how_to_check(entry), path))
 
 
 def _fetch(entry, out, path, timeout):
@@ -271,7 +274,7 @@ def _download(entry, path, timeout):
         found = file_hash(part, entry.hash_type)
         if found != entry.hash:
             raise ModelStoreError('%s: the file downloaded from %s has %s %s, expected %s; it was deleted, '
-                                  'not stored as %s' % (entry.name, entry.url, entry.hash_type, found,
+                                  'not stored as %s' % (entry.name, entry.url, _HASH_NAMES[entry.hash_type], found,
                                                         entry.hash, path))
         os.replace(part, path)
         log.info('stored %s (%s %s) at %s', entry.name, entry.hash_type, entry.hash, path)
@@ -334,7 +337,7 @@ def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
                 if stale is None:
                     raise
                 raise ModelStoreError('%s The file now at %s has %s %s and is not used.'
-                                      % (err, path, entry.hash_type, stale)) from None
+                                      % (err, path, _HASH_NAMES[entry.hash_type], stale)) from None
     except filelock.Timeout:
         raise ModelStoreError('waited %gs for %s, held by another download of %s; if no download is '
                               'running, delete the lock file' % (lock_timeout, lock.lock_file, entry.name)) from None

@@ -214,8 +214,8 @@ def test_gluoncv_mobilenetv3_file_gives_gluoncv_outputs(tmp_path, size):
 def test_forced_layout(source, tmp_path):
     _, path, _ = source
     net = ga.get_model('asymmnet_small', **SMALL)
-    with pytest.raises(ga.CheckpointError, match=r'missing parameter features\.3\.dw_conv\.conv\.weight \(shape \(8, 1, 3, 3\), '
-                       r'network parameter features\.3\.conv1\.conv\.weight\)'):
+    with pytest.raises(ga.CheckpointError, match=r'missing parameter features\.3\.dw_conv\.conv\.weight '
+                       r'\(shape \(8, 1, 3, 3\), network parameter features\.3\.conv1\.conv\.weight\)'):
         ga.load_checkpoint(net, path, layout='authors-code')
     with pytest.raises(ga.CheckpointError, match=r"unknown layout 'nonsense'; known: released, authors-code"):
         ga.load_checkpoint(net, path, layout='nonsense')

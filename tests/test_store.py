@@ -248,7 +248,7 @@ def test_released_checkpoint_offline_message(tmp_path, monkeypatch):
     message = str(err.value)
     where = os.path.join(str(tmp_path / 'home'), 'models', '0.7542-imagenet-modifiedv3-358-best.params')
     assert "put it at %s" % where in message
-    assert 'git-blob must be a2ee7b4f3161cd32595a67c9ec9c64764b914f00' in message
+    assert 'git blob id must be a2ee7b4f3161cd32595a67c9ec9c64764b914f00' in message
     assert 'git hash-object' in message
 
 

@@ -234,7 +234,10 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
 
 def main(argv=None):
     """``python -m gluon_asymmnet.export``: export any model + checkpoint, then verify every format."""
-    parser = argparse.ArgumentParser(prog='python -m gluon_asymmnet.export', description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog='python -m gluon_asymmnet.export',
+        description='Export a model and its parameter file as MXNet symbol JSON + params and/or ONNX, then '
+                    'compare every format with the Gluon network (exit status 1 when an error is too large).')
     parser.add_argument('--model', required=True, choices=get_model_list())
     parser.add_argument('--multiplier', type=float, default=1.0, help='width multiplier')
     parser.add_argument('--asymmrate', type=int, help='feature-reuse rate (asymmnet_* only)')
