@@ -1,0 +1,101 @@
+"""The learning-rate schedule train_imagenet.py builds, against the released run's printed rates."""
+import csv
+import math
+import os
+
+import pytest
+
+from gluon_asymmnet.training import ConfigError, build_lr_scheduler, parse_args, reference_curve
+from gluon_asymmnet.training.schedule import batches_in_epoch, global_batch_size, updates_before_epoch
+
+from conftest import REFERENCE
+
+IMAGENET = 1281167
+REC = ['--rec-train', 'train.rec', '--rec-train-idx', 'train.idx', '--rec-val', 'val.rec', '--rec-val-idx', 'val.idx']
+# DESIGN.md section 5: the released run's recipe, as train_imagenet.py flags.
+RELEASED = REC + ['--model', 'asymmnet_large', '--width-scale', '1.0', '--asymmrate', '1', '--dropout', '0.2',
+                  '--num-gpus', '8', '--batch-size', '256', '--num-epochs', '360', '--lr', '2.6',
+                  '--lr-mode', 'cosine', '--warmup-epochs', '5', '--wd', '3e-5', '--no-wd', '--label-smoothing']
+
+
+def test_released_schedule_reproduces_every_printed_rate():
+    opt = parse_args(RELEASED)
+    assert global_batch_size(opt) == 2048
+    schedule = build_lr_scheduler(opt, IMAGENET)
+    curve = reference_curve()
+    assert curve['epoch'] == list(range(360))
+    worst = 0.0
+    for epoch, printed in zip(curve['epoch'], curve['lr_at_batch_599']):
+        # The rate printed after the 600th update of epoch e (DESIGN.md section 5).
+        u = math.ceil(epoch * IMAGENET / 2048) + 600
+        assert u == updates_before_epoch(epoch, IMAGENET, 2048) + 600
+        worst = max(worst, abs(schedule(u) - printed))
+    assert worst < 1e-6, worst
+    # Warm-up from 0 to 2.6 over 5 * 625 updates, then cosine to 0.
+    assert schedule(0) == 0 and schedule(5 * 625) == pytest.approx(2.6)
+    assert schedule(360 * 625) == pytest.approx(0, abs=1e-9)
+
+
+def test_packaged_curve_is_the_reference_file():
+    path = os.path.join(REFERENCE, 'authors_L1.0_training_curve.csv')
+    if not os.path.isfile(path):
+        pytest.skip('reference folder not present')
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    curve = reference_curve()
+    assert [float(r['lr_at_batch_599']) for r in rows] == curve['lr_at_batch_599']
+    assert [float(r['val_top1']) for r in rows] == curve['val_top1']
+
+
+def test_round_batch_epochs_alternate_625_and_626():
+    counts = [batches_in_epoch(e, IMAGENET, 2048) for e in range(360)]
+    assert set(counts) == {625, 626}
+    assert sum(counts) == updates_before_epoch(360, IMAGENET, 2048) == math.ceil(360 * IMAGENET / 2048)
+
+
+def test_step_schedule_decays_at_epochs_counted_from_the_start():
+    opt = parse_args(REC + ['--batch-size', '10', '--num-epochs', '6', '--lr', '0.4', '--lr-mode', 'step',
+                            '--lr-decay-epoch', '3,5', '--lr-decay', '0.5', '--warmup-epochs', '1'])
+    s = build_lr_scheduler(opt, 100)   # 10 iterations per epoch
+    assert s(4.5) == pytest.approx(0.2)    # half-way through warm-up (GluonCV spans niters - 1)
+    assert s(15) == pytest.approx(0.4)
+    assert s(29) == pytest.approx(0.4) and s(30) == pytest.approx(0.2)    # epoch 3
+    assert s(49) == pytest.approx(0.2) and s(50) == pytest.approx(0.1)    # epoch 5
+    period = parse_args(REC + ['--batch-size', '10', '--num-epochs', '6', '--lr-mode', 'step',
+                               '--lr-decay-period', '2'])
+    p = build_lr_scheduler(period, 100)
+    assert [round(p(u), 6) for u in (19, 20, 40)] == [0.1, 0.01, 0.001]
+
+
+@pytest.mark.parametrize('mode, half', [('linear', 0.5), ('poly', 0.25), ('cosine', 0.5)])
+def test_modes_without_warmup(mode, half):
+    opt = parse_args(REC + ['--batch-size', '10', '--num-epochs', '2', '--lr', '1', '--lr-mode', mode])
+    s = build_lr_scheduler(opt, 105)   # 10 iterations per epoch, 20 in all
+    assert s(0) == pytest.approx(1.0)
+    assert s(9.5) == pytest.approx(half, abs=1e-9)      # GluonCV spans niters - 1 = 19 updates
+    assert s(19) == pytest.approx(0, abs=1e-12) and s(25) == pytest.approx(0, abs=1e-12)
+
+
+def test_distributed_schedule_counts_the_global_batch():
+    opt = parse_args(REC + ['--batch-size', '256', '--num-epochs', '10', '--lr-mode', 'cosine'])
+    assert build_lr_scheduler(opt, IMAGENET, num_workers=8).schedulers[1].niters == 10 * 625
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--dtype', 'float16'], '--dtype float16 needs GPUs'),
+    (['--num-epochs', '5', '--warmup-epochs', '5'], '--warmup-epochs 5 leaves no epoch'),
+    (['--rec-train', 'a.rec'], 'missing --rec-train-idx, --rec-val, --rec-val-idx'),
+    (REC + ['--data-dir', 'x'], 'either the RecordIO flags or --data-dir'),
+    (['--dataset', 'imagenet'], '--dataset imagenet needs data'),
+    (['--lr-decay-epoch', '3,x'], '--lr-decay-epoch must be comma-separated integers'),
+    (['--resume', '--resume-epoch', '2', '--num-epochs', '4'], '--resume replaces'),
+    (['--teacher-params', 't.params'], 'without --teacher'),
+])
+def test_bad_option_combinations_are_named(args, message):
+    with pytest.raises(ConfigError, match=message.replace('.', r'\.')):
+        parse_args(args)
+
+
+def test_too_few_images_for_one_batch():
+    with pytest.raises(ConfigError, match='50 training images are fewer than one global batch of 64'):
+        build_lr_scheduler(parse_args(REC + ['--batch-size', '64']), 50)
