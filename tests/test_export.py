@@ -42,7 +42,8 @@ def randomized(name, kwargs, seed=0):
 
 
 def normalise(images):
-    return (images.transpose(0, 3, 1, 2) - np.reshape(MEAN_RGB, (1, 3, 1, 1))) / np.reshape(STD_RGB, (1, 3, 1, 1))
+    mean, std = np.float32(MEAN_RGB).reshape(1, 3, 1, 1), np.float32(STD_RGB).reshape(1, 3, 1, 1)
+    return (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
 
 
 @pytest.fixture(scope='module', params=CASES, ids=['%s-%s' % (m, 'uint8' if p else 'float') for m, p in CASES])

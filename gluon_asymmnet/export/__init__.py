@@ -177,6 +177,13 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     return files
 
 
+def _normalise(images):
+    """NumPy's float32 twin of :class:`Preprocess` (same operations, same rounding)."""
+    mean = np.array(MEAN_RGB, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(STD_RGB, np.float32).reshape(1, 3, 1, 1)
+    return (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
+
+
 def _rel_err(found, expected):
     return float(np.abs(found - expected).max() / max(np.abs(expected).max(), 1e-30))
 
@@ -184,8 +191,8 @@ def _rel_err(found, expected):
 def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0):
     """Largest relative error of each exported file against the Gluon network on random input.
 
-    The reference normalises uint8 images with NumPy (for ``preprocess``), so
-    the check covers the exported preprocessing too.
+    The reference normalises uint8 images with NumPy in float32 (for
+    ``preprocess``), so the check covers the exported preprocessing too.
 
     Parameters
     ----------
@@ -222,8 +229,7 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     for batch in batch_sizes:
         if preprocess:
             x = rng.randint(0, 256, (batch, height, width, 3)).astype(np.uint8)
-            normalised = (x.transpose(0, 3, 1, 2) - np.array(MEAN_RGB).reshape(1, 3, 1, 1)) \
-                / np.array(STD_RGB).reshape(1, 3, 1, 1)
+            normalised = _normalise(x)
         else:
             x = normalised = rng.standard_normal((batch, 3, height, width)).astype(np.float32)
         expected = net(mx.nd.array(normalised, ctx=ctx)).asnumpy()
