@@ -1,0 +1,578 @@
+"""CPU inference backends for the models, and a side-by-side benchmark of them.
+
+Backends (:data:`BACKENDS`):
+
+- ``mxnet``: the Gluon network as a hybridized static graph
+  (``static_alloc``, ``static_shape``), exactly as trained.
+- ``mxnet-fused``: an inference graph rewritten for oneDNN (see
+  :func:`inference_symbol`), then ``optimize_for(backend='MKLDNN')``:
+  convolution + BatchNorm (+ residual add) + ReLU fused into one oneDNN
+  primitive.
+- ``onnxruntime``: the ONNX file of :func:`gluon_asymmnet.export.export` in
+  onnxruntime (CPU execution provider, all graph optimizations, one thread per
+  physical core).
+- ``mxnet-int8``: oneDNN INT8 through ``mxnet.contrib.quantization``,
+  calibrated on real images, built on the ``mxnet-fused`` graph.
+- ``onnxruntime-int8``: onnxruntime static quantization (QDQ, per-channel
+  INT8 weights, UINT8 activations) of the exported ONNX file, calibrated on
+  real images.
+
+Each backend becomes a :class:`Predictor`: a callable from float32 NCHW
+NumPy batches to logits. :func:`benchmark` times them interleaved, in one
+process, and checks each against the float32 Gluon network.
+"""
+import fnmatch
+import json
+import os
+import tempfile
+import time
+
+import mxnet as mx
+import numpy as np
+
+__all__ = ['BACKENDS', 'INT8_BACKENDS', 'Predictor', 'physical_cores', 'inference_symbol',
+           'build_predictor', 'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error']
+
+BACKENDS = ('mxnet', 'mxnet-fused', 'onnxruntime', 'mxnet-int8', 'onnxruntime-int8')
+INT8_BACKENDS = ('mxnet-int8', 'onnxruntime-int8')
+
+
+def physical_cores():
+    """Number of physical CPU cores (logical CPUs when the topology is unknown)."""
+    cores = set()
+    try:
+        with open('/proc/cpuinfo') as f:
+            physical = core = None
+            for line in f:
+                key, _, value = line.partition(':')
+                key = key.strip()
+                if key == 'physical id':
+                    physical = value.strip()
+                elif key == 'core id':
+                    core = value.strip()
+                elif not key and core is not None:
+                    cores.add((physical, core))
+                    physical = core = None
+            if core is not None:
+                cores.add((physical, core))
+    except OSError:
+        pass
+    return len(cores) or os.cpu_count() or 1
+
+
+def relative_error(found, expected):
+    """``max |found - expected| / max |expected|``."""
+    return float(np.abs(found - expected).max() / max(float(np.abs(expected).max()), 1e-30))
+
+
+# ---------------------------------------------------------------------------
+# The inference graph
+
+
+def _rewrite_nodes(nodes, heads):
+    """Rewrite a symbol's JSON nodes in place (see :func:`inference_symbol`); return the heads."""
+    alias = {}
+
+    def resolve(entry):
+        while entry[0] in alias:
+            target = alias[entry[0]]
+            entry = [target[0], target[1] if entry[1] == 0 else entry[1], 0]
+        return entry
+
+    users = {}
+    for i, node in enumerate(nodes):
+        for src in node['inputs']:
+            users.setdefault(src[0], []).append(i)
+    for i, node in enumerate(nodes):
+        node['inputs'] = [resolve(e) for e in node['inputs']]
+        op, attrs = node['op'], node.get('attrs', {})
+        if op == 'relu':
+            # oneDNN fuses ``Activation(relu)`` into the convolution; ``relu`` it leaves alone.
+            node['op'], node['attrs'] = 'Activation', {'act_type': 'relu'}
+        elif op == 'Dropout':
+            alias[i] = node['inputs'][0]
+        elif op == 'squeeze' and attrs.get('axis') == '1':
+            concat = nodes[node['inputs'][0][0]]
+            parts = [nodes[e[0]] for e in concat['inputs']]
+            if (concat['op'] == 'Concat' and concat['attrs'].get('dim') == '2'
+                    and users.get(node['inputs'][0][0]) == [i]
+                    and all(p['op'] == 'expand_dims' and p['attrs'].get('axis') == '1' for p in parts)
+                    and all(len(users[e[0]]) == 1 for e in concat['inputs'])):
+                # block.feature_reuse_concat's 5-D concat, which keeps the training backward
+                # off oneDNN; inference needs no backward, and a 4-D concat stays in oneDNN.
+                concat['inputs'] = [p['inputs'][0] for p in parts]
+                concat['attrs'] = dict(concat['attrs'], dim='1')
+                alias[i] = node['inputs'][0]
+    return [resolve(h) for h in heads]
+
+
+def inference_symbol(net, data_name='data'):
+    """The network's graph, rewritten for fast CPU inference with identical outputs.
+
+    Three exact rewrites of the traced symbol:
+
+    - the feature-reuse concat on 5-D views (``expand_dims`` -> ``Concat(dim=2)``
+      -> ``squeeze``, which exists for oneDNN's training backward, see
+      :func:`gluon_asymmnet.block.feature_reuse_concat`) becomes one 4-D
+      ``Concat(dim=1)``, which oneDNN runs without leaving its blocked layout;
+    - ``relu`` becomes ``Activation(act_type='relu')``, which the oneDNN
+      subgraph backend fuses into the preceding convolution;
+    - ``Dropout`` (identity at inference) is removed.
+
+    Parameters
+    ----------
+    net : HybridBlock
+        The network.
+    data_name : str
+        Name of the input variable.
+
+    Returns
+    -------
+    mxnet.symbol.Symbol
+        Its arguments are the network's parameter names.
+    """
+    graph = json.loads(net(mx.sym.var(data_name)).tojson())
+    nodes = graph['nodes']
+    heads = _rewrite_nodes(nodes, graph['heads'])
+    # Keep what the heads still reach, in the original (topological) order.
+    keep, stack = set(), [h[0] for h in heads]
+    while stack:
+        i = stack.pop()
+        if i not in keep:
+            keep.add(i)
+            stack.extend(e[0] for e in nodes[i]['inputs'])
+    order = sorted(keep)
+    new_id = {old: new for new, old in enumerate(order)}
+    out_nodes = []
+    for old in order:
+        node = dict(nodes[old])
+        node['inputs'] = [[new_id[e[0]], e[1], e[2] if len(e) > 2 else 0] for e in node['inputs']]
+        out_nodes.append(node)
+    out = {'nodes': out_nodes, 'heads': [[new_id[h[0]], h[1], 0] for h in heads],
+           'arg_nodes': [i for i, n in enumerate(out_nodes) if n['op'] == 'null'],
+           'attrs': graph.get('attrs', {})}
+    return mx.sym.load_json(json.dumps(out))
+
+
+def structural_layers(net):
+    """Map each convolution's structural name (``features.0``, ``features.4.se.conv1``,
+    ``output.0``) to its node name in the traced graph."""
+    layers = {}
+
+    def walk(block, prefix):
+        for name, child in block._children.items():
+            path = prefix + name
+            if isinstance(child, mx.gluon.nn.Conv2D):
+                layers[path] = child.name + '_fwd'
+            walk(child, path + '.')
+    walk(net, '')
+    return layers
+
+
+def _matches(path, patterns):
+    return any(fnmatch.fnmatchcase(path, p) for p in patterns)
+
+
+def _symbol_block(sym, net, data_name='data'):
+    """A SymbolBlock over ``sym`` that shares ``net``'s parameters (no copies)."""
+    params = net.collect_params()
+    wanted = set(sym.list_arguments() + sym.list_auxiliary_states()) - {data_name}
+    missing = sorted(wanted - set(params.keys()))
+    if missing:
+        raise ValueError('the inference graph needs parameters the network does not have: %s'
+                         % ', '.join(missing[:3]))
+    return mx.gluon.SymbolBlock(sym, mx.sym.var(data_name), params=params)
+
+
+# ---------------------------------------------------------------------------
+# Predictors
+
+
+class Predictor(object):
+    """One backend, ready to run: ``predictor(batch) -> logits`` (NumPy float32).
+
+    Batches of any size are cut into (and padded to) the fixed batch size the
+    backend was built for, so static-shape graphs never re-plan.
+
+    Attributes
+    ----------
+    backend : str
+    batch_size : int
+    input_size : (int, int)
+    precision : str
+        ``'fp32'`` or ``'int8'``.
+    info : dict
+        What the backend did (fused/quantized operator counts, excluded layers...).
+    """
+
+    def __init__(self, backend, run, batch_size, input_size, precision='fp32', info=None):
+        self.backend, self.batch_size, self.input_size = backend, batch_size, input_size
+        self.precision, self.info = precision, dict(info or {})
+        self._run = run
+
+    def run_batch(self, x):
+        """Run exactly one batch of the built size (no copies, no padding): what is timed."""
+        return self._run(x)
+
+    def __call__(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != tuple(self.input_size):
+            raise ValueError('%s predictor built for input (N, 3, %d, %d), got %s'
+                             % ((self.backend,) + tuple(self.input_size) + (x.shape,)))
+        outs = []
+        for start in range(0, x.shape[0], self.batch_size):
+            part = x[start:start + self.batch_size]
+            n = part.shape[0]
+            if n < self.batch_size:
+                part = np.concatenate([part, np.zeros((self.batch_size - n,) + part.shape[1:], np.float32)])
+            outs.append(np.asarray(self._run(part))[:n])
+        return np.concatenate(outs)
+
+
+def _shape(batch_size, input_size):
+    return (batch_size, 3) + tuple(input_size)
+
+
+def _mxnet_runner(block, ctx):
+    def run(x):
+        return block(mx.nd.array(x, ctx=ctx)).asnumpy()
+    return run
+
+
+def _count_ops(sym):
+    counts = {}
+    for node in json.loads(sym.tojson())['nodes']:
+        if node['op'] != 'null':
+            counts[node['op']] = counts.get(node['op'], 0) + 1
+    return counts
+
+
+def _fused_block(net, shape, ctx):
+    block = _symbol_block(inference_symbol(net), net)
+    block.hybridize(static_alloc=True, static_shape=True)
+    block.optimize_for(mx.nd.zeros(shape, ctx=ctx), backend='MKLDNN', static_alloc=True, static_shape=True)
+    return block
+
+
+def _calibration_array(calib, shape):
+    if calib is None:
+        raise ValueError('INT8 backends need calibration images (calib=): a float32 array '
+                         '(N, 3, H, W), preprocessed like the evaluation data')
+    calib = np.asarray(calib, dtype=np.float32)
+    if calib.ndim != 4 or calib.shape[1] != 3 or len(calib) == 0:
+        raise ValueError('calibration images must be a non-empty (N, 3, H, W) array, got shape %s'
+                         % (calib.shape,))
+    if calib.shape[2:] != shape[2:]:
+        calib = mx.nd.contrib.BilinearResize2D(mx.nd.array(calib), height=shape[2], width=shape[3]).asnumpy()
+    return calib
+
+
+def _mxnet_int8(net, shape, ctx, calib, calib_mode, exclude, granularity='channel-wise'):
+    """oneDNN INT8 of the rewritten graph; returns (block, info)."""
+    from mxnet.contrib.quantization import quantize_net_v2
+    calib = _calibration_array(calib, shape)
+    batch = shape[0]
+    usable = (len(calib) // batch) * batch
+    if usable == 0:
+        # Fewer calibration images than one batch: repeat them to fill it.
+        calib = np.concatenate([calib] * (batch // len(calib) + 1))[:batch]
+        usable = batch
+    block = _symbol_block(inference_symbol(net), net)
+    data = mx.io.NDArrayIter(mx.nd.array(calib[:usable]), batch_size=batch)
+    excluded = [node for path, node in structural_layers(net).items() if _matches(path, exclude)]
+    import logging
+    logger = logging.getLogger('gluon_asymmnet.quantization')
+    # int8 throughout: with 'auto', ReLU outputs become uint8 and MXNet 1.9's quantized concat and
+    # elemwise_mul reject mixed int8/uint8 inputs. The hard-swish product stays float32: MXNet's
+    # quantized elemwise_mul loses most of its precision there (measured).
+    qnet = quantize_net_v2(block, quantized_dtype='int8', quantize_mode='full', quantize_granularity=granularity,
+                           exclude_layers=excluded, exclude_operators=['elemwise_mul'],
+                           calib_data=data, calib_mode=calib_mode, num_calib_examples=usable,
+                           ctx=ctx, logger=logger if logger.isEnabledFor(logging.INFO) else None)
+    qnet.hybridize(static_alloc=True, static_shape=True)
+    info = {'calibration_images': usable, 'calib_mode': calib_mode, 'excluded': excluded}
+    return qnet, info
+
+
+def _ort_session(path, threads):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def _ort_runner(session):
+    name = session.get_inputs()[0].name
+
+    def run(x):
+        return session.run(None, {name: x})[0]
+    return run
+
+
+def _export_onnx(net, folder, input_size):
+    from .export import export
+    # Export a SymbolBlock sharing the parameters: export() hybridizes what it is given.
+    block = _symbol_block(net(mx.sym.var('data')), net)
+    return export(block, os.path.join(folder, 'model'), input_size=input_size, formats=('onnx',))['onnx']
+
+
+class _CalibrationReader(object):
+    """onnxruntime's calibration interface over an array of images."""
+
+    def __init__(self, name, images, batch_size):
+        self._batches = [{name: images[i:i + batch_size]} for i in range(0, len(images), batch_size)]
+
+    def get_next(self):
+        return self._batches.pop(0) if self._batches else None
+
+    def rewind(self):
+        raise NotImplementedError
+
+
+def _ort_int8(onnx_path, folder, shape, calib, exclude, threads):
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    calib = _calibration_array(calib, shape)
+    prepared = os.path.join(folder, 'model-prepared.onnx')
+    quantized = os.path.join(folder, 'model-int8.onnx')
+    quant_pre_process(onnx_path, prepared, skip_symbolic_shape=True)
+    graph = onnx.load(prepared).graph
+    name = graph.input[0].name
+    excluded = [n.name for n in graph.node if any(n.name.startswith(e) for e in exclude)]
+    quantize_static(prepared, quantized, _CalibrationReader(name, calib, 8),
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                    calibrate_method=CalibrationMethod.MinMax)
+    info = {'calibration_images': len(calib), 'calib_mode': 'minmax', 'excluded': excluded}
+    return _ort_session(quantized, threads), info
+
+
+def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, workdir=None, threads=None,
+                    calib_mode='naive', exclude=()):
+    """Build one backend for a fixed batch size and input size.
+
+    Parameters
+    ----------
+    backend : str
+        One of :data:`BACKENDS`.
+    net : HybridBlock
+        An initialized network (its parameters are shared, not copied, by the
+        MXNet backends; the ONNX ones export it).
+    batch_size : int
+    input_size : int or (int, int)
+    calib : numpy.ndarray, optional
+        Calibration images ``(N, 3, H, W)``, preprocessed like the evaluation
+        data; required by the INT8 backends (resized when H, W differ).
+    workdir : str, optional
+        Where ONNX files go (default: a new temporary folder).
+    threads : int, optional
+        onnxruntime intra-op threads (default: physical cores).
+    calib_mode : str
+        ``mxnet-int8`` calibration: ``'naive'`` (min/max) or ``'entropy'``.
+    exclude : sequence of str
+        Name prefixes of layers to keep in float32 (INT8 backends).
+
+    Returns
+    -------
+    Predictor
+    """
+    if backend not in BACKENDS:
+        raise ValueError('unknown backend %r; choose from %s' % (backend, ', '.join(BACKENDS)))
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError('batch_size must be a positive integer, got %r' % (batch_size,))
+    size = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
+    shape = _shape(batch_size, size)
+    ctx = mx.cpu()
+    threads = threads or physical_cores()
+    info = {}
+    precision = 'int8' if backend in INT8_BACKENDS else 'fp32'
+    if backend == 'mxnet':
+        block = _symbol_block(net(mx.sym.var('data')), net)
+        block.hybridize(static_alloc=True, static_shape=True)
+        run = _mxnet_runner(block, ctx)
+    elif backend == 'mxnet-fused':
+        block = _fused_block(net, shape, ctx)
+        run = _mxnet_runner(block, ctx)
+    elif backend == 'mxnet-int8':
+        block, info = _mxnet_int8(net, shape, ctx, calib, calib_mode, exclude)
+        run = _mxnet_runner(block, ctx)
+    else:
+        folder = workdir or tempfile.mkdtemp(prefix='gluon_asymmnet_onnx_')
+        folder = os.path.join(folder, '%s-%dx%d' % ((backend,) + size))
+        os.makedirs(folder, exist_ok=True)
+        path = _export_onnx(net, folder, size)
+        if backend == 'onnxruntime':
+            session = _ort_session(path, threads)
+        else:
+            session, info = _ort_int8(path, folder, shape, calib, exclude, threads)
+        info['threads'] = threads
+        run = _ort_runner(session)
+    run(np.zeros(shape, np.float32))
+    return Predictor(backend, run, batch_size, size, precision, info)
+
+
+# ---------------------------------------------------------------------------
+# Accuracy and the benchmark
+
+
+def predictor_accuracy(predictor, batches):
+    """Top-1/top-5 of a predictor over ``(data, label)`` batches, like :func:`evaluate_accuracy`.
+
+    Returns
+    -------
+    dict
+        ``top1``, ``top5`` (fractions) and ``num_samples``.
+    """
+    if hasattr(batches, 'reset'):
+        batches.reset()
+    hits1 = hits5 = num = 0
+    for data, label in batches:
+        logits = predictor(data.asnumpy() if hasattr(data, 'asnumpy') else data)
+        label = (label.asnumpy() if hasattr(label, 'asnumpy') else np.asarray(label)).astype(np.int64)
+        top = np.argsort(-logits, axis=1)[:, :5]
+        hits1 += int((top[:, 0] == label).sum())
+        hits5 += int((top == label[:, None]).any(axis=1).sum())
+        num += len(label)
+    if num == 0:
+        raise ValueError('predictor_accuracy: the batches held no sample')
+    return {'top1': hits1 / num, 'top5': hits5 / num, 'num_samples': num}
+
+
+def _time_interleaved(runners, inputs, warmup, repeats):
+    """Median seconds per call of each runner; one call of each per round, so load changes hit all."""
+    for _ in range(warmup):
+        for name, run in runners.items():
+            run(inputs)
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(inputs)
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmup=5, repeats=20,
+              calib=None, eval_batches=None, eval_input_size=None, threads=None, workdir=None,
+              calib_mode='naive', exclude=(), seed=0, progress=None):
+    """Latency, throughput, error against float32 and accuracy of every backend, side by side.
+
+    Parameters
+    ----------
+    net : HybridBlock
+        Initialized float32 network (the reference).
+    backends : sequence of str
+    input_size : int
+        Image side for the timings.
+    batch_sizes : (int, int)
+        Latency batch (median milliseconds per batch) and throughput batch
+        (images per second); both timed interleaved across backends.
+    warmup, repeats : int
+        Untimed calls, then timed rounds (one call of every backend per round).
+    calib : numpy.ndarray, optional
+        Real, preprocessed calibration images for the INT8 backends.
+    eval_batches : iterable of (data, label), optional
+        Accuracy data; its images also give the error check's input.
+    eval_input_size : int, optional
+        Image side of ``eval_batches`` (default ``input_size``).
+    threads : int, optional
+        Threads of onnxruntime (default physical cores; MXNet takes
+        ``OMP_NUM_THREADS``).
+    workdir : str, optional
+        Where the ONNX files are written.
+    calib_mode, exclude
+        See :func:`build_predictor`.
+    seed : int
+        Seed of the random error-check input when no data is given.
+    progress : callable, optional
+        Called with a message before each step.
+
+    Returns
+    -------
+    dict
+        ``rows``: one dict per backend with ``backend``, ``precision``,
+        ``latency_ms``, ``throughput``, ``rel_error``, ``top1``/``top5`` (with
+        data), ``info``; and ``setup``: sizes, threads, repeats.
+    """
+    say = progress or (lambda msg: None)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise ValueError('unknown backend(s) %s; choose from %s' % (', '.join(unknown), ', '.join(BACKENDS)))
+    if len(batch_sizes) != 2:
+        raise ValueError('batch_sizes needs (latency batch, throughput batch), got %r' % (batch_sizes,))
+    threads = threads or physical_cores()
+    workdir = workdir or tempfile.mkdtemp(prefix='gluon_asymmnet_bench_')
+    eval_size = eval_input_size or input_size
+    rows = {b: {'backend': b, 'precision': 'int8' if b in INT8_BACKENDS else 'fp32'} for b in backends}
+
+    # Error check input: real images when given, else a fixed random batch.
+    if eval_batches is not None:
+        check = next(iter(eval_batches))[0]
+        check = check.asnumpy() if hasattr(check, 'asnumpy') else np.asarray(check, np.float32)
+    else:
+        check = np.random.RandomState(seed).standard_normal(_shape(batch_sizes[1], (eval_size,) * 2))
+        check = check.astype(np.float32)
+    reference = net(mx.nd.array(check)).asnumpy()
+
+    cache = {}
+
+    def predictor(b, batch, size):
+        if (b, batch, size) not in cache:
+            say('building %s (batch %d, %dx%d)' % (b, batch, size, size))
+            cache[b, batch, size] = build_predictor(
+                b, net, batch, size, calib, os.path.join(workdir, 'b%d-%d' % (batch, size)), threads,
+                calib_mode, exclude)
+        return cache[b, batch, size]
+
+    for b in backends:
+        p = predictor(b, batch_sizes[1], eval_size)
+        rows[b]['rel_error'] = relative_error(p(check), reference)
+        rows[b]['info'] = p.info
+        if eval_batches is not None:
+            say('accuracy of %s' % b)
+            acc = predictor_accuracy(p, eval_batches)
+            rows[b].update(top1=acc['top1'], top5=acc['top5'], num_samples=acc['num_samples'])
+    for key, batch in zip(('latency_ms', 'throughput'), batch_sizes):
+        runners = {b: predictor(b, batch, input_size).run_batch for b in backends}
+        say('timing batch %d at %dx%d' % (batch, input_size, input_size))
+        x = np.random.RandomState(seed + 1).standard_normal(_shape(batch, (input_size,) * 2)).astype(np.float32)
+        medians = _time_interleaved(runners, x, warmup, repeats)
+        for b, seconds in medians.items():
+            rows[b][key] = seconds * 1e3 if key == 'latency_ms' else batch / seconds
+    setup = dict(input_size=input_size, eval_input_size=eval_size, batch_sizes=tuple(batch_sizes),
+                 warmup=warmup, repeats=repeats, onnxruntime_threads=threads,
+                 omp_num_threads=os.environ.get('OMP_NUM_THREADS'), physical_cores=physical_cores())
+    return {'rows': [rows[b] for b in backends], 'setup': setup}
+
+
+def format_benchmark(result, title=None):
+    """Render :func:`benchmark`'s result as a Markdown table, speed-ups against ``onnxruntime``/``mxnet``."""
+    rows, setup = result['rows'], result['setup']
+    base = next((r for r in rows if r['backend'] == 'onnxruntime'), None) or rows[0]
+    with_acc = any('top1' in r for r in rows)
+    head = ['backend', 'precision', 'latency b%d (ms)' % setup['batch_sizes'][0],
+            'throughput b%d (img/s)' % setup['batch_sizes'][1], 'speed vs %s (b%d)' % (base['backend'],
+                                                                                    setup['batch_sizes'][1]),
+            'rel. error vs FP32']
+    if with_acc:
+        head += ['top-1', 'top-5']
+    lines = []
+    if title:
+        lines += [title, '']
+    lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        cells = [r['backend'], r['precision'], '%.2f' % r['latency_ms'], '%.1f' % r['throughput'],
+                 '%.2fx' % (r['throughput'] / base['throughput']), '%.1e' % r['rel_error']]
+        if with_acc:
+            cells += ['%.2f %%' % (100 * r['top1']), '%.2f %%' % (100 * r['top5'])] if 'top1' in r else ['', '']
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines.append('')
+    lines.append('%dx%d input, medians of %d interleaved rounds after %d warm-up; onnxruntime threads %d, '
+                 'OMP_NUM_THREADS %s, %d physical cores.'
+                 % (setup['input_size'], setup['input_size'], setup['repeats'], setup['warmup'],
+                    setup['onnxruntime_threads'], setup['omp_num_threads'] or 'unset', setup['physical_cores']))
+    return '\n'.join(lines)
