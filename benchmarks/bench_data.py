@@ -13,7 +13,8 @@ project's packer, then read in interleaved rounds by
 
 Each round runs one full pass of every pipeline, so background load on a
 shared machine hits both alike; the table gives median images per second over
-the rounds and the ratio of medians ours / ImageRecordIter.
+the rounds and the ratio of medians ours / ImageRecordIter, with the range of
+the per-round ratios.
 
 Example::
 
@@ -117,8 +118,10 @@ def main(argv=None):
     for key, values in rates.items():
         print('%-6s %-16s %12.1f %s' % (key + (statistics.median(values), ' '.join('%.1f' % v for v in values))))
     for mode in ('train', 'val'):
-        ratio = statistics.median(rates[(mode, 'ours')]) / statistics.median(rates[(mode, 'ImageRecordIter')])
-        print('%s: ours / ImageRecordIter = %.2fx' % (mode, ratio))
+        ours, theirs = rates[(mode, 'ours')], rates[(mode, 'ImageRecordIter')]
+        per_round = [a / b for a, b in zip(ours, theirs)]
+        print('%s: ours / ImageRecordIter = %.2fx (per round %.2f-%.2f)'
+              % (mode, statistics.median(ours) / statistics.median(theirs), min(per_round), max(per_round)))
 
 
 if __name__ == '__main__':

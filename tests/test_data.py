@@ -321,6 +321,8 @@ def test_train_deterministic_per_seed_epoch_and_workers(id_records):
     finally:
         pooled.close()
         threads.close()
+    with pytest.raises(RuntimeError, match='closed'):
+        iter(pooled)
 
 
 def test_rollover_carries_the_remainder_into_the_next_epoch(id_records):

@@ -34,7 +34,6 @@ completed from the samples that follow the epoch in the stream, so batches
 stay full and the batch count per epoch does not change. Validation batches
 just lose the sample.
 """
-import math
 import os
 import warnings
 
@@ -242,12 +241,12 @@ class ImageBatches(object):
             self._active = None
 
     def close(self):
-        """Stop the worker processes."""
+        """Stop the worker processes; the object cannot be iterated afterwards."""
         self.reset()
         pool = getattr(self._loader, '_worker_pool', None)
         if pool is not None:
             pool.terminate()
-            self._loader._worker_pool = None
+        self._loader = None
 
     def __enter__(self):
         return self
@@ -288,6 +287,9 @@ class ImageBatches(object):
 
     # -- passes ------------------------------------------------------------------------------
     def __iter__(self):
+        if self._loader is None:
+            raise RuntimeError('these batches were closed: build new ones to read %s again'
+                               % _source_name(self.source))
         self.reset()
         self._active = self._train_pass() if self.train else self._val_pass()
         return self._active

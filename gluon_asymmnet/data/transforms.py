@@ -31,7 +31,10 @@ def decode(payload):
     """Decode encoded image bytes to an RGB uint8 HWC array; None when they are not an image."""
     if not payload:
         return None
-    img = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
     if img is None or img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         return None
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
