@@ -425,6 +425,19 @@ def test_folder_batches_with_class_subset(image_folder):
         folder_batches(root, classes=['class0', 'class1'])
 
 
+def test_val_folder_labels_follow_training_classes(tmp_path):
+    for split, names in (('train', 'abc'), ('val', 'bc')):
+        for c in names:
+            (tmp_path / split / c).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / split / c / 'x.jpg'), smooth_image(ord(c), 20, 20))
+    _, val = get_data_loaders(data_dir=str(tmp_path), train=False, num_workers=0, input_size=8)
+    assert val.class_names == ['a', 'b', 'c']
+    np.testing.assert_array_equal(next(iter(val))[1].asnumpy(), [1, 2])
+    (tmp_path / 'val' / 'd').mkdir()
+    with pytest.raises(DataError, match='not among the 3 known classes: d'):
+        get_data_loaders(data_dir=str(tmp_path), train=False)
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 def test_missing_and_malformed_files_are_named(packed, tmp_path):

@@ -477,9 +477,13 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
                             else 'data_dir %s is not a directory' % data_dir)
         train_root, val_root = os.path.join(data_dir, 'train'), os.path.join(data_dir, 'val')
         classes = None
-        if train or os.path.isdir(train_root):
+        if train:
             train_src = FolderSource(train_root)
             classes = train_src.class_names
+        elif os.path.isdir(train_root):
+            # Labels follow the training classes; their names suffice (no listing of every image).
+            classes = sorted(d for d in os.listdir(train_root)
+                             if os.path.isdir(os.path.join(train_root, d))) or None
         if val:
             val_src = FolderSource(val_root, classes)
             val_src.class_names = classes or val_src.class_names
