@@ -3,7 +3,8 @@
 The project's own packer, for ImageNet and any folder of class subfolders::
 
     python -m gluon_asymmnet.pack ~/imagenet/train ~/rec/train --resize 480
-    python -m gluon_asymmnet.pack ~/imagenet/val ~/rec/val --resize 480
+    python -m gluon_asymmnet.pack ~/imagenet/val ~/rec/val --resize 480 \
+        --classes ~/rec/train.classes.txt
 
 Records carry MXNet's image record header (label in ``IRHeader.label``,
 record key in ``id``) and a JPEG payload, so MXNet's C++
@@ -165,8 +166,8 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
     prefix : str
         Output path without extension.
     resize : int, optional
-        Shrink images so that their short side is ``resize`` pixels (GluonCV's
-        ImageNet files use 480); smaller images are kept as they are.
+        Shrink images so that their short side is ``resize`` pixels (480 is a
+        common choice for ImageNet); smaller images are kept as they are.
     quality : int
         JPEG quality (1-100) of re-encoded images.
     num_workers : int, optional
@@ -284,7 +285,7 @@ def main(argv=None):
     parser.add_argument('root', help='folder of class subfolders, e.g. ~/imagenet/train')
     parser.add_argument('prefix', help='output path without extension, e.g. ~/rec/train')
     parser.add_argument('--resize', type=int, default=None,
-                        help='shrink the short side to this many pixels (GluonCV ImageNet files: 480)')
+                        help='shrink the short side to this many pixels (480 is a common choice for ImageNet)')
     parser.add_argument('--quality', type=int, default=95, help='JPEG quality of re-encoded images')
     parser.add_argument('-j', '--num-workers', type=int, default=None, help='processes (default: all CPUs)')
     parser.add_argument('--no-pass-through', action='store_true',
