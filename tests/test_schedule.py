@@ -90,6 +90,7 @@ def test_distributed_schedule_counts_the_global_batch():
     (['--lr-decay-epoch', '3,x'], '--lr-decay-epoch must be comma-separated integers'),
     (['--resume', '--resume-epoch', '2', '--num-epochs', '4'], '--resume replaces'),
     (['--teacher-params', 't.params'], 'without --teacher'),
+    (['--num-epochs', '50', '--warmup-epochs', '5', '--lr-decay-epoch', '3,40'], 'not all after the 5 warm-up'),
 ])
 def test_bad_option_combinations_are_named(args, message):
     with pytest.raises(ConfigError, match=message.replace('.', r'\.')):
@@ -99,3 +100,15 @@ def test_bad_option_combinations_are_named(args, message):
 def test_too_few_images_for_one_batch():
     with pytest.raises(ConfigError, match='50 training images are fewer than one global batch of 64'):
         build_lr_scheduler(parse_args(REC + ['--batch-size', '64']), 50)
+
+
+@pytest.mark.parametrize('mode', ['cosine', 'poly', 'linear', 'step'])
+def test_dist_async_server_schedule_equals_gluoncv_after_warmup(mode):
+    from gluon_asymmnet.training.schedule import server_lr_scheduler
+    opt = parse_args(REC + ['--batch-size', '10', '--num-epochs', '8', '--lr', '0.4', '--lr-mode', mode,
+                            '--warmup-epochs', '2', '--lr-decay-epoch', '4,6', '--lr-decay', '0.3'])
+    gluoncv, native = build_lr_scheduler(opt, 105), server_lr_scheduler(opt, 105)   # 10 updates per epoch
+    assert type(native).__module__ == 'mxnet.lr_scheduler'   # what a parameter server can unpickle
+    rates = [(gluoncv(u), native(u)) for u in range(0, 100)]   # in order: MXNet's step scheduler is stateful
+    assert max(abs(a - b) for a, b in rates[:20]) <= 0.4 / 20 + 1e-12
+    assert max(abs(a - b) for a, b in rates[20:]) < 1e-12

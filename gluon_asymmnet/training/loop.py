@@ -24,6 +24,7 @@ validation counts of the shards are summed into the full-set figure.
 state cannot be saved and rank 0 validates the whole validation set alone.
 Only rank 0 writes checkpoints, the log file, TensorBoard scalars and the plot.
 """
+import hashlib
 import math
 import os
 import time
@@ -42,11 +43,11 @@ from .logs import (BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close
                    setup_logger)
 from .options import ConfigError, use_demo_data
 from .plot import plot_curve
-from .schedule import build_lr_scheduler, global_batch_size
+from .schedule import build_lr_scheduler, global_batch_size, server_lr_scheduler
 from .targets import build_loss, build_teacher, mix, mixup_lambda, smooth_labels, SMOOTHING_ETA
 
 __all__ = ['TrainingDiverged', 'contexts', 'build_network', 'zero_last_gamma', 'disable_bn_bias_wd',
-           'build_data', 'train']
+           'build_data', 'parameter_digest', 'train']
 
 
 class TrainingDiverged(RuntimeError):
@@ -152,6 +153,20 @@ def build_data(opt, num_parts=1, part_index=0, train=True, val=True, val_parts=N
     return train_batches, val_batches
 
 
+def parameter_digest(net):
+    """SHA-1 over every parameter's name and bytes, running statistics included.
+
+    Workers of a ``dist_sync`` run log it at the end: equal digests mean
+    identical networks.
+    """
+    h = hashlib.sha1()
+    params = net._collect_params_with_prefix()
+    for name in sorted(params):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(params[name].data(params[name].list_ctx()[0]).asnumpy()).tobytes())
+    return h.hexdigest()
+
+
 def _epoch_seed(seed, epoch, rank):
     return (seed * 1000003 + epoch * 7919 + rank * 104729 + 1) % (2 ** 31 - 1)
 
@@ -248,7 +263,8 @@ def train(opt, loaders=None, stop_after=None):
     dict
         ``history`` (one dict per epoch: epoch, top1, top5, train metric, lr,
         num_update, speed, time), ``best_top1``, ``best_epoch``,
-        ``best_params`` (path), ``num_update``, ``net``, ``save_dir``,
+        ``best_params`` (path), ``num_update``, ``net``, ``digest``
+        (:func:`parameter_digest`), ``save_dir``,
         ``log_file``, ``plot`` (path or None), ``skipped``, ``rank``.
 
     Raises
@@ -277,7 +293,11 @@ def train(opt, loaders=None, stop_after=None):
         train_batches, val_batches = loaders
         total = len(train_batches.source) if hasattr(train_batches, 'source') else \
             train_batches.num_samples * dist.num_workers
-        scheduler = build_lr_scheduler(opt, total, dist.num_workers)
+        if dist.update_on_kvstore:
+            # dist_async: the servers count every worker's pushes, and can only unpickle MXNet's schedulers.
+            scheduler, count_scale = server_lr_scheduler(opt, total), dist.num_workers
+        else:
+            scheduler, count_scale = build_lr_scheduler(opt, total, dist.num_workers), 1
         resume = _resume_point(opt, train_batches, dist)
         net = build_network(opt, ctx)
         if opt.mode == 'hybrid':
@@ -301,8 +321,11 @@ def train(opt, loaders=None, stop_after=None):
                     raise ConfigError('cannot load optimizer states %s: %s' % (resume['states'], err))
                 trainer.optimizer.lr_scheduler = scheduler
                 num_update = trainer.optimizer.num_update if opt.resume is None else num_update
-        trainer.optimizer.begin_num_update = num_update
-        trainer.optimizer.num_update = num_update
+        trainer.optimizer.begin_num_update = trainer.optimizer.num_update = num_update * count_scale
+        if dist.update_on_kvstore:
+            # The servers' optimizer is unpickled without its param_dict: key the multipliers by index.
+            for i, param in enumerate(net.collect_params().values()):
+                trainer.optimizer.wd_mult[i], trainer.optimizer.lr_mult[i] = param.wd_mult, param.lr_mult
         if resume['source']:
             logger.info('resuming from %s at epoch %d, update %d' % (resume['source'], resume['epoch'], num_update))
 
@@ -354,7 +377,7 @@ def train(opt, loaders=None, stop_after=None):
                     raise TrainingDiverged(
                         'training diverged: the loss is %s at epoch %d, batch %d (update %d, lr %g); stopped '
                         'before applying it. Last good checkpoint: %s'
-                        % (batch_loss, epoch, i, num_update + 1, scheduler(num_update + 1),
+                        % (batch_loss, epoch, i, num_update + 1, scheduler((num_update + 1) * count_scale),
                            last_ckpt or 'none written yet'))
                 trainer.step(step_batch)
                 num_update += 1
@@ -369,7 +392,7 @@ def train(opt, loaders=None, stop_after=None):
                 if opt.log_interval and not (i + 1) % opt.log_interval:
                     name, value = train_metric.get()
                     logger.info(BATCH_FMT % (epoch, i, local_batch * opt.log_interval / (time.time() - btic),
-                                             name, value, scheduler(num_update)))
+                                             name, value, scheduler(num_update * count_scale)))
                     btic = time.time()
             if bar is not None:
                 bar.close()
@@ -393,7 +416,7 @@ def train(opt, loaders=None, stop_after=None):
                 logger.info(VAL_FMT % (epoch, top1, top5))
             if skipped:
                 logger.info('[Epoch %d] skipped %d corrupt record(s)' % (epoch, skipped))
-            lr = scheduler(num_update)
+            lr = scheduler(num_update * count_scale)
             scalars.add(epoch, learning_rate=lr, train_loss=train_loss / max(seen, 1),
                         validation_acc=top1, validation_acc_top5=top5,
                         **{'train_rmse' if opt.mixup else 'train_acc': metric_value})
@@ -421,18 +444,18 @@ def train(opt, loaders=None, stop_after=None):
         finished = not history or history[-1]['epoch'] == opt.num_epochs - 1
         if rank0 and history and finished:
             plot = os.path.join(opt.save_dir, '%s-%s-top1.png' % (opt.dataset, opt.model))
-            plot_curve(history, plot, '%s %s x%g, %s: validation top-1'
-                       % (opt.model, opt.dataset, opt.width_scale, 'released run for reference'
-                          if opt.dataset == 'imagenet' else 'this run'),
+            plot_curve(history, plot, '%s x%g on %s: validation top-1' % (opt.model, opt.width_scale, opt.dataset),
                        reference=opt.dataset == 'imagenet')
         if rank0 and best['epoch'] is not None:
             logger.info('best validation top-1 %f at epoch %d: %s'
                         % (best['top1'], best['epoch'], os.path.join(opt.save_dir, best['params'])))
         if skipped_total:
             logger.info('skipped %d corrupt record(s) in total' % skipped_total)
+        digest = parameter_digest(net)
+        logger.info('final parameters: sha1 %s (%d epochs, %d updates)' % (digest, len(history), num_update))
         return dict(history=history, best_top1=best['top1'], best_epoch=best['epoch'],
                     best_params=os.path.join(opt.save_dir, best['params']) if best['params'] else None,
-                    num_update=num_update, net=net, save_dir=opt.save_dir,
+                    num_update=num_update, net=net, digest=digest, save_dir=opt.save_dir,
                     log_file=_log_file(opt) if rank0 else None, plot=plot, skipped=skipped_total,
                     rank=dist.rank)
     finally:

@@ -221,5 +221,7 @@ def resolve(opt):
         raise ConfigError('--resume-states %s needs --resume-params' % opt.resume_states)
     if opt.resume_epoch >= opt.num_epochs:
         raise ConfigError('--resume-epoch %d is not before --num-epochs %d' % (opt.resume_epoch, opt.num_epochs))
-    decay_epochs(opt)
+    if opt.lr_mode == 'step' and any(e <= opt.warmup_epochs for e in decay_epochs(opt)):
+        raise ConfigError('--lr-mode step decays at epochs %s, not all after the %d warm-up epoch(s)'
+                          % (','.join(str(e) for e in decay_epochs(opt)), opt.warmup_epochs))
     return opt
