@@ -8,13 +8,85 @@ one block family builds both networks. Child names (``expand``, ``conv1``,
 ``se``, ``conv2``; ``conv``/``bn`` inside a unit) follow the authors' released
 checkpoint and GluonCV's MobileNetV3, so their files load with plain
 ``load_parameters``.
-"""
-import math
 
+Training graphs and inference graphs
+------------------------------------
+MXNet 1.9.1's oneDNN backend has three backward-pass defects that this block
+family meets on CPU (measured with ``DNNL_VERBOSE=1`` on an AVX-512 machine,
+where oneDNN stores activations in blocks of 16 channels and, for layers whose
+width is not a multiple of 16, in blocks of 8):
+
+* concat: the backward pass cuts the incoming gradient into sub-memories at
+  the inputs' channel offsets. AsymmNet's offsets are multiples of 8 but often
+  not of 16, so a gradient in 16-channel blocks cannot be cut and training
+  aborts ("could not construct a sub-memory", or SIGFPE when an input is
+  narrower than a block). With 8-channel blocks (``DNNL_MAX_CPU_ISA=AVX2``)
+  the same network trains.
+* BatchNorm: the backward pass reorders a gradient in plain layout to the
+  data's layout, but hands a gradient blocked by 8 together with data blocked
+  by 16 straight to oneDNN, which then runs its reference kernel (250-480 ms
+  per call at batch 8, 100x the optimised one). oneDNN's ReLU backward keeps
+  the blocking of the gradient coming from the next 1x1 convolution, so this
+  happens after ReLU whenever that convolution's output width is not a
+  multiple of 16.
+* global average pooling: the gradient arrives from the SE block's 1x1
+  convolution in a layout unlike the input's, and oneDNN again runs its
+  reference kernel (50-170 ms per call at batch 8).
+
+The forward passes of all three are fast and correct. So the blocks build
+the computation for its mode (:func:`graph_mode`): for training, MXNet's own
+kernels (concat on ``dim=-3``, ReLU as ``clip``, SE pooling as ``mean``),
+whose backward passes write plain layouts; for inference, the oneDNN kernels.
+Both compute the same values. Imperative calls know their mode from
+``autograd.is_recording()``. A traced graph is cached and may run in either
+mode unless traced inside :func:`tracing_mode`: it takes MXNet's concat (the
+only choice that is correct for training) and oneDNN's ReLU and pooling (fast
+forward, correct but slow backward). :class:`TrainInferHybridBlock` keeps one
+cached graph per mode, each traced for its mode.
+"""
+import contextlib
+import math
+import threading
+
+from mxnet import autograd, ndarray
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-__all__ = ['make_divisible', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
+__all__ = ['make_divisible', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat',
+           'channel_shuffle', 'tracing_mode', 'graph_mode', 'TrainInferHybridBlock']
+
+_TRACE = threading.local()
+MODES = ('train', 'inference')
+
+
+@contextlib.contextmanager
+def tracing_mode(mode):
+    """Trace hybrid graphs for ``'train'`` or ``'inference'`` use inside this context.
+
+    A graph traced for ``'inference'`` uses oneDNN's concat, whose backward
+    pass fails (module notes): it must never be differentiated.
+    :class:`TrainInferHybridBlock` enters this context around its tracing.
+    """
+    if mode not in MODES:
+        raise ValueError('tracing mode must be one of %s, got %r' % (', '.join(MODES), mode))
+    previous = getattr(_TRACE, 'mode', None)
+    _TRACE.mode = mode
+    try:
+        yield
+    finally:
+        _TRACE.mode = previous
+
+
+def graph_mode(F):
+    """``'train'``, ``'inference'``, or None when the computation may run either way.
+
+    An imperative call (``F`` is ``mx.nd``) knows whether autograd records it.
+    A traced graph is cached and may run in both modes unless traced inside
+    :func:`tracing_mode`.
+    """
+    if F is ndarray:
+        return 'train' if autograd.is_recording() else 'inference'
+    return getattr(_TRACE, 'mode', None)
 
 
 def make_divisible(v, divisor=8):
@@ -23,11 +95,13 @@ def make_divisible(v, divisor=8):
 
 
 class Act(HybridBlock):
-    """ReLU, hard sigmoid or hard swish, each as few fused kernels as MXNet allows.
+    """ReLU, hard sigmoid or hard swish, each as few kernels as MXNet allows.
 
     ``hard_sigmoid(x) = relu6(x + 3) / 6`` is MXNet's single ``hard_sigmoid``
     operator with ``alpha=1/6, beta=0.5``; GluonCV spells it as four element-wise
-    operators. The results agree to float32 rounding.
+    operators. The results agree to float32 rounding. ReLU is oneDNN's
+    ``Activation``, except in computations built for training, where it is
+    ``clip(x, 0, inf)``, the same values (module notes).
     """
 
     KINDS = ('relu', 'hard_sigmoid', 'hard_swish')
@@ -40,7 +114,11 @@ class Act(HybridBlock):
 
     def hybrid_forward(self, F, x):
         if self.kind == 'relu':
-            return F.relu(x)
+            if graph_mode(F) == 'train':
+                # clip's backward writes a plain gradient, which MXNet's oneDNN
+                # BatchNorm backward reorders to the data's blocking (module notes).
+                return F.clip(x, 0.0, float('inf'))
+            return F.Activation(x, act_type='relu')
         gate = F.hard_sigmoid(x, alpha=1.0 / 6, beta=0.5)
         return gate if self.kind == 'hard_sigmoid' else x * gate
 
@@ -75,7 +153,11 @@ class SE(HybridBlock):
             self.conv2 = nn.Conv2D(channels, 1, use_bias=True, in_channels=squeeze)
 
     def hybrid_forward(self, F, x):
-        w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
+        if graph_mode(F) == 'train':
+            # oneDNN's pooling backward falls back to its reference kernel here (module notes).
+            w = F.mean(x, axis=(2, 3), keepdims=True)
+        else:
+            w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
         w = F.relu(self.conv1(w))
         w = F.hard_sigmoid(self.conv2(w), alpha=1.0 / 6, beta=0.5)
         return F.broadcast_mul(x, w)
@@ -84,18 +166,66 @@ class SE(HybridBlock):
 def feature_reuse_concat(F, x, e, asymmrate):
     """``[x] * r + [e] + [x] * r`` along channels: the block input reused around the expansion.
 
-    The concat runs on 5-D views ``(N, 1, C, H, W)``. MXNet sends only 2-D and
-    4-D concats to oneDNN, whose backward pass cuts the incoming gradient into
-    sub-memories at the inputs' channel offsets; when that gradient arrives in
-    a blocked layout (nChw8c/nChw16c) and an offset is not a multiple of the
-    block (24 + 32 + 24 channels in AsymmNet-L's second block), oneDNN cannot
-    build the sub-memory and training aborts ("could not construct a
-    sub-memory", sometimes SIGFPE). On 5-D views MXNet's own concat runs
-    forward and backward, for every channel count, with the same values.
+    Unless the computation is known to run forward only (:func:`graph_mode`),
+    the concat names the channel axis as ``dim=-3``: MXNet sends only concats
+    with ``dim > 0`` to oneDNN, whose backward pass fails on AsymmNet's channel
+    offsets (module notes), so MXNet's own concat runs forward and backward.
+    Forward-only computations use oneDNN's concat (``dim=1``). The values are
+    the same.
     """
     parts = [x] * asymmrate + [e] + [x] * asymmrate
-    views = [F.expand_dims(p, axis=1) for p in parts]
-    return F.squeeze(F.concat(*views, dim=2), axis=1)
+    return F.concat(*parts, dim=1 if graph_mode(F) == 'inference' else -3)
+
+
+def channel_shuffle(F, x, groups, channels):
+    """Channel shuffle of an NCHW tensor with ``channels`` channels in ``groups`` groups.
+
+    View as ``(N, groups, channels / groups, H * W)``, swap axes 1 and 2, view
+    back: output channel ``i * groups + j`` is input channel
+    ``j * channels / groups + i``. Only reshape codes 0 and -1, a transpose and
+    ``reshape_like`` are used, so the graph stays static for any batch size and
+    exports to ONNX.
+    """
+    y = F.reshape(x, shape=(0, groups, channels // groups, -1))
+    return F.reshape_like(F.transpose(y, axes=(0, 2, 1, 3)), x)
+
+
+class TrainInferHybridBlock(HybridBlock):
+    """A HybridBlock that, hybridized, keeps one cached graph per autograd mode.
+
+    Calls under ``autograd.record()`` run a graph traced for ``'train'``,
+    other calls one traced for ``'inference'`` (:func:`tracing_mode`), so the
+    blocks of this module pick the kernels that are fast and correct for each
+    (module notes). Both graphs share the parameters; each is traced on its
+    first use and cached with the ``hybridize`` flags; ``hybridize``, ``cast``
+    or a new child drops both. A graph built outside a call (``optimize_for``,
+    ``infer_shape``) is traced for either mode and serves training.
+    """
+
+    _CACHE_STATE = ('_cached_graph', '_cached_op', '_cached_op_args')
+
+    def _call_cached_op(self, *args):
+        mode = 'train' if autograd.is_recording() else 'inference'
+        current = getattr(self, '_cache_mode', None)
+        if current is None and self._cached_op is not None:
+            current = 'train'
+        if mode != current:
+            caches = getattr(self, '_mode_caches', {})
+            if current is not None:
+                caches[current] = tuple(getattr(self, k) for k in self._CACHE_STATE)
+            saved = caches.pop(mode, None)
+            if saved is None:
+                HybridBlock._clear_cached_op(self)
+            else:
+                for k, v in zip(self._CACHE_STATE, saved):
+                    setattr(self, k, v)
+            self._mode_caches, self._cache_mode = caches, mode
+        with tracing_mode(mode):
+            return super()._call_cached_op(*args)
+
+    def _clear_cached_op(self):
+        super()._clear_cached_op()
+        self._mode_caches, self._cache_mode = {}, None
 
 
 class AsymmBottleneck(HybridBlock):
@@ -163,8 +293,7 @@ class AsymmBottleneck(HybridBlock):
             if self.asymmrate:
                 out = feature_reuse_concat(F, x, out, self.asymmrate)
             if self.shuffle_groups:
-                out = F.reshape(out, shape=(0, -4, self.shuffle_groups, -1, -2))
-                out = F.reshape(F.swapaxes(out, 1, 2), shape=(0, -3, -2))
+                out = channel_shuffle(F, out, self.shuffle_groups, self.mid_channels)
         out = self.conv1(out)
         if self.se is not None:
             out = self.se(out)
