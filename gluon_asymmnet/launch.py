@@ -531,7 +531,8 @@ def ssh_processes(command, hosts, num_workers, num_servers=1, port=DEFAULT_PORT,
 
 def mpi_command(command, hostfile, num_workers, num_servers=1, port=DEFAULT_PORT, env=None,
                 cwd=None, python=None, interface=None, mpirun='mpirun',
-                mpirun_args=DEFAULT_MPIRUN_ARGS, grace=DEFAULT_GRACE):
+                mpirun_args=DEFAULT_MPIRUN_ARGS, hostfile_option='--hostfile',
+                grace=DEFAULT_GRACE):
     """The ``mpirun`` command of a cluster job (nothing is started).
 
     One ``mpirun`` starts ``1 + num_servers + num_workers`` ranks, all running
@@ -556,7 +557,11 @@ def mpi_command(command, hostfile, num_workers, num_servers=1, port=DEFAULT_PORT
     mpirun : str
         The MPI launcher.
     mpirun_args : sequence of str
-        Extra options (default Open MPI's ``--map-by node``).
+        Extra options (default Open MPI's ``--map-by node``; none for MPICH,
+        whose Hydra places ranks round-robin over the hostfile by itself).
+    hostfile_option : str
+        How ``mpirun`` is given the hostfile (``--hostfile`` for Open MPI,
+        ``-f`` for MPICH's Hydra).
 
     Returns
     -------
@@ -570,7 +575,7 @@ def mpi_command(command, hostfile, num_workers, num_servers=1, port=DEFAULT_PORT
     variables = dict(env, **role_env('worker', root, port, num_workers, num_servers,
                                      interface=interface))
     del variables['DMLC_ROLE']
-    argv = [mpirun, '-np', str(1 + num_servers + num_workers), '--hostfile', hostfile]
+    argv = [mpirun, '-np', str(1 + num_servers + num_workers), hostfile_option, hostfile]
     argv += list(mpirun_args)
     argv += ['env'] + ['%s=%s' % item for item in sorted(variables.items())]
     return argv + _guard_argv(python or sys.executable, command, grace, cwd=cwd or os.getcwd(),
@@ -791,7 +796,8 @@ def launch_ssh(command, hosts, num_workers, num_servers=1, env=None, timeout=Non
 
 def launch_mpi(command, hostfile, num_workers, num_servers=1, env=None, timeout=None,
                grace=DEFAULT_GRACE, port=DEFAULT_PORT, cwd=None, python=None, interface=None,
-               mpirun='mpirun', mpirun_args=DEFAULT_MPIRUN_ARGS, output=None):
+               mpirun='mpirun', mpirun_args=DEFAULT_MPIRUN_ARGS, hostfile_option='--hostfile',
+               output=None):
     """Run a kvstore job under one ``mpirun`` (see :func:`mpi_command`) and wait for it.
 
     Returns
@@ -802,7 +808,7 @@ def launch_mpi(command, hostfile, num_workers, num_servers=1, env=None, timeout=
     """
     argv = mpi_command(command, hostfile, num_workers, num_servers, port=port, env=env, cwd=cwd,
                        python=python, interface=interface, mpirun=mpirun,
-                       mpirun_args=mpirun_args, grace=grace)
+                       mpirun_args=mpirun_args, hostfile_option=hostfile_option, grace=grace)
     # The ranks' guards prefix their own lines; mpirun decides where each rank runs.
     return _run([Process('', 'worker', None, argv, {})], timeout=timeout, grace=grace, output=output)
 
@@ -869,7 +875,9 @@ def _parser():
                              '--ssh-option=-oName=value)' % ' '.join(DEFAULT_SSH_OPTIONS))
     parser.add_argument('--mpirun', default='mpirun', help='MPI launcher (default mpirun)')
     parser.add_argument('--mpirun-args', default=' '.join(DEFAULT_MPIRUN_ARGS),
-                        help='extra mpirun options, one string (default %(default)r)')
+                        help='extra mpirun options, one string (default %(default)r; "" for MPICH)')
+    parser.add_argument('--mpirun-hostfile-option', default='--hostfile',
+                        help='how mpirun takes the hostfile (default %(default)s; -f for MPICH)')
     parser.add_argument('--timeout', type=float, help='stop everything after this many seconds')
     parser.add_argument('--grace', type=float, default=DEFAULT_GRACE,
                         help='seconds between SIGTERM and SIGKILL (default %(default)g)')
@@ -914,7 +922,7 @@ def main(argv=None):
                     command, args.hostfile, args.num_workers, args.num_servers, port=port,
                     env=env, cwd=args.cwd, python=args.python, interface=args.interface,
                     mpirun=args.mpirun, mpirun_args=shlex.split(args.mpirun_args),
-                    grace=args.grace), {})]
+                    hostfile_option=args.mpirun_hostfile_option, grace=args.grace), {})]
         if args.dry_run:
             print('# LAUNCH_GUARD is the program `python -c "import gluon_asymmnet.launch as l; '
                   'print(l.guard_source())"` prints')

@@ -261,6 +261,10 @@ def test_mpi_command_rank_mapping(tmp_path):
                     '--cwd', '/run', '--mpi-servers', '2', '--find-node-host', '1',
                     '--grace', '7.0', '--',
                     'python', 'train.py']
+    # MPICH's Hydra: -f, and no Open MPI mapping option.
+    mpich = launch.mpi_command(['w'], hostfile, 1, 1, mpirun='mpiexec', mpirun_args=(),
+                               hostfile_option='-f')
+    assert mpich[:6] == ['mpiexec', '-np', '3', '-f', hostfile, 'env']
 
 
 def test_bad_input_is_named(tmp_path, capsys):
