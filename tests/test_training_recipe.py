@@ -204,3 +204,14 @@ def test_folder_data_run(tmp_path):
     out = train(opt)
     assert out['num_update'] == 3 and len(out['history']) == 1
     assert 0 <= out['history'][0]['top1'] <= 1 and out['history'][0]['top5'] >= out['history'][0]['top1']
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--kvstore', 'dist_sync'], 'needs the DMLC_\\* environment of a distributed launch'),
+    (['--num-gpus', '64'], '--num-gpus 64: this machine has \\d+ GPU'),
+])
+def test_device_and_cluster_flags_checked_before_training(flags, message, tmp_path, monkeypatch):
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    with pytest.raises(ValueError, match=message):
+        train(parse_args(['--save-dir', str(tmp_path)] + flags))
+    assert not os.path.exists(tmp_path / 'train_imagenet.log')

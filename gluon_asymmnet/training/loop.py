@@ -167,6 +167,16 @@ def parameter_digest(net):
     return h.hexdigest()
 
 
+def _finite(arrays):
+    """True when every element of ``arrays`` is finite (one fused reduction per device, one sync)."""
+    by_ctx = {}
+    for a in arrays:
+        by_ctx.setdefault(a.context, []).append(a)
+    total = sum(float(mx.nd.multi_sum_sq(*group, num_arrays=len(group)).sum().asscalar())
+                for group in by_ctx.values())
+    return math.isfinite(total)
+
+
 def _epoch_seed(seed, epoch, rank):
     return (seed * 1000003 + epoch * 7919 + rank * 104729 + 1) % (2 ** 31 - 1)
 
@@ -329,6 +339,7 @@ def train(opt, loaders=None, stop_after=None):
         if resume['source']:
             logger.info('resuming from %s at epoch %d, update %d' % (resume['source'], resume['epoch'], num_update))
 
+        grads = [g for p in net.collect_params().values() if p.grad_req != 'null' for g in p.list_grad()]
         step_batch = global_batch_size(opt, dist.num_workers if dist.sync else 1)
         local_batch = opt.batch_size * max(1, opt.num_gpus)
         loss_fn = build_loss(opt)
@@ -373,11 +384,15 @@ def train(opt, loaders=None, stop_after=None):
                         losses = [loss_fn(o, y.astype(opt.dtype, copy=False)) for o, y in zip(outputs, labels)]
                 autograd.backward(losses)
                 batch_loss = sum(float(l.astype('float32').sum().asscalar()) for l in losses)
-                if not math.isfinite(batch_loss):
+                # ReLU and clip can turn NaN activations into finite outputs while the
+                # gradients stay NaN, so both are checked before the update is applied.
+                problem = ('the loss is %s' % batch_loss if not math.isfinite(batch_loss)
+                           else None if _finite(grads) else 'the gradient is not finite (loss %g)' % batch_loss)
+                if problem:
                     raise TrainingDiverged(
-                        'training diverged: the loss is %s at epoch %d, batch %d (update %d, lr %g); stopped '
-                        'before applying it. Last good checkpoint: %s'
-                        % (batch_loss, epoch, i, num_update + 1, scheduler((num_update + 1) * count_scale),
+                        'training diverged: %s at epoch %d, batch %d (update %d, lr %g); stopped before '
+                        'applying it. Last good checkpoint: %s'
+                        % (problem, epoch, i, num_update + 1, scheduler((num_update + 1) * count_scale),
                            last_ckpt or 'none written yet'))
                 trainer.step(step_batch)
                 num_update += 1
