@@ -2,6 +2,8 @@
 import csv
 import math
 import os
+import re
+import shlex
 
 import pytest
 
@@ -12,14 +14,36 @@ from conftest import REFERENCE
 
 IMAGENET = 1281167
 REC = ['--rec-train', 'train.rec', '--rec-train-idx', 'train.idx', '--rec-val', 'val.rec', '--rec-val-idx', 'val.idx']
-# DESIGN.md section 5: the released run's recipe, as train_imagenet.py flags.
-RELEASED = REC + ['--model', 'asymmnet_large', '--width-scale', '1.0', '--asymmrate', '1', '--dropout', '0.2',
-                  '--num-gpus', '8', '--batch-size', '256', '--num-epochs', '360', '--lr', '2.6',
-                  '--lr-mode', 'cosine', '--warmup-epochs', '5', '--wd', '3e-5', '--no-wd', '--label-smoothing']
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def released_command():
+    """The reproduction command documented in train_imagenet.py, as an argument list."""
+    with open(os.path.join(ROOT, 'train_imagenet.py')) as f:
+        doc = f.read()
+    block = doc[doc.index('    python train_imagenet.py'):]
+    block = block[:block.index('\n\n')]
+    args = shlex.split(re.sub(r'\\+\n', ' ', block))   # join the continued lines
+    assert args[:2] == ['python', 'train_imagenet.py']
+    return args[2:]
+
+
+def test_documented_command_is_the_released_recipe():
+    """DESIGN.md section 5, flag by flag."""
+    opt = parse_args(released_command())
+    assert (opt.model, opt.width_scale, opt.asymmrate, opt.shuffle_group, opt.dropout) == (
+        'asymmnet_large', 1.0, 1, 0, 0.2)
+    assert (opt.dataset, opt.classes, opt.input_size, opt.crop_ratio, opt.dtype) == (
+        'imagenet', 1000, 224, 0.875, 'float32')
+    assert (global_batch_size(opt), opt.num_epochs, opt.lr, opt.lr_mode, opt.warmup_epochs) == (
+        2048, 360, 2.6, 'cosine', 5)
+    assert (opt.momentum, opt.wd, opt.no_wd, opt.label_smoothing, opt.mixup, opt.last_gamma, opt.teacher) == (
+        0.9, 3e-5, True, True, False, False, None)
+    assert opt.rec_train.endswith('train.rec') and opt.rec_val_idx.endswith('val.idx')
 
 
 def test_released_schedule_reproduces_every_printed_rate():
-    opt = parse_args(RELEASED)
+    opt = parse_args(released_command())
     assert global_batch_size(opt) == 2048
     schedule = build_lr_scheduler(opt, IMAGENET)
     curve = reference_curve()

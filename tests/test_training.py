@@ -154,6 +154,12 @@ def test_gluoncv_resume_flags(reference_run, tiny_rec, tmp_path):
     assert out['num_update'] == 14 and [h['epoch'] for h in out['history']] == [2]
     assert_same_params(str(tmp_path / 'imagenet-asymmnet_small-2.params'),
                        os.path.join(ref, 'imagenet-asymmnet_small-2.params'))
+    # --resume FILE: a named checkpoint of this trainer, with its recorded epoch, update count and history.
+    named = train(parse_args(tiny_args(tiny_rec, tmp_path / 'named', '--resume',
+                                       os.path.join(ref, 'imagenet-asymmnet_small-1.params'))))
+    assert named['num_update'] == 14 and [h['epoch'] for h in named['history']] == [0, 1, 2]
+    assert_same_params(str(tmp_path / 'named' / 'imagenet-asymmnet_small-2.params'),
+                       os.path.join(ref, 'imagenet-asymmnet_small-2.params'))
 
 
 def test_resume_refuses_another_model(reference_run, tiny_rec, tmp_path):

@@ -242,7 +242,7 @@ def _resume_point(opt, train_batches, dist):
         return dict(epoch=int(meta['epoch']) + 1, num_update=int(meta['num_update']),
                     best_top1=float(meta['best_top1']), best_epoch=meta.get('best_epoch'),
                     best_params=meta.get('best_params'), history=list(meta.get('history', [])),
-                    states=meta['states_path'], source=path)
+                    states=meta['states_path'], source=meta['params_path'])
     start = opt.resume_epoch
     return dict(epoch=start, num_update=sum(train_batches.batches_in_epoch(e) for e in range(start)),
                 best_top1=0.0, best_epoch=None, best_params=None, history=[],
