@@ -182,12 +182,14 @@ def channel_shuffle(F, x, groups, channels):
 
     View as ``(N, groups, channels / groups, H * W)``, swap axes 1 and 2, view
     back: output channel ``i * groups + j`` is input channel
-    ``j * channels / groups + i``. Only reshape codes 0 and -1, a transpose and
-    ``reshape_like`` are used, so the graph stays static for any batch size and
-    exports to ONNX.
+    ``j * channels / groups + i``. Only reshape codes 0 and -1, ``swapaxes``
+    and ``reshape_like`` are used, so the graph stays static for any batch size
+    and exports to ONNX. (``transpose`` would export more simply, but its
+    oneDNN backward fails here: "could not create a primitive descriptor for a
+    reorder primitive".)
     """
     y = F.reshape(x, shape=(0, groups, channels // groups, -1))
-    return F.reshape_like(F.transpose(y, axes=(0, 2, 1, 3)), x)
+    return F.reshape_like(F.swapaxes(y, 1, 2), x)
 
 
 class TrainInferHybridBlock(HybridBlock):
