@@ -37,7 +37,7 @@ def evaluate_accuracy(net, batches, ctx=None, progress=False):
     dtype = next(iter(net.collect_params().values())).dtype
     if hasattr(batches, 'reset'):
         batches.reset()
-    top1, top5 = mx.metric.Accuracy(), mx.metric.TopKAccuracy(5)
+    top1, top5 = mx.metric.Accuracy(), None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -50,6 +50,8 @@ def evaluate_accuracy(net, batches, ctx=None, progress=False):
             datas = gluon.utils.split_and_load(data, ctx[:parts], even_split=False)
             labels = gluon.utils.split_and_load(label, ctx[:parts], even_split=False)
             outputs = [net(x.astype(dtype, copy=False)).astype('float32', copy=False) for x in datas]
+            if top5 is None:   # with fewer than 5 classes top-5 is top-all
+                top5 = mx.metric.TopKAccuracy(min(5, outputs[0].shape[1]))
             top1.update(labels, outputs)
             top5.update(labels, outputs)
             num += n

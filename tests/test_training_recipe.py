@@ -159,7 +159,8 @@ def short(files, save_dir, *extra):
 
 
 def final_params(out):
-    return {k: v.asnumpy() for k, v in mx.nd.load(os.path.join(out['save_dir'], 'imagenet200-asymmnet_small-0.params')).items()}
+    path = os.path.join(out['save_dir'], 'imagenet200-asymmnet_small-0.params')
+    return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
 
 
 def test_distillation_run_uses_the_teacher(digits4, tmp_path, monkeypatch):
