@@ -7,14 +7,25 @@ them alike. The table reports median images per second over the rounds and
 the ratio of medians AsymmNet-L / GluonCV MobileNetV3-L, with the range of
 the per-round ratios.
 
+``asymmnet_large +per-mode`` is the same network class with
+:class:`gluon_asymmnet.block.TrainInferHybridBlock` mixed in: hybridized, it
+keeps a training graph and an inference graph, each with the kernels that are
+fast and correct for its mode (see ``gluon_asymmnet/block.py``). Where the
+network class already has it, the two columns are the same model.
+
 Settings: ``train`` is one SGD step (forward, backward, momentum update) with
 softmax cross-entropy; ``infer`` is one forward pass outside autograd.
 ``static`` is ``hybridize(static_alloc=True, static_shape=True)``,
 ``imperative`` is no hybridization. oneDNN stays at MXNet's default (on).
 
+``--profile MODE GRAPH`` instead prints, per operator, the milliseconds
+per call (median over the rounds) from MXNet's profiler, with bulk execution
+off so that every operator is timed on its own.
+
 Example::
 
     python benchmarks/bench_train_infer.py --batch-size 32 --rounds 5
+    python benchmarks/bench_train_infer.py --batch-size 8 --rounds 3 --profile train static
 """
 import argparse
 import os
@@ -22,25 +33,40 @@ import statistics
 import sys
 import time
 
+import json
+
 import mxnet as mx
-from mxnet import autograd, gluon
+from mxnet import autograd, gluon, profiler
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gluon_asymmnet as ga  # noqa: E402
+from gluon_asymmnet.block import TrainInferHybridBlock  # noqa: E402
 
 MODES = ('train', 'infer')
 GRAPHS = ('static', 'imperative')
 REFERENCE = 'gluoncv mobilenetv3_large'
+PER_MODE = ' +per-mode'
+DEFAULT_MODELS = ('asymmnet_large', 'asymmnet_large' + PER_MODE, 'mobilenetv3_large', REFERENCE)
 
 
-def build_models(names=('asymmnet_large', 'mobilenetv3_large', REFERENCE), classes=1000, seed=0):
-    """Initialised networks by display name: ours via ``gluon_asymmnet``, GluonCV's by ``'gluoncv <name>'``."""
+def build_models(names=DEFAULT_MODELS, classes=1000, seed=0):
+    """Initialised networks by display name.
+
+    ``'<name>'`` is ``gluon_asymmnet.get_model(name)``, ``'<name> +per-mode'`` the
+    same network class with :class:`TrainInferHybridBlock` mixed in, and
+    ``'gluoncv <name>'`` GluonCV's model zoo entry.
+    """
     models = {}
     for name in names:
         mx.random.seed(seed)
         if name.startswith('gluoncv '):
             from gluoncv.model_zoo import get_model as gcv_get_model
             net = gcv_get_model(name.split(' ', 1)[1], classes=classes)
+        elif name.endswith(PER_MODE):
+            net = ga.get_model(name[:-len(PER_MODE)], classes=classes)
+            if not isinstance(net, TrainInferHybridBlock):
+                cls = type('PerMode' + type(net).__name__, (TrainInferHybridBlock, type(net)), {})
+                net = cls(net.arch, net.multiplier, net.asymmrate, net.shuffle_groups, net.classes, net.dropout)
         else:
             net = ga.get_model(name, classes=classes)
         net.initialize(mx.init.MSRAPrelu())
@@ -138,17 +164,72 @@ def benchmark(models, batch_size=32, image_size=224, rounds=5, iters=1, warmup=1
     return results
 
 
-def format_table(results, ours='asymmnet_large', reference=REFERENCE):
-    """Markdown table: median img/s per model, ratio of medians ours/reference, per-round ratio range."""
+def format_table(results, reference=REFERENCE):
+    """Markdown table: median img/s per model and, for every other model, the ratio of medians
+    model / reference with the range of the per-round ratios in brackets."""
     names = list(next(iter(results.values())))
-    lines = ['| setting | ' + ' | '.join('%s img/s' % n for n in names)
-             + ' | %s / %s | per-round range |' % (ours, reference),
-             '|---|' + '---:|' * len(names) + '---:|---|']
+    others = [n for n in names if n != reference]
+    lines = ['| setting | ' + ' | '.join('%s img/s' % n for n in names) + ' | '
+             + ' | '.join('%s / %s' % (n, reference) for n in others) + ' |',
+             '|---|' + '---:|' * (len(names) + len(others))]
     for (mode, graph), per_model in results.items():
         med = {n: statistics.median(v) for n, v in per_model.items()}
-        ratios = [a / b for a, b in zip(per_model[ours], per_model[reference])]
+        cells = []
+        for n in others:
+            ratios = [a / b for a, b in zip(per_model[n], per_model[reference])]
+            cells.append('%.3f (%.2f-%.2f)' % (med[n] / med[reference], min(ratios), max(ratios)))
         lines.append('| %s %s | ' % (mode, graph) + ' | '.join('%.2f' % med[n] for n in names)
-                     + ' | %.3f | %.3f-%.3f |' % (med[ours] / med[reference], min(ratios), max(ratios)))
+                     + ' | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def profile_ops(models, mode='train', graph='static', batch_size=8, image_size=224, rounds=3):
+    """Milliseconds per call of ``mode`` spent in each operator, median over interleaved rounds.
+
+    Uses MXNet's profiler (aggregate statistics). Set ``MXNET_EXEC_BULK_EXEC_TRAIN=0`` and
+    ``MXNET_EXEC_BULK_EXEC_INFERENCE=0`` before MXNet starts, otherwise static graphs run
+    operators in bulk segments that the profiler times as one.
+
+    Returns
+    -------
+    dict
+        ``{name: {operator: (ms, calls)}}``.
+    """
+    names = list(models)
+    runners = {n: Runner(models[n], graph, batch_size, image_size) for n in names}
+    for name in names:
+        getattr(runners[name], mode)()
+    mx.nd.waitall()
+    per_round = {n: [] for n in names}
+    profiler.set_config(profile_all=True, aggregate_stats=True, filename=os.devnull)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            profiler.set_state('run')
+            getattr(runners[name], mode)()
+            mx.nd.waitall()
+            profiler.set_state('stop')
+            stats = json.loads(profiler.dumps(reset=True, format='json'))['Time'].get('operator', {})
+            per_round[name].append({op: (v['Total'], v['Count']) for op, v in stats.items()})
+    if graph == 'static':
+        for net in models.values():
+            net.hybridize(False)
+    ops = sorted({op for stats_list in per_round.values() for stats in stats_list for op in stats})
+    return {n: {op: (statistics.median(s.get(op, (0.0, 0))[0] for s in per_round[n]),
+                     max(s.get(op, (0.0, 0))[1] for s in per_round[n])) for op in ops} for n in names}
+
+
+def format_profile(prof, ours='asymmnet_large', reference=REFERENCE, top=20):
+    """Per-operator table, sorted by how much more time ``ours`` spends than ``reference``."""
+    names = list(prof)
+    ops = sorted(prof[ours], key=lambda op: prof[reference][op][0] - prof[ours][op][0])[:top]
+    lines = ['| operator | ' + ' | '.join('%s ms (calls)' % n for n in names)
+             + ' | %s - %s ms |' % (ours, reference), '|---|' + '---:|' * (len(names) + 1)]
+    for op in ops:
+        lines.append('| %s | ' % op + ' | '.join('%.1f (%d)' % prof[n][op] for n in names)
+                     + ' | %+.1f |' % (prof[ours][op][0] - prof[reference][op][0]))
+    totals = {n: sum(v[0] for v in prof[n].values()) for n in names}
+    lines.append('| total | ' + ' | '.join('%.1f' % totals[n] for n in names)
+                 + ' | %+.1f |' % (totals[ours] - totals[reference]))
     return '\n'.join(lines)
 
 
@@ -161,18 +242,36 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES))
     parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=list(GRAPHS))
+    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS),
+                        help="display names: gluon_asymmnet names, '<name>%s', 'gluoncv <name>'; "
+                             "the last is the reference of the ratios" % PER_MODE)
+    parser.add_argument('--profile', nargs=2, metavar=('MODE', 'GRAPH'),
+                        help='print per-operator milliseconds instead of throughput')
     parser.add_argument('--quiet', action='store_true', help='print only the table')
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.image_size < 32:
         parser.error('--batch-size must be >= 1 and --image-size >= 32')
-    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    results = benchmark(build_models(), args.batch_size, args.image_size, args.rounds, args.iters,
-                        args.warmup, args.modes, args.graphs, log=log)
+    if args.profile and (args.profile[0] not in MODES or args.profile[1] not in GRAPHS):
+        parser.error('--profile takes a mode (%s) and a graph (%s)' % ('/'.join(MODES), '/'.join(GRAPHS)))
+    models = build_models(args.models)
     print('batch %d at %dx%d, %d rounds x %d iters, MXNet %s, oneDNN %s, OMP threads %s'
           % (args.batch_size, args.image_size, args.image_size, args.rounds, args.iters, mx.__version__,
              'on' if mx.runtime.Features().is_enabled('MKLDNN') else 'off',
              os.environ.get('OMP_NUM_THREADS', 'default')))
-    print(format_table(results))
+    if args.profile:
+        if os.environ.get('MXNET_EXEC_BULK_EXEC_TRAIN') != '0':
+            print('note: set MXNET_EXEC_BULK_EXEC_TRAIN=0 MXNET_EXEC_BULK_EXEC_INFERENCE=0 to time '
+                  'operators of static graphs one by one', file=sys.stderr)
+        prof = profile_ops(models, args.profile[0], args.profile[1], args.batch_size, args.image_size,
+                           args.rounds)
+        for ours in args.models[:-1]:
+            print('\n%s, %s %s, ms per call:' % (ours, *args.profile))
+            print(format_profile(prof, ours, args.models[-1]))
+        return
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    results = benchmark(models, args.batch_size, args.image_size, args.rounds, args.iters,
+                        args.warmup, args.modes, args.graphs, log=log)
+    print(format_table(results, reference=args.models[-1]))
 
 
 if __name__ == '__main__':

@@ -236,16 +236,37 @@ def test_shuffle_model_exports_to_onnx_and_matches_onnxruntime(tmp_path):
         assert np.abs(out - expected[:batch]).max() <= 1e-4 * np.abs(expected).max()
 
 
-def test_benchmark_runs_and_reports_ratios():
+def load_benchmark():
     spec = importlib.util.spec_from_file_location('bench', os.path.join(ROOT, 'benchmarks', 'bench_train_infer.py'))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    models = bench.build_models(('asymmnet_small', 'gluoncv mobilenetv3_small'), classes=10)
+    return bench
+
+
+def test_benchmark_runs_and_reports_ratios():
+    bench = load_benchmark()
+    names = ('asymmnet_small', 'asymmnet_small' + bench.PER_MODE, 'gluoncv mobilenetv3_small')
+    models = bench.build_models(names, classes=10)
+    assert isinstance(models[names[1]], TrainInferHybridBlock)
+    assert isinstance(models[names[1]], AsymmNet) and models[names[1]].arch == 'small'
     results = bench.benchmark(models, batch_size=2, image_size=64, rounds=2, warmup=0)
     assert set(results) == {(m, g) for m in bench.MODES for g in bench.GRAPHS}
     for per_model in results.values():
+        assert set(per_model) == set(names)
         assert all(len(v) == 2 and min(v) > 0 for v in per_model.values())
-    table = bench.format_table(results, ours='asymmnet_small', reference='gluoncv mobilenetv3_small')
+    table = bench.format_table(results, reference=names[-1])
     assert table.count('\n') == 5 and 'train static' in table and 'infer imperative' in table
+    assert table.splitlines()[0].count(' / gluoncv mobilenetv3_small') == 2
     with pytest.raises(ValueError, match='rounds'):
         bench.benchmark(models, rounds=0)
+
+
+def test_benchmark_profiles_operators():
+    bench = load_benchmark()
+    names = ('asymmnet_small', 'gluoncv mobilenetv3_small')
+    prof = bench.profile_ops(bench.build_models(names, classes=10), 'train', 'imperative',
+                             batch_size=2, image_size=64, rounds=1)
+    assert prof['asymmnet_small']['Concat'][1] > 0 and prof['gluoncv mobilenetv3_small']['Concat'][1] == 0
+    assert prof['asymmnet_small']['_backward_Convolution'][0] > 0
+    table = bench.format_profile(prof, *names)
+    assert '| Concat |' in table and table.splitlines()[-1].startswith('| total |')
