@@ -109,8 +109,10 @@ def _import_symbol(prefix, ctx):
     if 'preprocess_mean' in sym.list_arguments() + sym.list_auxiliary_states():
         raise EvalError('%s was exported with preprocess=True (it takes uint8 NHWC images); evaluation feeds '
                         'normalised float32 NCHW batches: export without --preprocess' % symbol)
+    # SymbolBlock.imports, with a typed input (which spares MXNet's "cannot decide type" warning).
+    net = mx.gluon.SymbolBlock(sym, mx.sym.var('data', dtype='float32'))
     try:
-        net = mx.gluon.SymbolBlock.imports(symbol, ['data'], params, ctx=ctx)
+        net.collect_params().load(params, ctx=ctx, cast_dtype=True, dtype_source='saved')
     except (mx.base.MXNetError, AssertionError, ValueError) as err:
         raise EvalError('%s does not fit %s: %s' % (params, symbol, str(err).strip().splitlines()[-1]))
     return net, params

@@ -23,9 +23,11 @@ process, and checks each against the float32 Gluon network.
 """
 import fnmatch
 import json
+import logging
 import os
 import tempfile
 import time
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -69,8 +71,11 @@ def relative_error(found, expected):
 # The inference graph
 
 
-def _rewrite_nodes(nodes, heads):
-    """Rewrite a symbol's JSON nodes in place (see :func:`inference_symbol`); return the heads."""
+def _rewrite_nodes(nodes, heads, ndims):
+    """Rewrite a symbol's JSON nodes in place (see :func:`inference_symbol`); return the heads.
+
+    ``ndims`` maps a node index to the number of dimensions of its output.
+    """
     alias = {}
 
     def resolve(entry):
@@ -91,6 +96,10 @@ def _rewrite_nodes(nodes, heads):
             node['op'], node['attrs'] = 'Activation', {'act_type': 'relu'}
         elif op == 'Dropout':
             alias[i] = node['inputs'][0]
+        elif op == 'Concat' and ndims.get(i) == 4 and int(attrs.get('dim', 1)) == -3:
+            # The channel axis named from the end keeps MXNet's own concat (for its backward
+            # pass, see gluon_asymmnet.block); dim=1 sends the same concat to oneDNN.
+            node['attrs'] = dict(attrs, dim='1')
         elif op == 'squeeze' and attrs.get('axis') == '1':
             concat = nodes[node['inputs'][0][0]]
             parts = [nodes[e[0]] for e in concat['inputs']]
@@ -106,14 +115,15 @@ def _rewrite_nodes(nodes, heads):
     return [resolve(h) for h in heads]
 
 
-def inference_symbol(net, data_name='data'):
+def inference_symbol(net, data_name='data', input_shape=(1, 3, 224, 224)):
     """The network's graph, rewritten for fast CPU inference with identical outputs.
 
     Three exact rewrites of the traced symbol:
 
-    - the feature-reuse concat on 5-D views (``expand_dims`` -> ``Concat(dim=2)``
-      -> ``squeeze``, which exists for oneDNN's training backward, see
-      :func:`gluon_asymmnet.block.feature_reuse_concat`) becomes one 4-D
+    - the feature-reuse concat written so that MXNet's own kernel runs it (for
+      the training backward pass, see
+      :func:`gluon_asymmnet.block.feature_reuse_concat`: ``dim=-3``, or 5-D
+      views ``expand_dims`` -> ``Concat(dim=2)`` -> ``squeeze``) becomes a 4-D
       ``Concat(dim=1)``, which oneDNN runs without leaving its blocked layout;
     - ``relu`` becomes ``Activation(act_type='relu')``, which the oneDNN
       subgraph backend fuses into the preceding convolution;
@@ -125,15 +135,22 @@ def inference_symbol(net, data_name='data'):
         The network.
     data_name : str
         Name of the input variable.
+    input_shape : tuple of int
+        Any valid input shape: the rewrite needs each tensor's rank.
 
     Returns
     -------
     mxnet.symbol.Symbol
         Its arguments are the network's parameter names.
     """
-    graph = json.loads(net(mx.sym.var(data_name)).tojson())
+    sym = net(mx.sym.var(data_name))
+    graph = json.loads(sym.tojson())
     nodes = graph['nodes']
-    heads = _rewrite_nodes(nodes, graph['heads'])
+    internals = sym.get_internals()
+    _, shapes, _ = internals.infer_shape(**{data_name: tuple(input_shape)})
+    rank = {name: len(shape) for name, shape in zip(internals.list_outputs(), shapes)}
+    ndims = {i: rank.get(n['name'] + '_output') for i, n in enumerate(nodes)}
+    heads = _rewrite_nodes(nodes, graph['heads'], ndims)
     # Keep what the heads still reach, in the original (topological) order.
     keep, stack = set(), [h[0] for h in heads]
     while stack:
@@ -181,7 +198,8 @@ def _symbol_block(sym, net, data_name='data'):
     if missing:
         raise ValueError('the inference graph needs parameters the network does not have: %s'
                          % ', '.join(missing[:3]))
-    return mx.gluon.SymbolBlock(sym, mx.sym.var(data_name), params=params)
+    # A typed input spares SymbolBlock's type inference its 'cannot decide type' warning.
+    return mx.gluon.SymbolBlock(sym, mx.sym.var(data_name, dtype='float32'), params=params)
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +266,7 @@ def _count_ops(sym):
 
 
 def _fused_block(net, shape, ctx):
-    block = _symbol_block(inference_symbol(net), net)
+    block = _symbol_block(inference_symbol(net, input_shape=shape), net)
     block.hybridize(static_alloc=True, static_shape=True)
     block.optimize_for(mx.nd.zeros(shape, ctx=ctx), backend='MKLDNN', static_alloc=True, static_shape=True)
     return block
@@ -271,24 +289,23 @@ def _mxnet_int8(net, shape, ctx, calib, calib_mode, exclude, granularity='channe
     """oneDNN INT8 of the rewritten graph; returns (block, info)."""
     from mxnet.contrib.quantization import quantize_net_v2
     calib = _calibration_array(calib, shape)
-    batch = shape[0]
+    # The quantized graph runs any batch size; calibrate in batches of up to 32 images.
+    batch = min(32, len(calib))
     usable = (len(calib) // batch) * batch
-    if usable == 0:
-        # Fewer calibration images than one batch: repeat them to fill it.
-        calib = np.concatenate([calib] * (batch // len(calib) + 1))[:batch]
-        usable = batch
-    block = _symbol_block(inference_symbol(net), net)
+    block = _symbol_block(inference_symbol(net, input_shape=shape), net)
     data = mx.io.NDArrayIter(mx.nd.array(calib[:usable]), batch_size=batch)
     excluded = [node for path, node in structural_layers(net).items() if _matches(path, exclude)]
-    import logging
     logger = logging.getLogger('gluon_asymmnet.quantization')
     # int8 throughout: with 'auto', ReLU outputs become uint8 and MXNet 1.9's quantized concat and
     # elemwise_mul reject mixed int8/uint8 inputs. The hard-swish product stays float32: MXNet's
     # quantized elemwise_mul loses most of its precision there (measured).
-    qnet = quantize_net_v2(block, quantized_dtype='int8', quantize_mode='full', quantize_granularity=granularity,
-                           exclude_layers=excluded, exclude_operators=['elemwise_mul'],
-                           calib_data=data, calib_mode=calib_mode, num_calib_examples=usable,
-                           ctx=ctx, logger=logger if logger.isEnabledFor(logging.INFO) else None)
+    with warnings.catch_warnings():
+        # quantize_net_v2 builds its SymbolBlock from an untyped input variable.
+        warnings.filterwarnings('ignore', message='Cannot decide type')
+        qnet = quantize_net_v2(block, quantized_dtype='int8', quantize_mode='full', quantize_granularity=granularity,
+                               exclude_layers=excluded, exclude_operators=['elemwise_mul'],
+                               calib_data=data, calib_mode=calib_mode, num_calib_examples=usable,
+                               ctx=ctx, logger=logger if logger.isEnabledFor(logging.INFO) else None)
     qnet.hybridize(static_alloc=True, static_shape=True)
     info = {'calibration_images': usable, 'calib_mode': calib_mode, 'excluded': excluded}
     return qnet, info

@@ -1,0 +1,142 @@
+"""Inference backends: the rewritten graph is exact, every backend matches FP32, INT8 keeps demo accuracy."""
+import json
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluon_asymmnet as ga
+from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
+from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, format_benchmark, inference_symbol,
+                                      predictor_accuracy, relative_error, structural_layers)
+from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
+
+TINY = dict(multiplier=0.35, classes=10)
+
+
+def _ops(sym):
+    counts = {}
+    for node in json.loads(sym.tojson())['nodes']:
+        counts[node['op']] = counts.get(node['op'], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('asymmnet_large', dict(multiplier=0.5)),
+    ('asymmnet_small', dict(multiplier=0.75, asymmrate=2)),
+    ('asymmnet_small', dict(multiplier=0.75, shuffle_groups=2)),
+    ('mobilenetv3_small', dict(multiplier=0.5)),
+])
+def test_inference_symbol_is_exact_and_onednn_friendly(name, kwargs):
+    net = random_weights(ga.get_model(name, **kwargs))
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 64, 96)))
+    sym = inference_symbol(net, input_shape=(2, 3, 64, 96))
+    ops = _ops(sym)
+    assert 'relu' not in ops and 'Dropout' not in ops and 'expand_dims' not in ops
+    assert ops['Activation'] > 0
+    concats = [n for n in json.loads(sym.tojson())['nodes'] if n['op'] == 'Concat']
+    assert len(concats) == (0 if name.startswith('mobilenetv3') else len([b for b in net.blocks if b.expands]))
+    assert all(n['attrs']['dim'] == '1' for n in concats)
+    block = mx.gluon.SymbolBlock(sym, mx.sym.var('data', dtype='float32'), params=net.collect_params())
+    np.testing.assert_array_equal(block(x).asnumpy(), net(x).asnumpy())
+
+
+def test_structural_layer_names():
+    net = ga.get_model('asymmnet_small', **TINY)
+    layers = structural_layers(net)
+    assert layers['features.0'] == net.features[0].name + '_fwd'
+    assert layers['output.0'] == net.output[0].name + '_fwd'
+    assert 'features.3.se.conv1' in layers and 'features.3.conv1.conv' in layers
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    net = random_weights(ga.get_model('asymmnet_small', **TINY), seed=1)
+    rng = np.random.RandomState(0)
+    return net, rng.uniform(-1, 1, (5, 3, 32, 32)).astype(np.float32), rng.uniform(-1, 1, (16, 3, 32, 32)).astype(
+        np.float32)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_every_backend_runs_and_matches_fp32(backend, tiny, tmp_path):
+    net, x, calib = tiny
+    p = build_predictor(backend, net, batch_size=2, input_size=32, calib=calib, workdir=str(tmp_path))
+    out = p(x)  # 5 images through a batch-2 graph: chunks of 2, the last padded
+    ref = net(mx.nd.array(x)).asnumpy()
+    assert out.shape == (5, 10)
+    tolerance = {'mxnet': 1e-6, 'mxnet-fused': 1e-5, 'onnxruntime': 1e-5}.get(backend, 0.3)
+    assert relative_error(out, ref) < tolerance
+    one = p.run_batch(x[:2])
+    assert one.shape == (2, 10) and relative_error(one, out[:2]) < 1e-6
+    assert p.precision == ('int8' if backend.endswith('int8') else 'fp32')
+    with pytest.raises(ValueError, match=r'built for input \(N, 3, 32, 32\)'):
+        p(x[:, :, :16])
+
+
+def test_backend_errors(tiny):
+    net, _, _ = tiny
+    with pytest.raises(ValueError, match='unknown backend'):
+        build_predictor('tensorrt', net)
+    with pytest.raises(ValueError, match='INT8 backends need calibration images'):
+        build_predictor('mxnet-int8', net, input_size=32)
+    with pytest.raises(ValueError, match='batch_size must be a positive integer'):
+        build_predictor('mxnet', net, batch_size=0)
+
+
+@pytest.fixture(scope='module')
+def demo_data(demo_model):  # noqa: F811
+    net = ga.get_model(demo_model['model'], **demo_model['kwargs'])
+    ga.load_checkpoint(net, demo_model['params'])
+    batches, info = eval_batches(dataset='demo', batch_size=64)
+    train_split = eval_batches(rec_val=__import__('gluon_asymmnet').data.demo_dataset()['rec_train'],
+                               input_size=32, batch_size=64)[0]
+    return net, batches, info, calibration_images(train_split, 64)
+
+
+@pytest.mark.parametrize('backend', ['mxnet-int8', 'onnxruntime-int8'])
+def test_int8_keeps_demo_accuracy(backend, demo_data, demo_model, tmp_path):  # noqa: F811
+    net, batches, _, calib = demo_data
+    p = build_predictor(backend, net, batch_size=64, input_size=32, calib=calib, workdir=str(tmp_path))
+    acc = predictor_accuracy(p, batches)
+    assert acc['num_samples'] == 359
+    assert abs(acc['top1'] - demo_model['best_top1']) <= 0.01
+    data = next(iter(batches))[0]
+    assert relative_error(p(data.asnumpy()), net(data).asnumpy()) < 0.1
+    assert p.info['calibration_images'] == 64
+
+
+def test_benchmark_rows_and_table(demo_data, tmp_path):
+    net, batches, info, calib = demo_data
+    result = benchmark(net, BACKENDS, input_size=32, batch_sizes=(1, 4), warmup=1, repeats=2, calib=calib,
+                       eval_batches=batches, eval_input_size=32, workdir=str(tmp_path))
+    rows = {r['backend']: r for r in result['rows']}
+    assert list(rows) == list(BACKENDS)
+    fp32 = rows['mxnet']
+    assert fp32['rel_error'] == 0.0
+    for r in rows.values():
+        assert r['latency_ms'] > 0 and r['throughput'] > 0 and r['num_samples'] == 359
+        if r['precision'] == 'fp32':
+            assert r['rel_error'] < 1e-5 and r['top1'] == fp32['top1'] and r['top5'] == fp32['top5']
+        else:
+            assert r['rel_error'] < 0.1 and abs(r['top1'] - fp32['top1']) <= 0.01
+    table = format_benchmark(result, 'demo')
+    for b in BACKENDS:
+        assert '| %s |' % b in table
+    assert 'speed vs onnxruntime' in table and 'top-1' in table
+
+
+def test_benchmark_command_line(tmp_path, capsys):
+    out_json = str(tmp_path / 'b.json')
+    code = main(['--benchmark', '--model', 'mobilenetv3_small', '--width-scale', '0.35', '--backends',
+                 'mxnet,mxnet-fused,onnxruntime', '--bench-input-size', '32', '--latency-batch', '1',
+                 '--throughput-batch', '2', '--warmup', '1', '--repeats', '2', '--json', out_json,
+                 '--workdir', str(tmp_path), '--no-progress'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert 'mobilenetv3_small (random (speed only)), no accuracy data' in out
+    result = json.loads(open(out_json).read())
+    assert [r['backend'] for r in result['rows']] == ['mxnet', 'mxnet-fused', 'onnxruntime']
+    assert all(r['rel_error'] < 1e-5 for r in result['rows'])
+    with pytest.raises(SystemExit):
+        main(['--benchmark', '--model', 'mobilenetv3_small', '--backends', 'mxnet,tvm'])
+    assert 'unknown backend(s) tvm' in capsys.readouterr().err
