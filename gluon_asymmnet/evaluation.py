@@ -597,10 +597,14 @@ def main(argv=None):
                 [e.strip() for e in args.int8_exclude.split(',') if e.strip()], args.threads, args.workdir, say)
             title = '%s (%s), %s' % (described['model'], described['weights'],
                                      'accuracy on %s' % info['source'] if info else 'no accuracy data')
-            from .inference import format_benchmark
+            from .inference import format_benchmark, format_targets, target_status
             print(format_benchmark(result, title))
             if result['setup'].get('calibration'):
                 print('INT8 calibration: %s.' % result['setup']['calibration'])
+            status = target_status(result)
+            if status:
+                print()
+                print(format_targets(status))
             if args.json:
                 _write_json(args.json, dict(result, model=described))
             return 0
@@ -612,3 +616,37 @@ def main(argv=None):
         return 0
     except (EvalError, CheckpointError, _DataError, ModelStoreError, ValueError) as err:
         parser.exit(2, 'error: %s\n' % err)
+
+
+def demo_weights(model, folder, epochs=6, multiplier=1.0, batch_size=64, seed=0):
+    """Weights of ``model`` trained on the demo digits, trained once and kept in ``folder``.
+
+    Used where accuracy must be measured without ImageNet (the INT8 target
+    of the benchmark). Training runs :func:`gluon_asymmnet.training.train`
+    (the library behind ``train_imagenet.py``) with a cosine schedule.
+
+    Returns
+    -------
+    dict
+        ``params`` (path), ``top1`` (the training's best validation top-1),
+        ``model``, ``kwargs``.
+    """
+    from .training import parse_args, train
+    os.makedirs(folder, exist_ok=True)
+    record = os.path.join(folder, '%s-x%g-digits.json' % (model, multiplier))
+    if os.path.isfile(record):
+        with open(record) as f:
+            info = json.load(f)
+        if os.path.isfile(info['params']):
+            return info
+    run = os.path.join(folder, '%s-x%g-digits' % (model, multiplier))
+    args = ['--model', model, '--width-scale', str(multiplier), '--num-epochs', str(epochs),
+            '--batch-size', str(batch_size), '--lr', '0.2', '--lr-mode', 'cosine', '--warmup-epochs',
+            str(min(1, epochs - 1)), '--wd', '1e-4', '--no-wd', '-j', '0', '--log-interval', '0',
+            '--save-frequency', '0', '--seed', str(seed), '--save-dir', run, '--logging-file', 'train.log']
+    result = train(parse_args(args))
+    info = {'params': result['best_params'], 'top1': result['best_top1'], 'model': model,
+            'kwargs': {'multiplier': multiplier, 'classes': 10}}
+    with open(record, 'w') as f:
+        json.dump(info, f)
+    return info

@@ -33,7 +33,8 @@ import mxnet as mx
 import numpy as np
 
 __all__ = ['BACKENDS', 'INT8_BACKENDS', 'Predictor', 'physical_cores', 'inference_symbol',
-           'build_predictor', 'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error']
+           'build_predictor', 'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error',
+           'structural_layers', 'target_status', 'format_targets', 'operator_profile', 'format_profile']
 
 BACKENDS = ('mxnet', 'mxnet-fused', 'onnxruntime', 'mxnet-int8', 'onnxruntime-int8')
 INT8_BACKENDS = ('mxnet-int8', 'onnxruntime-int8')
@@ -467,6 +468,9 @@ def _time_interleaved(runners, inputs, warmup, repeats):
     times = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
+            # An untimed call first: the previous backend's worker threads may still be spinning
+            # (onnxruntime's and OpenMP's pools spin a while before they sleep).
+            run(inputs)
             start = time.perf_counter()
             run(inputs)
             times[name].append(time.perf_counter() - start)
@@ -592,4 +596,116 @@ def format_benchmark(result, title=None):
                  'OMP_NUM_THREADS %s, %d physical cores.'
                  % (setup['input_size'], setup['input_size'], setup['repeats'], setup['warmup'],
                     setup['onnxruntime_threads'], setup['omp_num_threads'] or 'unset', setup['physical_cores']))
+    return '\n'.join(lines)
+
+
+def target_status(result, fp32_backends=('mxnet', 'mxnet-fused'), baseline='onnxruntime',
+                  int8_speedup=1.5, max_top1_drop=0.01):
+    """The issue's two targets, checked on one :func:`benchmark` result.
+
+    1. The project's fastest float32 MXNet path (``fp32_backends``) is at
+       least as fast as ``baseline`` (onnxruntime on the exported model).
+    2. The fastest INT8 backend is ``int8_speedup`` times as fast as the
+       fastest float32 row of the table (onnxruntime included), and its top-1
+       is within ``max_top1_drop`` of float32 (when accuracy was measured).
+
+    Each is judged separately at the latency and the throughput batch.
+
+    Returns
+    -------
+    list of dict
+        One per target and batch: ``target``, ``metric``, ``value`` (ratio),
+        ``met`` (bool) and ``detail`` (text).
+    """
+    rows = {r['backend']: r for r in result['rows']}
+    b_lat, b_thr = result['setup']['batch_sizes']
+    # Speed as "bigger is faster" at each batch.
+    speeds = {('latency', b_lat): {b: 1.0 / r['latency_ms'] for b, r in rows.items()},
+              ('throughput', b_thr): {b: r['throughput'] for b, r in rows.items()}}
+    out = []
+    for (metric, batch), speed in speeds.items():
+        ours = [b for b in fp32_backends if b in speed]
+        if ours and baseline in speed:
+            best = max(ours, key=speed.get)
+            ratio = speed[best] / speed[baseline]
+            out.append(dict(target='fastest FP32 MXNet path >= %s' % baseline, metric='%s b%d' % (metric, batch),
+                            value=ratio, met=ratio >= 1.0,
+                            detail='%s is %.2fx %s' % (best, ratio, baseline)))
+        fp32 = [b for b in speed if rows[b]['precision'] == 'fp32']
+        int8 = [b for b in speed if rows[b]['precision'] == 'int8']
+        if fp32 and int8:
+            best32, best8 = max(fp32, key=speed.get), max(int8, key=speed.get)
+            ratio = speed[best8] / speed[best32]
+            drop = None
+            if 'top1' in rows[best8] and 'top1' in rows[best32]:
+                drop = rows[best32]['top1'] - rows[best8]['top1']
+            met = ratio >= int8_speedup and (drop is None or drop <= max_top1_drop)
+            detail = '%s is %.2fx %s' % (best8, ratio, best32)
+            if drop is not None:
+                detail += ', top-1 %+.2f points' % (-100 * drop)
+            out.append(dict(target='INT8 >= %.1fx fastest FP32, top-1 within %g point' % (int8_speedup,
+                                                                                          100 * max_top1_drop),
+                            metric='%s b%d' % (metric, batch), value=ratio, met=met, detail=detail))
+    return out
+
+
+def format_targets(status):
+    """One line per :func:`target_status` entry."""
+    return '\n'.join('%-52s %-16s %s  (%s)' % (s['target'], s['metric'], 'MET' if s['met'] else 'MISSED',
+                                               s['detail']) for s in status)
+
+
+def operator_profile(net, backend='mxnet-fused', batch_size=32, input_size=224, repeats=5, calib=None):
+    """Milliseconds per call spent in each MXNet operator of an MXNet backend (MXNet's profiler).
+
+    Bulk execution is switched off while the graph is built and run, so that
+    every operator is timed on its own; the per-call wall time is measured
+    on a separate, normally built predictor. What the operators do not cover
+    is framework overhead (dispatch, synchronisation, memory planning).
+
+    Returns
+    -------
+    dict
+        ``operators``: ``{name: ms per call}``, largest first; ``wall_ms``:
+        median wall time per call with bulk execution on.
+    """
+    if not backend.startswith('mxnet'):
+        raise ValueError('operator_profile profiles MXNet backends, not %r' % backend)
+    shape = _shape(batch_size, (input_size, input_size))
+    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
+    normal = build_predictor(backend, net, batch_size, input_size, calib)
+    wall = _time_interleaved({backend: normal.run_batch}, x, 2, repeats)[backend] * 1e3
+    previous = os.environ.get('MXNET_EXEC_BULK_EXEC_INFERENCE')
+    os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
+    try:
+        p = build_predictor(backend, net, batch_size, input_size, calib)
+        p.run_batch(x)
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.path.join(tempfile.gettempdir(), 'gluon_asymmnet_profile.json'))
+        mx.profiler.dumps(reset=True)
+        mx.profiler.set_state('run')
+        for _ in range(repeats):
+            p.run_batch(x)
+        mx.nd.waitall()
+        mx.profiler.set_state('stop')
+        stats = dict(json.loads(mx.profiler.dumps(format='json', reset=True))['Time'])
+    finally:
+        if previous is None:
+            del os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE']
+        else:
+            os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = previous
+    ops = {name: s['Total'] / repeats for name, s in stats.get('operator', {}).items()
+           if name not in ('WaitForVar', 'DeleteVariable')}
+    return {'operators': dict(sorted(ops.items(), key=lambda kv: -kv[1])), 'wall_ms': wall}
+
+
+def format_profile(profile, title=''):
+    """Render :func:`operator_profile` as text, with each operator's share of the operators' total."""
+    total = sum(profile['operators'].values())
+    lines = [title] if title else []
+    lines.append('%-28s %10s %7s' % ('operator', 'ms/call', 'share'))
+    for name, ms in profile['operators'].items():
+        lines.append('%-28s %10.2f %6.1f%%' % (name, ms, 100 * ms / total))
+    lines.append('%-28s %10.2f   (wall time per call with bulk execution: %.2f ms)'
+                 % ('all operators', total, profile['wall_ms']))
     return '\n'.join(lines)

@@ -7,8 +7,9 @@ import pytest
 
 import gluon_asymmnet as ga
 from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
-from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, format_benchmark, inference_symbol,
-                                      predictor_accuracy, relative_error, structural_layers)
+from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, format_benchmark, format_profile,
+                                      inference_symbol, operator_profile, predictor_accuracy, relative_error,
+                                      structural_layers, target_status)
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 TINY = dict(multiplier=0.35, classes=10)
@@ -140,3 +141,28 @@ def test_benchmark_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(['--benchmark', '--model', 'mobilenetv3_small', '--backends', 'mxnet,tvm'])
     assert 'unknown backend(s) tvm' in capsys.readouterr().err
+
+
+def test_target_status_judges_both_targets():
+    def row(backend, precision, latency, throughput, top1):
+        return dict(backend=backend, precision=precision, latency_ms=latency, throughput=throughput, top1=top1)
+    result = {'setup': {'batch_sizes': (1, 32)}, 'rows': [
+        row('mxnet', 'fp32', 20.0, 100.0, 0.90), row('mxnet-fused', 'fp32', 10.0, 150.0, 0.90),
+        row('onnxruntime', 'fp32', 8.0, 140.0, 0.90), row('mxnet-int8', 'int8', 5.0, 200.0, 0.895),
+        row('onnxruntime-int8', 'int8', 9.0, 300.0, 0.85)]}
+    status = {(s['target'].split()[0], s['metric']): s for s in target_status(result)}
+    assert not status['fastest', 'latency b1']['met'] and status['fastest', 'latency b1']['value'] == 0.8
+    assert status['fastest', 'throughput b32']['met']  # mxnet-fused 150 >= onnxruntime 140
+    # latency: fastest FP32 is onnxruntime (8 ms), fastest INT8 mxnet-int8 (5 ms) -> 1.6x, top-1 -0.5 point
+    assert status['INT8', 'latency b1']['met'] and status['INT8', 'latency b1']['value'] == pytest.approx(1.6)
+    # throughput: onnxruntime-int8 300 / mxnet-fused 150 = 2x, but top-1 drops 5 points
+    assert not status['INT8', 'throughput b32']['met'] and '-5.00 points' in status['INT8', 'throughput b32']['detail']
+
+
+def test_operator_profile_names_the_operators(tiny):
+    net, _, _ = tiny
+    prof = operator_profile(net, 'mxnet-fused', batch_size=2, input_size=32, repeats=2)
+    assert '_sg_mkldnn_conv' in prof['operators'] and 'hard_sigmoid' in prof['operators']
+    assert 'Convolution' not in prof['operators']  # all fused
+    assert prof['wall_ms'] > 0
+    assert 'all operators' in format_profile(prof)

@@ -1,0 +1,59 @@
+"""CPU inference backends side by side: AsymmNet-L and MobileNetV3-L, FP32 and INT8, with the targets.
+
+For each model, weights trained on the bundled demo digits (trained once by
+the training library and kept in ``--workdir``) give the accuracy and
+INT8-error columns on the digits' held-out split (32x32, as trained, INT8
+calibrated on the digits' training split); the timings run at
+``--input-size`` (224 by default), batch 1 (latency) and batch 32
+(throughput), every backend once per round, in one process. Then the issue's
+two targets are checked on the table (:func:`gluon_asymmnet.inference.target_status`).
+
+Example::
+
+    python benchmarks/bench_inference.py
+    python benchmarks/bench_inference.py --models asymmnet_large --repeats 40
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gluon_asymmnet import get_model, load_checkpoint  # noqa: E402
+from gluon_asymmnet.evaluation import benchmark_model, demo_weights, eval_batches  # noqa: E402
+from gluon_asymmnet.inference import BACKENDS, format_benchmark, format_targets, target_status  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--models', default='asymmnet_large,mobilenetv3_large')
+    p.add_argument('--backends', default=','.join(BACKENDS))
+    p.add_argument('--input-size', type=int, default=224)
+    p.add_argument('--latency-batch', type=int, default=1)
+    p.add_argument('--throughput-batch', type=int, default=32)
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--repeats', type=int, default=20)
+    p.add_argument('--train-epochs', type=int, default=6, help='demo-digits training of the weights')
+    p.add_argument('--workdir', default=os.path.join('runs', 'bench_inference'))
+    args = p.parse_args(argv)
+    backends = [b for b in args.backends.split(',') if b]
+    batches, info = eval_batches(dataset='demo', batch_size=args.throughput_batch)
+    for name in args.models.split(','):
+        weights = demo_weights(name, os.path.join(args.workdir, 'weights'), args.train_epochs)
+        net = get_model(name, **weights['kwargs'])
+        load_checkpoint(net, weights['params'])
+        result = benchmark_model(net, backends, batches, info, args.input_size,
+                                 (args.latency_batch, args.throughput_batch), args.warmup, args.repeats,
+                                 workdir=os.path.join(args.workdir, name))
+        print()
+        print(format_benchmark(result, '%s x1.0: timings at %dx%d; accuracy on the demo digits (%d held-out '
+                                       'images, 32x32, weights trained %d epochs on the digits)'
+                               % (name, args.input_size, args.input_size, info['num_samples'], args.train_epochs)))
+        print('INT8 calibration: %s.' % result['setup']['calibration'])
+        print()
+        print(format_targets(target_status(result)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
