@@ -46,7 +46,8 @@ MODES = ('train', 'infer')
 GRAPHS = ('static', 'imperative')
 REFERENCE = 'gluoncv mobilenetv3_large'
 PER_MODE = ' +per-mode'
-DEFAULT_MODELS = ('asymmnet_large', 'asymmnet_large' + PER_MODE, 'mobilenetv3_large', REFERENCE)
+DEFAULT_MODELS = ('asymmnet_large', 'asymmnet_large' + PER_MODE, 'mobilenetv3_large', 'mobilenetv3_large' + PER_MODE,
+                  REFERENCE)
 
 
 def build_models(names=DEFAULT_MODELS, classes=1000, seed=0):

@@ -27,17 +27,18 @@ width is not a multiple of 16, in blocks of 8):
   by 16 straight to oneDNN, which then runs its reference kernel (250-480 ms
   per call at batch 8, 100x the optimised one). oneDNN's ReLU backward keeps
   the blocking of the gradient coming from the next 1x1 convolution, so this
-  happens after ReLU whenever that convolution's output width is not a
-  multiple of 16.
-* global average pooling: the gradient arrives from the SE block's 1x1
-  convolution in a layout unlike the input's, and oneDNN again runs its
-  reference kernel (50-170 ms per call at batch 8).
+  happens in the depthwise unit of a block without SE whose depthwise and
+  output widths differ in divisibility by 16 (AsymmNet-L's blocks 2 and 3).
+* global average pooling: in SE blocks with ReLU the gradient arrives from
+  the 1x1 convolution in a layout unlike the blocked input's, and oneDNN again
+  runs its reference kernel (50-170 ms per call at batch 8).
 
 The forward passes of all three are fast and correct. So the blocks build
 the computation for its mode (:func:`graph_mode`): for training, MXNet's own
-kernels (concat on ``dim=-3``, ReLU as ``clip``, SE pooling as ``mean``),
-whose backward passes write plain layouts; for inference, the oneDNN kernels.
-Both compute the same values. Imperative calls know their mode from
+kernels where oneDNN's backward fails or crawls (concat on ``dim=-3``; ReLU
+as ``clip`` and SE pooling as ``mean`` in the units named above), whose
+backward passes write plain layouts; for inference, the oneDNN kernels. Both
+compute the same values. Imperative calls know their mode from
 ``autograd.is_recording()``. A traced graph is cached and may run in either
 mode unless traced inside :func:`tracing_mode`: it takes MXNet's concat (the
 only choice that is correct for training) and oneDNN's ReLU and pooling (fast
@@ -100,23 +101,23 @@ class Act(HybridBlock):
     ``hard_sigmoid(x) = relu6(x + 3) / 6`` is MXNet's single ``hard_sigmoid``
     operator with ``alpha=1/6, beta=0.5``; GluonCV spells it as four element-wise
     operators. The results agree to float32 rounding. ReLU is oneDNN's
-    ``Activation``, except in computations built for training, where it is
-    ``clip(x, 0, inf)``, the same values (module notes).
+    ``Activation``; with ``plain_grad`` and in computations built for
+    training it is ``clip(x, 0, inf)``, the same values, whose backward pass
+    writes a plain-layout gradient (module notes).
     """
 
     KINDS = ('relu', 'hard_sigmoid', 'hard_swish')
 
-    def __init__(self, kind, **kwargs):
+    def __init__(self, kind, plain_grad=False, **kwargs):
         super().__init__(**kwargs)
         if kind not in self.KINDS:
             raise ValueError('unknown activation %r; expected one of %s' % (kind, ', '.join(self.KINDS)))
         self.kind = kind
+        self.plain_grad = plain_grad
 
     def hybrid_forward(self, F, x):
         if self.kind == 'relu':
-            if graph_mode(F) == 'train':
-                # clip's backward writes a plain gradient, which MXNet's oneDNN
-                # BatchNorm backward reorders to the data's blocking (module notes).
+            if self.plain_grad and graph_mode(F) == 'train':
                 return F.clip(x, 0.0, float('inf'))
             return F.Activation(x, act_type='relu')
         gate = F.hard_sigmoid(x, alpha=1.0 / 6, beta=0.5)
@@ -127,15 +128,19 @@ class Act(HybridBlock):
 
 
 class ConvBN(HybridBlock):
-    """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``)."""
+    """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``).
 
-    def __init__(self, channels, kernel=1, stride=1, groups=1, act=None, in_channels=0, **kwargs):
+    ``plain_grad`` is passed to :class:`Act`.
+    """
+
+    def __init__(self, channels, kernel=1, stride=1, groups=1, act=None, in_channels=0,
+                 plain_grad=False, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.conv = nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
                                   groups=groups, use_bias=False, in_channels=in_channels)
             self.bn = nn.BatchNorm(in_channels=channels)
-            self.act = Act(act) if act else None
+            self.act = Act(act, plain_grad) if act else None
 
     def hybrid_forward(self, F, x):
         x = self.bn(self.conv(x))
@@ -143,18 +148,24 @@ class ConvBN(HybridBlock):
 
 
 class SE(HybridBlock):
-    """Squeeze-and-excitation: pool, 1x1 conv, ReLU, 1x1 conv, hard sigmoid, rescale."""
+    """Squeeze-and-excitation: pool, 1x1 conv, ReLU, 1x1 conv, hard sigmoid, rescale.
 
-    def __init__(self, channels, **kwargs):
+    With ``mean_pool`` the global average pooling of computations built for
+    training is ``mean`` over H and W, whose backward pass MXNet runs itself;
+    for input in oneDNN's blocked layout (after oneDNN's ReLU) oneDNN's pooling
+    backward would run its reference kernel (module notes).
+    """
+
+    def __init__(self, channels, mean_pool=False, **kwargs):
         super().__init__(**kwargs)
         squeeze = make_divisible(channels // 4)
+        self.mean_pool = mean_pool
         with self.name_scope():
             self.conv1 = nn.Conv2D(squeeze, 1, use_bias=True, in_channels=channels)
             self.conv2 = nn.Conv2D(channels, 1, use_bias=True, in_channels=squeeze)
 
     def hybrid_forward(self, F, x):
-        if graph_mode(F) == 'train':
-            # oneDNN's pooling backward falls back to its reference kernel here (module notes).
+        if self.mean_pool and graph_mode(F) == 'train':
             w = F.mean(x, axis=(2, 3), keepdims=True)
         else:
             w = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
@@ -284,8 +295,12 @@ class AsymmBottleneck(HybridBlock):
         with self.name_scope():
             self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels)
                            if self.expands else None)
-            self.conv1 = ConvBN(mid, kernel, stride, groups=mid, act=act, in_channels=mid)
-            self.se = SE(mid) if use_se else None
+            # oneDNN blocks a width by 16 if 16 divides it, else by 8 (AVX-512). When the
+            # depthwise and the linear width differ in that, the linear conv's backward hands
+            # ReLU and BatchNorm a gradient blocked unlike the data (module notes).
+            self.conv1 = ConvBN(mid, kernel, stride, groups=mid, act=act, in_channels=mid,
+                                plain_grad=not use_se and (mid % 16 == 0) != (out_channels % 16 == 0))
+            self.se = SE(mid, mean_pool=act == 'relu') if use_se else None
             self.conv2 = ConvBN(out_channels, 1, in_channels=mid)
 
     def hybrid_forward(self, F, x):
