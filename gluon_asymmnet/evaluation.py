@@ -517,8 +517,6 @@ def build_parser():
     b.add_argument('--warmup', type=int, default=5, help='untimed calls per backend (default 5)')
     b.add_argument('--repeats', type=int, default=20, help='timed rounds, interleaved (default 20)')
     b.add_argument('--calib-images', type=int, default=64, help='INT8 calibration images (default 64)')
-    b.add_argument('--calib-mode', choices=('naive', 'entropy'), default='naive',
-                   help='mxnet-int8 calibration (default naive: min/max)')
     b.add_argument('--int8-exclude', default='', help='comma-separated layer patterns kept in float32 '
                                                       '(structural names, e.g. features.0,output.0,*.se.*)')
     b.add_argument('--threads', type=int, default=None, help='onnxruntime threads (default: physical cores)')
@@ -593,7 +591,7 @@ def main(argv=None):
             say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))
             result = benchmark_model(
                 net, backends, batches, info, args.bench_input_size, (args.latency_batch, args.throughput_batch),
-                args.warmup, args.repeats, args.calib_images, args.calib_mode,
+                args.warmup, args.repeats, args.calib_images, 'naive',
                 [e.strip() for e in args.int8_exclude.split(',') if e.strip()], args.threads, args.workdir, say)
             title = '%s (%s), %s' % (described['model'], described['weights'],
                                      'accuracy on %s' % info['source'] if info else 'no accuracy data')

@@ -40,6 +40,11 @@ def test_inference_symbol_is_exact_and_onednn_friendly(name, kwargs):
     assert all(n['attrs']['dim'] == '1' for n in concats)
     block = mx.gluon.SymbolBlock(sym, mx.sym.var('data', dtype='float32'), params=net.collect_params())
     np.testing.assert_array_equal(block(x).asnumpy(), net(x).asnumpy())
+    # Batch 1: MXNet's own concat (4-D, channel axis from the end), same values.
+    one = inference_symbol(net, input_shape=(1, 3, 64, 96))
+    assert all(n['attrs']['dim'] == '-3' for n in json.loads(one.tojson())['nodes'] if n['op'] == 'Concat')
+    block = mx.gluon.SymbolBlock(one, mx.sym.var('data', dtype='float32'), params=net.collect_params())
+    np.testing.assert_array_equal(block(x[:1]).asnumpy(), net(x[:1]).asnumpy())
 
 
 def test_structural_layer_names():
