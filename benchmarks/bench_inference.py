@@ -33,7 +33,7 @@ def main(argv=None):
     p.add_argument('--throughput-batch', type=int, default=32)
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--repeats', type=int, default=20)
-    p.add_argument('--train-epochs', type=int, default=6, help='demo-digits training of the weights')
+    p.add_argument('--train-epochs', type=int, default=15, help='demo-digits training of the weights')
     p.add_argument('--workdir', default=os.path.join('runs', 'bench_inference'))
     args = p.parse_args(argv)
     backends = [b for b in args.backends.split(',') if b]

@@ -431,7 +431,7 @@ def random_weights(net, seed=0):
 
 
 def benchmark_model(net, backends, batches=None, info=None, input_size=224, batch_sizes=(1, 32), warmup=5,
-                    repeats=20, calib_images=64, calib_mode='naive', exclude=(), threads=None, workdir=None,
+                    repeats=20, calib_images=64, calib_mode='naive', exclude=None, threads=None, workdir=None,
                     progress=None):
     """:func:`gluon_asymmnet.inference.benchmark` with calibration images chosen for the data.
 
@@ -517,11 +517,21 @@ def build_parser():
     b.add_argument('--warmup', type=int, default=5, help='untimed calls per backend (default 5)')
     b.add_argument('--repeats', type=int, default=20, help='timed rounds, interleaved (default 20)')
     b.add_argument('--calib-images', type=int, default=64, help='INT8 calibration images (default 64)')
-    b.add_argument('--int8-exclude', default='', help='comma-separated layer patterns kept in float32 '
-                                                      '(structural names, e.g. features.0,output.0,*.se.*)')
+    b.add_argument('--int8-exclude', default=None,
+                   help='comma-separated convolutions kept in float32 by the INT8 backends (structural names, '
+                        'shell patterns: features.0,*.se.*); default: global pooling and the convolutions after '
+                        'it (and the SE convolutions in mxnet-int8); "none": quantize all')
     b.add_argument('--threads', type=int, default=None, help='onnxruntime threads (default: physical cores)')
     b.add_argument('--workdir', default=None, help='folder for the ONNX files (default: a temporary one)')
     return p
+
+
+def _exclusions(text):
+    if text is None:
+        return None
+    if text.strip().lower() == 'none':
+        return ()
+    return [e.strip() for e in text.split(',') if e.strip()]
 
 
 def _write_json(path, payload):
@@ -592,7 +602,7 @@ def main(argv=None):
             result = benchmark_model(
                 net, backends, batches, info, args.bench_input_size, (args.latency_batch, args.throughput_batch),
                 args.warmup, args.repeats, args.calib_images, 'naive',
-                [e.strip() for e in args.int8_exclude.split(',') if e.strip()], args.threads, args.workdir, say)
+                _exclusions(args.int8_exclude), args.threads, args.workdir, say)
             title = '%s (%s), %s' % (described['model'], described['weights'],
                                      'accuracy on %s' % info['source'] if info else 'no accuracy data')
             from .inference import format_benchmark, format_targets, target_status

@@ -8,8 +8,8 @@ import pytest
 import gluon_asymmnet as ga
 from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
 from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, format_benchmark, format_profile,
-                                      inference_symbol, operator_profile, predictor_accuracy, relative_error,
-                                      structural_layers, target_status)
+                                      default_fp32_layers, head_layers, inference_symbol, operator_profile,
+                                      predictor_accuracy, relative_error, structural_layers, target_status)
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 TINY = dict(multiplier=0.35, classes=10)
@@ -47,12 +47,33 @@ def test_inference_symbol_is_exact_and_onednn_friendly(name, kwargs):
     np.testing.assert_array_equal(block(x[:1]).asnumpy(), net(x[:1]).asnumpy())
 
 
-def test_structural_layer_names():
+def test_structural_layer_names_and_default_fp32_layers():
     net = ga.get_model('asymmnet_small', **TINY)
     layers = structural_layers(net)
     assert layers['features.0'] == net.features[0].name + '_fwd'
     assert layers['output.0'] == net.output[0].name + '_fwd'
     assert 'features.3.se.conv1' in layers and 'features.3.conv1.conv' in layers
+    # small: stem (0-2), 11 blocks (3-13), head conv/BN/act (14-16), pooling 17, 1280 conv 18
+    assert head_layers(net) == ['features.17', 'features.18', 'output.0']
+    assert default_fp32_layers(net, 'onnxruntime-int8') == head_layers(net)
+    assert default_fp32_layers(net, 'mxnet-int8') == head_layers(net) + ['*.se.*']
+
+
+def test_int8_exclusions_reach_the_graphs(tiny, tmp_path):
+    net, x, calib = tiny
+    ort_default = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'a'))
+    ort_all = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'b'), exclude=())
+    assert ort_default.info['fp32_layers'] == head_layers(net) and ort_all.info['fp32_layers'] == []
+    import onnx
+    def quantized_convs(folder):
+        graph = onnx.load(str(tmp_path / folder / 'onnxruntime-int8-32x32' / 'model-int8.onnx')).graph
+        weights = {n.output[0] for n in graph.node if n.op_type == 'DequantizeLinear' and 'weight' in n.input[0]}
+        return sum(1 for n in graph.node if n.op_type == 'Conv' and n.input[1] in weights)
+    convs = len([p for p in structural_layers(net) if not p.startswith('features.17')])
+    assert quantized_convs('b') == convs and quantized_convs('a') == convs - 2
+    mx_default = build_predictor('mxnet-int8', net, 2, 32, calib)
+    assert '*.se.*' not in mx_default.info['fp32_layers']  # patterns resolved to layer names
+    assert 'features.3.se.conv1' in mx_default.info['fp32_layers'] and 'features.0' not in mx_default.info['fp32_layers']
 
 
 @pytest.fixture(scope='module')
