@@ -21,11 +21,12 @@ import os
 import re
 
 import mxnet as mx
+import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, demo_dataset, folder_batches, get_data_loaders
 from .evaluate import evaluate_accuracy
-from .model_store import DEFAULT_ROOT, pretrained_entries
+from .model_store import DEFAULT_ROOT, ModelStoreError, pretrained_entries
 from .model_zoo import get_model, get_model_list
 from .profiler import format_table, profile
 
@@ -282,7 +283,6 @@ def calibration_images(batches, num_images):
             break
     if not parts:
         raise EvalError('no calibration image: the batches are empty')
-    import numpy as np
     return np.concatenate(parts)[:num_images].astype(np.float32)
 
 
@@ -419,7 +419,6 @@ def random_weights(net, seed=0):
     variance ~ U(0.5, 1.5); beta, running mean, biases ~ N(0, 0.1)), so the
     activations keep a realistic scale and INT8 error figures mean something.
     """
-    import numpy as np
     rng = np.random.RandomState(seed)
     net.initialize(mx.init.MSRAPrelu(), force_reinit=True)
     for key, p in sorted(net.collect_params().items()):
@@ -556,8 +555,6 @@ def main(argv=None):
     int
         Exit status.
     """
-    from .data.errors import DataError as _DataError
-    from .model_store import ModelStoreError
     parser = build_parser()
     args = parser.parse_args(argv)
     _positive(parser, args, ('multiplier', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
@@ -622,7 +619,7 @@ def main(argv=None):
         if args.json:
             _write_json(args.json, dict(figures, model=described, data=info))
         return 0
-    except (EvalError, CheckpointError, _DataError, ModelStoreError, ValueError) as err:
+    except (EvalError, CheckpointError, DataError, ModelStoreError, ValueError) as err:
         parser.exit(2, 'error: %s\n' % err)
 
 

@@ -32,9 +32,10 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-__all__ = ['BACKENDS', 'INT8_BACKENDS', 'Predictor', 'physical_cores', 'inference_symbol',
-           'build_predictor', 'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error',
-           'structural_layers', 'head_layers', 'default_fp32_layers', 'target_status', 'format_targets', 'operator_profile', 'format_profile']
+__all__ = ['BACKENDS', 'INT8_BACKENDS', 'Predictor', 'physical_cores', 'inference_symbol', 'build_predictor',
+           'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error', 'structural_layers',
+           'head_layers', 'default_fp32_layers', 'target_status', 'format_targets', 'operator_profile',
+           'format_profile']
 
 BACKENDS = ('mxnet', 'mxnet-fused', 'onnxruntime', 'mxnet-int8', 'onnxruntime-int8')
 INT8_BACKENDS = ('mxnet-int8', 'onnxruntime-int8')
@@ -220,6 +221,17 @@ def head_layers(net):
     return names
 
 
+def default_fp32_layers(net, backend):
+    """What an INT8 backend keeps in FP32 unless told otherwise.
+
+    Both: :func:`head_layers`. ``mxnet-int8`` also the squeeze-and-excitation
+    convolutions, which act on pooled vectors too (MobileNetV3-L above: 72.7 %
+    instead of 66.0 %, 2 % slower); onnxruntime loses no accuracy on them and
+    would run the SE gating around them in FP32 as well (3x slower at batch 1).
+    """
+    return head_layers(net) + (['*.se.*'] if backend == 'mxnet-int8' else [])
+
+
 def _symbol_block(sym, net, data_name='data'):
     """A SymbolBlock over ``sym`` that shares ``net``'s parameters (no copies)."""
     params = net.collect_params()
@@ -250,7 +262,8 @@ class Predictor(object):
     precision : str
         ``'fp32'`` or ``'int8'``.
     info : dict
-        What the backend did (fused/quantized operator counts, excluded layers...).
+        INT8 backends: ``fp32_layers`` (structural names kept in FP32),
+        ``calibration_images``, ``calib_mode``; onnxruntime: ``threads``.
     """
 
     def __init__(self, backend, run, batch_size, input_size, precision='fp32', info=None):
@@ -285,14 +298,6 @@ def _mxnet_runner(block, ctx):
     def run(x):
         return block(mx.nd.array(x, ctx=ctx)).asnumpy()
     return run
-
-
-def _count_ops(sym):
-    counts = {}
-    for node in json.loads(sym.tojson())['nodes']:
-        if node['op'] != 'null':
-            counts[node['op']] = counts.get(node['op'], 0) + 1
-    return counts
 
 
 def _fused_block(net, shape, ctx):
@@ -377,17 +382,6 @@ class _CalibrationReader(object):
 
     def rewind(self):
         raise NotImplementedError
-
-
-def default_fp32_layers(net, backend):
-    """What an INT8 backend keeps in FP32 unless told otherwise.
-
-    Both: :func:`head_layers`. ``mxnet-int8`` also the squeeze-and-excitation
-    convolutions, which act on pooled vectors too (MobileNetV3-L above: 72.7 %
-    instead of 66.0 %, 2 % slower); onnxruntime loses no accuracy on them and
-    would run the SE gating around them in FP32 as well (3x slower at batch 1).
-    """
-    return head_layers(net) + (['*.se.*'] if backend == 'mxnet-int8' else [])
 
 
 def _ort_exclusions(graph, outputs):
