@@ -8,10 +8,15 @@ calibrated on the digits' training split); the timings run at
 (throughput), every backend once per round, in one process. Then the issue's
 two targets are checked on the table (:func:`gluon_asymmnet.inference.target_status`).
 
+``--profile`` instead prints where the MXNet backends spend their time
+(:func:`gluon_asymmnet.inference.operator_profile`: milliseconds per call in
+each operator, bulk execution off).
+
 Example::
 
     python benchmarks/bench_inference.py
     python benchmarks/bench_inference.py --models asymmnet_large --repeats 40
+    python benchmarks/bench_inference.py --models asymmnet_large --profile
 """
 import argparse
 import os
@@ -20,8 +25,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gluon_asymmnet import get_model, load_checkpoint  # noqa: E402
-from gluon_asymmnet.evaluation import benchmark_model, demo_weights, eval_batches  # noqa: E402
-from gluon_asymmnet.inference import BACKENDS, format_benchmark, format_targets, target_status  # noqa: E402
+from gluon_asymmnet.evaluation import benchmark_model, calibration_images, demo_weights, eval_batches  # noqa: E402
+from gluon_asymmnet.inference import (BACKENDS, format_benchmark, format_profile, format_targets,  # noqa: E402
+                                      operator_profile, target_status)
 
 
 def main(argv=None):
@@ -35,6 +41,7 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, default=20)
     p.add_argument('--train-epochs', type=int, default=15, help='demo-digits training of the weights')
     p.add_argument('--workdir', default=os.path.join('runs', 'bench_inference'))
+    p.add_argument('--profile', action='store_true', help='per-operator time of the MXNet backends instead')
     args = p.parse_args(argv)
     backends = [b for b in args.backends.split(',') if b]
     batches, info = eval_batches(dataset='demo', batch_size=args.throughput_batch)
@@ -42,6 +49,15 @@ def main(argv=None):
         weights = demo_weights(name, os.path.join(args.workdir, 'weights'), args.train_epochs)
         net = get_model(name, **weights['kwargs'])
         load_checkpoint(net, weights['params'])
+        if args.profile:
+            calib = calibration_images(batches, 64)
+            for backend in ('mxnet-fused', 'mxnet-int8'):
+                for batch in (args.latency_batch, args.throughput_batch):
+                    prof = operator_profile(net, backend, batch, args.input_size, repeats=args.repeats, calib=calib)
+                    print()
+                    print(format_profile(prof, '%s %s, batch %d at %dx%d' % (name, backend, batch, args.input_size,
+                                                                             args.input_size)))
+            continue
         result = benchmark_model(net, backends, batches, info, args.input_size,
                                  (args.latency_batch, args.throughput_batch), args.warmup, args.repeats,
                                  workdir=os.path.join(args.workdir, name))

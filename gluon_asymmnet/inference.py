@@ -25,6 +25,8 @@ import fnmatch
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -33,7 +35,8 @@ import mxnet as mx
 import numpy as np
 
 __all__ = ['BACKENDS', 'INT8_BACKENDS', 'Predictor', 'physical_cores', 'inference_symbol', 'build_predictor',
-           'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error', 'structural_layers',
+           'export_onnx', 'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error',
+           'structural_layers',
            'head_layers', 'default_fp32_layers', 'target_status', 'format_targets', 'operator_profile',
            'format_profile']
 
@@ -364,11 +367,57 @@ def _ort_runner(session):
     return run
 
 
-def _export_onnx(net, folder, input_size):
-    from .export import export
-    # Export a SymbolBlock sharing the parameters: export() hybridizes what it is given.
-    block = _symbol_block(net(mx.sym.var('data')), net)
-    return export(block, os.path.join(folder, 'model'), input_size=input_size, formats=('onnx',))['onnx']
+# Run by export_onnx in a fresh interpreter: argv = symbol file, params file, prefix, height, width.
+_EXPORT_CHILD = """
+import sys
+import mxnet as mx
+from gluon_asymmnet.export import ExportError, export
+symbol, params, prefix, height, width = sys.argv[1:]
+block = mx.gluon.SymbolBlock.imports(symbol, ['data'], params)
+try:
+    print(export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',))['onnx'])
+except ExportError as err:
+    sys.exit('ExportError: %s' % err)
+"""
+
+
+def export_onnx(net, folder, input_size=224):
+    """The network as ONNX, written by :func:`gluon_asymmnet.export.export` in a child process.
+
+    The graph and parameters are saved here (``folder/mxnet-*``), and the
+    ONNX conversion runs in a fresh process: after MXNet's ONNX converter
+    has run in a process, every MXNet operator there runs slower (AsymmNet-L
+    fused, batch 1: 11 ms -> 23 ms per call; even ``relu`` of a small array
+    0.11 -> 0.17 ms; measured, cause not found), which would bias the
+    benchmark against the MXNet backends.
+
+    Returns
+    -------
+    str
+        Path of ``folder/model.onnx``.
+    """
+    size = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
+    os.makedirs(folder, exist_ok=True)
+    # Copies of the parameters: hybridizing a block that shares them is not ours to do.
+    block = mx.gluon.SymbolBlock(net(mx.sym.var('data')), mx.sym.var('data', dtype='float32'))
+    params = net.collect_params()
+    block.collect_params().load_dict({name: params[name].data().copy() for name in block.collect_params().keys()},
+                                     ctx=mx.cpu())
+    block.hybridize()
+    block(mx.nd.zeros(_shape(1, size)))
+    base = os.path.join(folder, 'mxnet')
+    block.export(base)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get('PYTHONPATH')])))
+    done = subprocess.run([sys.executable, '-c', _EXPORT_CHILD, base + '-symbol.json', base + '-0000.params',
+                           os.path.join(folder, 'model'), str(size[0]), str(size[1])],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if done.returncode != 0:
+        from .export import ExportError
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise ExportError('ONNX export of %s failed: %s' % (base + '-symbol.json', lines[-1] if lines else
+                                                              'exit status %d' % done.returncode))
+    return done.stdout.strip().splitlines()[-1]
 
 
 class _CalibrationReader(object):
@@ -437,7 +486,7 @@ def _ort_int8(onnx_path, folder, shape, calib, excluded, threads):
 
 
 def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, workdir=None, threads=None,
-                    calib_mode='naive', exclude=None):
+                    calib_mode='naive', exclude=None, onnx_file=None):
     """Build one backend for a fixed batch size and input size.
 
     Parameters
@@ -465,6 +514,9 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         float32 (INT8 backends), shell patterns allowed (``'features.0'``,
         ``'*.se.*'``); default :func:`default_fp32_layers`. ``()`` quantizes
         everything.
+    onnx_file : str, optional
+        The network's ONNX export at this input size (:func:`export_onnx`),
+        to skip exporting again.
 
     Returns
     -------
@@ -504,7 +556,7 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         folder = workdir or tempfile.mkdtemp(prefix='gluon_asymmnet_onnx_')
         folder = os.path.join(folder, '%s-%dx%d' % ((backend,) + size))
         os.makedirs(folder, exist_ok=True)
-        path = _export_onnx(net, folder, size)
+        path = onnx_file or export_onnx(net, folder, size)
         if backend == 'onnxruntime':
             session = _ort_session(path, threads)
         else:
@@ -622,14 +674,20 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
         check = check.astype(np.float32)
     reference = net(mx.nd.array(check)).asnumpy()
 
-    cache = {}
+    cache, onnx_files = {}, {}
 
     def predictor(b, batch, size):
         if (b, batch, size) not in cache:
+            onnx_file = None
+            if b.startswith('onnxruntime'):
+                if size not in onnx_files:
+                    say('exporting ONNX at %dx%d' % (size, size))
+                    onnx_files[size] = export_onnx(net, os.path.join(workdir, 'onnx-%d' % size), size)
+                onnx_file = onnx_files[size]
             say('building %s (batch %d, %dx%d)' % (b, batch, size, size))
             cache[b, batch, size] = build_predictor(
                 b, net, batch, size, calib, os.path.join(workdir, 'b%d-%d' % (batch, size)), threads,
-                calib_mode, exclude)
+                calib_mode, exclude, onnx_file)
         return cache[b, batch, size]
 
     for b in backends:
@@ -778,7 +836,7 @@ def operator_profile(net, backend='mxnet-fused', batch_size=32, input_size=224, 
         else:
             os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = previous
     ops = {name: s['Total'] / repeats for name, s in stats.get('operator', {}).items()
-           if name not in ('WaitForVar', 'DeleteVariable')}
+           if name not in ('WaitForVar', 'DeleteVariable') and s['Total'] > 0}
     return {'operators': dict(sorted(ops.items(), key=lambda kv: -kv[1])), 'wall_ms': wall}
 
 
