@@ -26,6 +26,7 @@ import numpy as np
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, demo_dataset, folder_batches, get_data_loaders
 from .evaluate import evaluate_accuracy
+from .inference import BackendError
 from .model_store import DEFAULT_ROOT, ModelStoreError, pretrained_entries
 from .model_zoo import get_model, get_model_list
 from .profiler import format_table, profile
@@ -619,7 +620,7 @@ def main(argv=None):
         if args.json:
             _write_json(args.json, dict(figures, model=described, data=info))
         return 0
-    except (EvalError, CheckpointError, DataError, ModelStoreError, ValueError) as err:
+    except (EvalError, CheckpointError, DataError, ModelStoreError, ValueError, BackendError) as err:
         parser.exit(2, 'error: %s\n' % err)
 
 

@@ -23,7 +23,6 @@ process, and checks each against the float32 Gluon network.
 """
 import fnmatch
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -34,14 +33,17 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-__all__ = ['BACKENDS', 'INT8_BACKENDS', 'Predictor', 'physical_cores', 'inference_symbol', 'build_predictor',
-           'export_onnx', 'predictor_accuracy', 'benchmark', 'format_benchmark', 'relative_error',
-           'structural_layers',
-           'head_layers', 'default_fp32_layers', 'target_status', 'format_targets', 'operator_profile',
-           'format_profile']
+__all__ = ['BACKENDS', 'INT8_BACKENDS', 'BackendError', 'Predictor', 'physical_cores', 'inference_symbol',
+           'build_predictor', 'export_onnx', 'quantize_files', 'predictor_accuracy', 'benchmark',
+           'format_benchmark', 'relative_error', 'structural_layers', 'head_layers', 'default_fp32_layers',
+           'target_status', 'format_targets', 'operator_profile', 'format_profile']
 
 BACKENDS = ('mxnet', 'mxnet-fused', 'onnxruntime', 'mxnet-int8', 'onnxruntime-int8')
 INT8_BACKENDS = ('mxnet-int8', 'onnxruntime-int8')
+
+
+class BackendError(RuntimeError):
+    """A backend that could not be built (its export or quantization failed)."""
 
 
 def physical_cores():
@@ -323,17 +325,24 @@ def _calibration_array(calib, shape):
     return calib
 
 
-def _mxnet_int8(net, shape, ctx, calib, calib_mode, excluded, granularity='channel-wise'):
-    """oneDNN INT8 of the rewritten graph; returns (block, info)."""
+def quantize_files(symbol_file, params_file, calib_file, excluded_file, prefix, calib_mode='naive',
+                   granularity='channel-wise'):
+    """oneDNN INT8 of a saved float32 graph, written as ``prefix-symbol.json`` + ``prefix-0000.params``.
+
+    What ``mxnet-int8`` runs in a child process (see :func:`_run_child`).
+    ``calib_file`` is a ``.npy`` of calibration images, ``excluded_file`` a
+    JSON list of node names kept in float32.
+    """
     from mxnet.contrib.quantization import quantize_net_v2
-    calib = _calibration_array(calib, shape)
+    calib = np.load(calib_file)
+    with open(excluded_file) as f:
+        excluded = json.load(f)
+    block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), mx.sym.var('data', dtype='float32'))
+    block.collect_params().load(params_file, ctx=mx.cpu())
     # The quantized graph runs any batch size; calibrate in batches of up to 32 images.
     batch = min(32, len(calib))
     usable = (len(calib) // batch) * batch
-    # oneDNN's concat at every batch size: MXNet's own has no quantized form.
-    block = _symbol_block(inference_symbol(net, input_shape=shape, onednn_concat=True), net)
     data = mx.io.NDArrayIter(mx.nd.array(calib[:usable]), batch_size=batch)
-    logger = logging.getLogger('gluon_asymmnet.quantization')
     # int8 throughout: with 'auto', ReLU outputs become uint8 and MXNet 1.9's quantized concat and
     # elemwise_mul reject mixed int8/uint8 inputs. The hard-swish product stays float32: MXNet's
     # quantized elemwise_mul loses most of its precision there (measured).
@@ -342,11 +351,35 @@ def _mxnet_int8(net, shape, ctx, calib, calib_mode, excluded, granularity='chann
         warnings.filterwarnings('ignore', message='Cannot decide type')
         qnet = quantize_net_v2(block, quantized_dtype='int8', quantize_mode='full', quantize_granularity=granularity,
                                exclude_layers=excluded, exclude_operators=['elemwise_mul'],
-                               calib_data=data, calib_mode=calib_mode, num_calib_examples=usable,
-                               ctx=ctx, logger=logger if logger.isEnabledFor(logging.INFO) else None)
-    qnet.hybridize(static_alloc=True, static_shape=True)
-    info = {'calibration_images': usable, 'calib_mode': calib_mode}
-    return qnet, info
+                               calib_data=data, calib_mode=calib_mode, num_calib_examples=usable, ctx=mx.cpu())
+    qnet.hybridize()
+    qnet(mx.nd.zeros((1,) + calib.shape[1:]))
+    qnet.export(prefix)
+    return usable
+
+
+def _mxnet_int8(net, shape, calib, calib_mode, excluded, folder):
+    """oneDNN INT8 of the rewritten graph, quantized in a child process; returns (block, info)."""
+    calib = _calibration_array(calib, shape)
+    os.makedirs(folder, exist_ok=True)
+    # oneDNN's concat at every batch size: MXNet's own has no quantized form.
+    sym = inference_symbol(net, input_shape=shape, onednn_concat=True)
+    params = net.collect_params()
+    mx.nd.save(os.path.join(folder, 'fp32.params'), {name: params[name].data() for name in
+                                                     sym.list_arguments() + sym.list_auxiliary_states()
+                                                     if name != 'data'})
+    sym.save(os.path.join(folder, 'fp32-symbol.json'))
+    np.save(os.path.join(folder, 'calib.npy'), calib)
+    with open(os.path.join(folder, 'excluded.json'), 'w') as f:
+        json.dump(list(excluded), f)
+    usable = _run_child('quantize_files', [os.path.join(folder, n) for n in (
+        'fp32-symbol.json', 'fp32.params', 'calib.npy', 'excluded.json', 'int8')] + [calib_mode], 'quantization')
+    block = mx.gluon.SymbolBlock(mx.sym.load(os.path.join(folder, 'int8-symbol.json')),
+                                 mx.sym.var('data', dtype='float32'))
+    block.collect_params().load(os.path.join(folder, 'int8-0000.params'), ctx=mx.cpu(), cast_dtype=True,
+                                dtype_source='saved')
+    block.hybridize(static_alloc=True, static_shape=True)
+    return block, {'calibration_images': int(usable), 'calib_mode': calib_mode}
 
 
 def _ort_session(path, threads):
@@ -367,29 +400,47 @@ def _ort_runner(session):
     return run
 
 
-# Run by export_onnx in a fresh interpreter: argv = symbol file, params file, prefix, height, width.
-_EXPORT_CHILD = """
+def _export_files(symbol_file, params_file, prefix, height, width):
+    """Helper-side of :func:`export_onnx`, run in a child process."""
+    from .export import export
+    block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), mx.sym.var('data', dtype='float32'))
+    block.collect_params().load(params_file, ctx=mx.cpu())
+    return export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',))['onnx']
+
+
+_CHILD = """
 import sys
-import mxnet as mx
-from gluon_asymmnet.export import ExportError, export
-symbol, params, prefix, height, width = sys.argv[1:]
-block = mx.gluon.SymbolBlock.imports(symbol, ['data'], params)
-try:
-    print(export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',))['onnx'])
-except ExportError as err:
-    sys.exit('ExportError: %s' % err)
+from gluon_asymmnet import inference
+print(getattr(inference, sys.argv[1])(*sys.argv[2:]))
 """
+
+
+def _run_child(function, args, what):
+    """Run ``inference.<function>(*args)`` in a fresh interpreter and return what it printed.
+
+    Converting to ONNX (MXNet's exporter) and quantizing (``quantize_net_v2``)
+    leave the process they ran in slower: every MXNet operator there takes
+    longer afterwards (AsymmNet-L fused, batch 1: 11 -> 23-25 ms per call;
+    ``relu`` of a small array 0.11 -> 0.17 ms; measured, cause not found).
+    Doing both in child processes keeps the benchmark fair to the MXNet
+    backends.
+    """
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get('PYTHONPATH')])))
+    done = subprocess.run([sys.executable, '-c', _CHILD, function] + [str(a) for a in args], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise BackendError('%s failed in its child process: %s' % (what, lines[-1] if lines else
+                                                                   'exit status %d' % done.returncode))
+    return done.stdout.strip().splitlines()[-1]
 
 
 def export_onnx(net, folder, input_size=224):
     """The network as ONNX, written by :func:`gluon_asymmnet.export.export` in a child process.
 
     The graph and parameters are saved here (``folder/mxnet-*``), and the
-    ONNX conversion runs in a fresh process: after MXNet's ONNX converter
-    has run in a process, every MXNet operator there runs slower (AsymmNet-L
-    fused, batch 1: 11 ms -> 23 ms per call; even ``relu`` of a small array
-    0.11 -> 0.17 ms; measured, cause not found), which would bias the
-    benchmark against the MXNet backends.
+    ONNX conversion runs in a fresh process (see :func:`_run_child`).
 
     Returns
     -------
@@ -407,17 +458,8 @@ def export_onnx(net, folder, input_size=224):
     block(mx.nd.zeros(_shape(1, size)))
     base = os.path.join(folder, 'mxnet')
     block.export(base)
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get('PYTHONPATH')])))
-    done = subprocess.run([sys.executable, '-c', _EXPORT_CHILD, base + '-symbol.json', base + '-0000.params',
-                           os.path.join(folder, 'model'), str(size[0]), str(size[1])],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    if done.returncode != 0:
-        from .export import ExportError
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise ExportError('ONNX export of %s failed: %s' % (base + '-symbol.json', lines[-1] if lines else
-                                                              'exit status %d' % done.returncode))
-    return done.stdout.strip().splitlines()[-1]
+    return _run_child('_export_files', [base + '-symbol.json', base + '-0000.params', os.path.join(folder, 'model'),
+                                        size[0], size[1]], 'ONNX export of %s' % (base + '-symbol.json'))
 
 
 class _CalibrationReader(object):
@@ -502,7 +544,7 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         Calibration images ``(N, 3, H, W)``, preprocessed like the evaluation
         data; required by the INT8 backends (resized when H, W differ).
     workdir : str, optional
-        Where ONNX files go (default: a new temporary folder).
+        Where ONNX and INT8 files go (default: a new temporary folder).
     threads : int, optional
         onnxruntime intra-op threads (default: physical cores).
     calib_mode : str
@@ -549,7 +591,9 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         block = _fused_block(net, shape, ctx)
         run = _mxnet_runner(block, ctx)
     elif backend == 'mxnet-int8':
-        block, quantized = _mxnet_int8(net, shape, ctx, calib, calib_mode, excluded)
+        folder = os.path.join(workdir or tempfile.mkdtemp(prefix='gluon_asymmnet_int8_'),
+                              '%s-b%d-%dx%d' % ((backend, batch_size) + size))
+        block, quantized = _mxnet_int8(net, shape, calib, calib_mode, excluded, folder)
         info.update(quantized)
         run = _mxnet_runner(block, ctx)
     else:

@@ -9,7 +9,7 @@ import pytest
 import gluon_asymmnet as ga
 from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
 from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, format_benchmark, format_profile,
-                                      default_fp32_layers, head_layers, inference_symbol, operator_profile,
+                                      default_fp32_layers, export_onnx, head_layers, inference_symbol, operator_profile,
                                       predictor_accuracy, relative_error, structural_layers, target_status)
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
@@ -62,8 +62,10 @@ def test_structural_layer_names_and_default_fp32_layers():
 
 def test_int8_exclusions_reach_the_graphs(tiny, tmp_path):
     net, x, calib = tiny
-    ort_default = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'a'))
-    ort_all = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'b'), exclude=())
+    onnx_file = export_onnx(net, str(tmp_path / 'onnx'), 32)
+    ort_default = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'a'), onnx_file=onnx_file)
+    ort_all = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'b'), exclude=(),
+                              onnx_file=onnx_file)
     assert ort_default.info['fp32_layers'] == head_layers(net) and ort_all.info['fp32_layers'] == []
 
     def quantized_convs(folder):
