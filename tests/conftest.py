@@ -19,6 +19,26 @@ def reference_module():
     return make_reference_checkpoint
 
 
+def rel_err(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def randomized(name, kwargs, seed=0):
+    """A network with random weights and non-trivial BatchNorm statistics."""
+    import mxnet as mx
+    import gluon_asymmnet as ga
+    net = ga.get_model(name, **kwargs)
+    mx.random.seed(seed)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    rng = np.random.RandomState(seed)
+    for key, p in net.collect_params().items():
+        if key.endswith(('running_var', 'gamma')):
+            p.set_data(mx.nd.array(rng.uniform(0.5, 1.5, p.shape)))
+        elif key.endswith(('running_mean', 'beta', 'bias')):
+            p.set_data(mx.nd.array(rng.normal(0, 0.1, p.shape)))
+    return net
+
+
 def manifest(name):
     with open(os.path.join(REFERENCE, name)) as f:
         return json.load(f)

@@ -11,28 +11,11 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
+from conftest import randomized, rel_err
 from gluon_asymmnet.checkpoint import read_index
 
 SMALL = dict(multiplier=0.5, classes=10)
 X = mx.nd.array(np.random.RandomState(7).uniform(-1, 1, (2, 3, 64, 64)))
-
-
-def rel_err(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
-def randomized(name='asymmnet_small', seed=0, **kwargs):
-    """A network with random weights and non-trivial BatchNorm statistics."""
-    net = ga.get_model(name, **(kwargs or SMALL))
-    mx.random.seed(seed)
-    net.initialize(mx.init.Xavier(magnitude=2))
-    rng = np.random.RandomState(seed)
-    for key, p in net.collect_params().items():
-        if key.endswith(('running_var', 'gamma')):
-            p.set_data(mx.nd.array(rng.uniform(0.5, 1.5, p.shape)))
-        elif key.endswith(('running_mean', 'beta', 'bias')):
-            p.set_data(mx.nd.array(rng.normal(0, 0.1, p.shape)))
-    return net
 
 
 def snapshot(net):
@@ -70,7 +53,7 @@ def ndfile(records, names):
 @pytest.fixture(scope='module')
 def source(tmp_path_factory):
     """A randomized small AsymmNet, its save_parameters file and its outputs."""
-    net = randomized()
+    net = randomized('asymmnet_small', SMALL)
     path = str(tmp_path_factory.mktemp('src') / 'small.params')
     net.save_parameters(path)
     return net, path, net(X).asnumpy()
@@ -110,7 +93,7 @@ def test_released_layout_own_save_parameters(source):
 
 def test_loads_into_hybridized_initialized_network(source):
     _, path, expected = source
-    net = randomized(seed=3)
+    net = randomized('asymmnet_small', SMALL, seed=3)
     net.hybridize(static_alloc=True, static_shape=True)
     assert rel_err(net(X).asnumpy(), expected) > 0.01
     assert ga.load_checkpoint(net, path) == 'released'
@@ -181,7 +164,7 @@ def test_context_list(source):
     ctx = [mx.cpu(0), mx.cpu(1)]
     ga.load_checkpoint(net, path, ctx=ctx)
     assert all(set(p.list_ctx()) == set(ctx) for p in net.collect_params().values())
-    initialized = randomized(seed=4)
+    initialized = randomized('asymmnet_small', SMALL, seed=4)
     ga.load_checkpoint(initialized, path, ctx=ctx)
     assert all(set(p.list_ctx()) == set(ctx) for p in initialized.collect_params().values())
 
@@ -318,7 +301,7 @@ def bad_files(source, tmp_path_factory):
 @pytest.fixture(scope='module')
 def victim():
     """A hybridized network with its parameters and outputs, shared by the refusal tests."""
-    net = randomized(seed=11)
+    net = randomized('asymmnet_small', SMALL, seed=11)
     net.hybridize()
     return net, snapshot(net), net(X).asnumpy()
 
@@ -348,7 +331,7 @@ def test_missing_path_and_directory(tmp_path):
 def test_every_truncation_is_refused(source, tmp_path):
     """Cut the file at every header boundary and at many points inside the data: always a CheckpointError."""
     good = _good_bytes(source[1])
-    net = randomized(seed=12)
+    net = randomized('asymmnet_small', SMALL, seed=12)
     before = snapshot(net)
     cuts = sorted(set(list(range(0, 200, 3)) + list(range(0, len(good), len(good) // 97)) + [len(good) - 1]))
     p = str(tmp_path / 'cut.params')

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
+from conftest import randomized, rel_err
 from gluon_asymmnet.export import MEAN_RGB, STD_RGB, ExportError, compare_exported, export, main
 
 # SymbolBlock.imports cannot know the input dtype (uint8 or float32) before the first call and says so.
@@ -22,23 +23,6 @@ MODELS = {
     'shuffle': ('asymmnet_small', dict(SMALL, shuffle_groups=2)),
 }
 CASES = [(m, p) for m in MODELS for p in (False, True)]
-
-
-def rel_err(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
-def randomized(name, kwargs, seed=0):
-    net = ga.get_model(name, **kwargs)
-    mx.random.seed(seed)
-    net.initialize(mx.init.Xavier(magnitude=2))
-    rng = np.random.RandomState(seed)
-    for key, p in net.collect_params().items():
-        if key.endswith(('running_var', 'gamma')):
-            p.set_data(mx.nd.array(rng.uniform(0.5, 1.5, p.shape)))
-        elif key.endswith(('running_mean', 'beta', 'bias')):
-            p.set_data(mx.nd.array(rng.normal(0, 0.1, p.shape)))
-    return net
 
 
 def normalise(images):

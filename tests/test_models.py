@@ -7,11 +7,7 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
-from conftest import REFERENCE, manifest
-
-
-def rel_err(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
+from conftest import REFERENCE, manifest, rel_err
 
 
 @pytest.mark.parametrize('hybrid', [False, True])
@@ -79,7 +75,10 @@ def test_asymmrate_zero_is_gluoncv_mobilenetv3(size, multiplier):
 def test_mobilenetv3_outputs_equal_gluoncv_with_shared_weights(tmp_path):
     from gluoncv.model_zoo import get_model as gcv_get_model
     theirs = gcv_get_model('mobilenetv3_large')
-    theirs.initialize(mx.init.Normal(0.5))
+    # Seeded, well-conditioned weights: a network that amplifies float32 rounding
+    # (as N(0, 0.5) weights can) would measure conditioning, not equality.
+    mx.random.seed(0)
+    theirs.initialize(mx.init.Xavier(magnitude=2))
     x = mx.nd.random.uniform(-1, 1, (2, 3, 224, 224))
     theirs(x)
     for name, p in theirs.collect_params().items():
