@@ -243,6 +243,59 @@ def load_benchmark():
     return bench
 
 
+@pytest.mark.parametrize('infer_first', [False, True])
+def test_per_mode_network_exports_its_inference_graph_to_onnx(tmp_path, infer_first):
+    import onnxruntime
+
+    class Net(TrainInferHybridBlock, AsymmNet):
+        pass
+
+    net = Net('small', multiplier=0.5, shuffle_groups=2, classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = np.random.RandomState(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    if infer_first:  # the inference graph is cached before training, else traced by export
+        net(mx.nd.array(x))
+    with autograd.record():
+        net(mx.nd.array(x)).sum().backward()
+    assert net._cache_mode == 'train'
+    prefix = str(tmp_path / 'net')
+    net.export(prefix)
+    assert net._cache_mode == 'train' and ('Concat', '-3') in [
+        (n['op'], n.get('attrs', {}).get('dim')) for n in json.loads(net._cached_graph[1].tojson())['nodes']]
+    nodes = json.load(open(prefix + '-symbol.json'))['nodes']
+    assert {n['op'] for n in nodes} >= {'Concat', 'Pooling', 'Activation'}
+    assert not {n['op'] for n in nodes} & {'mean', 'clip'}
+    expected = net(mx.nd.array(x)).asnumpy()
+    onnx_file = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params', [(1, 3, 64, 64)],
+                                     np.float32, str(tmp_path / 'net.onnx'), dynamic=True,
+                                     dynamic_input_shapes=[(None, 3, 64, 64)])
+    session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert np.abs(out - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_per_mode_network_saves_current_batchnorm_statistics(tmp_path):
+    class Net(TrainInferHybridBlock, AsymmNet):
+        pass
+
+    net = Net('small', multiplier=0.5, classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01})
+    with autograd.record():
+        net(mx.nd.random.uniform(-1, 1, (2, 3, 64, 64))).sum().backward()
+    trainer.step(2)
+    net.save_parameters(str(tmp_path / 'p.params'))
+    saved = mx.nd.load(str(tmp_path / 'p.params'))
+    mx.nd.waitall()
+    live = net._collect_params_with_prefix()
+    stats = [k for k in saved if k.endswith(('running_mean', 'running_var'))]
+    assert len(stats) == 68
+    for key in stats:
+        assert np.array_equal(saved[key].asnumpy(), live[key].data().asnumpy()), key
+
+
 def test_benchmark_runs_and_reports_ratios():
     bench = load_benchmark()
     names = ('asymmnet_small', 'asymmnet_small' + bench.PER_MODE, 'gluoncv mobilenetv3_small')
