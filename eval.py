@@ -9,9 +9,16 @@ Examples::
     python eval.py --summary --model asymmnet_small --width-scale 0.5 --verbose
     python eval.py --benchmark --model asymmnet_large
 """
+import os
 import sys
 
-from gluon_asymmnet.evaluation import main
+if '--benchmark' in sys.argv[1:]:
+    # MXNet runs each operator on the calling thread (set before mxnet is imported): with the
+    # threaded engine, batch-1 latency doubled after any large workload in the process (measured,
+    # see gluon_asymmnet.inference.benchmark).
+    os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
+
+from gluon_asymmnet.evaluation import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

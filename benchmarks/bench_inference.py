@@ -22,6 +22,8 @@ import argparse
 import os
 import sys
 
+# Before mxnet is imported: see gluon_asymmnet.inference.benchmark on the engine.
+os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gluon_asymmnet import get_model, load_checkpoint  # noqa: E402
