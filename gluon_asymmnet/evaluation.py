@@ -432,7 +432,7 @@ def random_weights(net, seed=0):
 
 def benchmark_model(net, backends, batches=None, info=None, input_size=224, batch_sizes=(1, 32), warmup=5,
                     repeats=20, calib_images=64, calib_mode='naive', exclude=None, threads=None, workdir=None,
-                    progress=None):
+                    progress=None, ort_spinning=False):
     """:func:`gluon_asymmnet.inference.benchmark` with calibration images chosen for the data.
 
     Calibration uses real images that are not scored when possible: the demo
@@ -463,7 +463,7 @@ def benchmark_model(net, backends, batches=None, info=None, input_size=224, batc
     result = benchmark(net, backends, input_size=input_size, batch_sizes=batch_sizes, warmup=warmup,
                        repeats=repeats, calib=calib, eval_batches=batches,
                        eval_input_size=info['input_size'] if info else None, threads=threads, workdir=workdir,
-                       calib_mode=calib_mode, exclude=exclude, progress=progress)
+                       calib_mode=calib_mode, exclude=exclude, progress=progress, ort_spinning=ort_spinning)
     result['setup']['calibration'] = calib_source
     return result
 
@@ -522,6 +522,8 @@ def build_parser():
                         'shell patterns: features.0,*.se.*); default: global pooling and the convolutions after '
                         'it (and the SE convolutions in mxnet-int8); "none": quantize all')
     b.add_argument('--threads', type=int, default=None, help='onnxruntime threads (default: physical cores)')
+    b.add_argument('--ort-spinning', action='store_true',
+                   help="let onnxruntime's idle threads spin (faster alone, but they slow the next backend)")
     b.add_argument('--workdir', default=None, help='folder for the ONNX files (default: a temporary one)')
     return p
 
@@ -600,7 +602,7 @@ def main(argv=None):
             result = benchmark_model(
                 net, backends, batches, info, args.bench_input_size, (args.latency_batch, args.throughput_batch),
                 args.warmup, args.repeats, args.calib_images, 'naive',
-                _exclusions(args.int8_exclude), args.threads, args.workdir, say)
+                _exclusions(args.int8_exclude), args.threads, args.workdir, say, args.ort_spinning)
             title = '%s (%s), %s' % (described['model'], described['weights'],
                                      'accuracy on %s' % info['source'] if info else 'no accuracy data')
             from .inference import format_benchmark, format_targets, target_status

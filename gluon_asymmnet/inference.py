@@ -382,13 +382,14 @@ def _mxnet_int8(net, shape, calib, calib_mode, excluded, folder):
     return block, {'calibration_images': int(usable), 'calib_mode': calib_mode}
 
 
-def _ort_session(path, threads):
+def _ort_session(path, threads, spinning=True):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
@@ -502,7 +503,7 @@ def _ort_exclusions(graph, outputs):
     return sorted(keep)
 
 
-def _ort_int8(onnx_path, folder, shape, calib, excluded, threads):
+def _ort_int8(onnx_path, folder, shape, calib, excluded, threads, spinning):
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -524,11 +525,11 @@ def _ort_int8(onnx_path, folder, shape, calib, excluded, threads):
                     weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                     calibrate_method=CalibrationMethod.MinMax)
     info = {'calibration_images': len(calib), 'calib_mode': 'minmax'}
-    return _ort_session(quantized, threads), info
+    return _ort_session(quantized, threads, spinning), info
 
 
 def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, workdir=None, threads=None,
-                    calib_mode='naive', exclude=None, onnx_file=None):
+                    calib_mode='naive', exclude=None, onnx_file=None, ort_spinning=True):
     """Build one backend for a fixed batch size and input size.
 
     Parameters
@@ -559,6 +560,9 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
     onnx_file : str, optional
         The network's ONNX export at this input size (:func:`export_onnx`),
         to skip exporting again.
+    ort_spinning : bool
+        Let onnxruntime's idle worker threads spin (its default, fastest
+        when it runs alone).
 
     Returns
     -------
@@ -602,11 +606,11 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         os.makedirs(folder, exist_ok=True)
         path = onnx_file or export_onnx(net, folder, size)
         if backend == 'onnxruntime':
-            session = _ort_session(path, threads)
+            session = _ort_session(path, threads, ort_spinning)
         else:
-            session, quantized = _ort_int8(path, folder, shape, calib, excluded, threads)
+            session, quantized = _ort_int8(path, folder, shape, calib, excluded, threads, ort_spinning)
             info.update(quantized)
-        info['threads'] = threads
+        info.update(threads=threads, spinning=ort_spinning)
         run = _ort_runner(session)
     run(np.zeros(shape, np.float32))
     return Predictor(backend, run, batch_size, size, precision, info)
@@ -658,7 +662,7 @@ def _time_interleaved(runners, inputs, warmup, repeats):
 
 def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmup=5, repeats=20,
               calib=None, eval_batches=None, eval_input_size=None, threads=None, workdir=None,
-              calib_mode='naive', exclude=None, seed=0, progress=None):
+              calib_mode='naive', exclude=None, seed=0, progress=None, ort_spinning=False):
     """Latency, throughput, error against float32 and accuracy of every backend, side by side.
 
     Run it with ``MXNET_ENGINE_TYPE=NaiveEngine`` (``eval.py --benchmark``
@@ -667,6 +671,11 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
     22 ms per call once a batch-32 224x224 graph had run in the same process,
     and stayed there; on the calling thread it stays at 11 ms (measured).
     The engine in use is recorded in ``setup['mxnet_engine']``.
+
+    onnxruntime's worker threads do not spin here (``ort_spinning``): idle
+    but spinning, they kept a core busy while the next backend ran, which
+    doubled ``mxnet-fused``'s batch-1 time when interleaved (11 -> 22-24 ms;
+    onnxruntime's own batch-1 time is ~10-20 % higher without spinning).
 
     Parameters
     ----------
@@ -738,7 +747,7 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
             say('building %s (batch %d, %dx%d)' % (b, batch, size, size))
             cache[b, batch, size] = build_predictor(
                 b, net, batch, size, calib, os.path.join(workdir, 'b%d-%d' % (batch, size)), threads,
-                calib_mode, exclude, onnx_file)
+                calib_mode, exclude, onnx_file, ort_spinning)
         return cache[b, batch, size]
 
     for b in backends:
@@ -759,7 +768,8 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
     setup = dict(input_size=input_size, eval_input_size=eval_size, batch_sizes=tuple(batch_sizes),
                  warmup=warmup, repeats=repeats, onnxruntime_threads=threads,
                  omp_num_threads=os.environ.get('OMP_NUM_THREADS'), physical_cores=physical_cores(),
-                 mxnet_engine=os.environ.get('MXNET_ENGINE_TYPE', 'ThreadedEnginePerDevice'))
+                 mxnet_engine=os.environ.get('MXNET_ENGINE_TYPE', 'ThreadedEnginePerDevice'),
+                 ort_spinning=ort_spinning)
     return {'rows': [rows[b] for b in backends], 'setup': setup}
 
 
@@ -786,10 +796,10 @@ def format_benchmark(result, title=None):
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
     lines.append('%dx%d input, medians of %d interleaved rounds after %d warm-up; onnxruntime threads %d, '
-                 'OMP_NUM_THREADS %s, MXNet engine %s, %d physical cores.'
+                 '%sspinning, OMP_NUM_THREADS %s, MXNet engine %s, %d physical cores.'
                  % (setup['input_size'], setup['input_size'], setup['repeats'], setup['warmup'],
-                    setup['onnxruntime_threads'], setup['omp_num_threads'] or 'unset', setup['mxnet_engine'],
-                    setup['physical_cores']))
+                    setup['onnxruntime_threads'], '' if setup.get('ort_spinning') else 'no ',
+                    setup['omp_num_threads'] or 'unset', setup['mxnet_engine'], setup['physical_cores']))
     return '\n'.join(lines)
 
 
