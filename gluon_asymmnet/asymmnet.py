@@ -12,9 +12,8 @@ classifier.
 from collections import namedtuple
 
 from mxnet.gluon import nn
-from mxnet.gluon.block import HybridBlock
 
-from .block import Act, AsymmBottleneck, make_divisible
+from .block import Act, AsymmBottleneck, TrainInferHybridBlock, make_divisible
 
 __all__ = ['BlockConfig', 'ARCHS', 'AsymmNet', 'asymmnet_large', 'asymmnet_small',
            'mobilenetv3_large', 'mobilenetv3_small']
@@ -46,7 +45,7 @@ LAST_CHANNELS = 1280
 FIRST_BLOCK = 3
 
 
-class AsymmNet(HybridBlock):
+class AsymmNet(TrainInferHybridBlock):
     """AsymmNet (CVPR 2021 Workshops); MobileNetV3 when ``asymmrate=0``.
 
     Parameters

@@ -67,10 +67,8 @@ def test_imperative_training_with_onednn_lowers_the_loss():
 
 
 def test_per_mode_network_trains_after_inference_and_both_graphs_agree():
-    class Net(TrainInferHybridBlock, AsymmNet):
-        pass
-
-    net = Net('small', multiplier=0.35, classes=10, dropout=0)
+    assert all(isinstance(ga.get_model(name), TrainInferHybridBlock) for name in ga.get_model_list())
+    net = AsymmNet('small', multiplier=0.35, classes=10, dropout=0)
     net.initialize(mx.init.MSRAPrelu())
     net.hybridize(static_alloc=True, static_shape=True)
     x = mx.nd.random.uniform(-1, 1, (2, 3, 96, 96))
@@ -247,10 +245,7 @@ def load_benchmark():
 def test_per_mode_network_exports_its_inference_graph_to_onnx(tmp_path, infer_first):
     import onnxruntime
 
-    class Net(TrainInferHybridBlock, AsymmNet):
-        pass
-
-    net = Net('small', multiplier=0.5, shuffle_groups=2, classes=10)
+    net = AsymmNet('small', multiplier=0.5, shuffle_groups=2, classes=10)
     net.initialize(mx.init.Xavier(magnitude=2))
     net.hybridize(static_alloc=True, static_shape=True)
     x = np.random.RandomState(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
@@ -276,10 +271,7 @@ def test_per_mode_network_exports_its_inference_graph_to_onnx(tmp_path, infer_fi
 
 
 def test_per_mode_network_saves_current_batchnorm_statistics(tmp_path):
-    class Net(TrainInferHybridBlock, AsymmNet):
-        pass
-
-    net = Net('small', multiplier=0.5, classes=10)
+    net = AsymmNet('small', multiplier=0.5, classes=10)
     net.initialize(mx.init.Xavier(magnitude=2))
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01})
@@ -298,10 +290,16 @@ def test_per_mode_network_saves_current_batchnorm_statistics(tmp_path):
 
 def test_benchmark_runs_and_reports_ratios():
     bench = load_benchmark()
-    names = ('asymmnet_small', 'asymmnet_small' + bench.PER_MODE, 'gluoncv mobilenetv3_small')
+    names = ('asymmnet_small', 'asymmnet_small' + bench.ONE_GRAPH, 'gluoncv mobilenetv3_small')
     models = bench.build_models(names, classes=10)
-    assert isinstance(models[names[1]], TrainInferHybridBlock)
     assert isinstance(models[names[1]], AsymmNet) and models[names[1]].arch == 'small'
+    # +one-graph really runs one graph for both modes; the shipped model one per mode.
+    for name in names[:2]:
+        runner = bench.Runner(models[name], 'static', 2, 64)
+        runner.infer()
+        runner.train()
+    assert models[names[0]]._cache_mode == 'train' and set(models[names[0]]._mode_caches) == {'inference'}
+    assert getattr(models[names[1]], '_cache_mode', None) is None
     results = bench.benchmark(models, batch_size=2, image_size=64, rounds=2, warmup=0)
     assert set(results) == {(m, g) for m in bench.MODES for g in bench.GRAPHS}
     for per_model in results.values():
