@@ -8,7 +8,10 @@ TEST_WORKERS ?= 2
 
 .PHONY: setup demo test bench clean
 
+# The fused CPU operators of the inference backends (gluon_asymmnet/fastops), compiled once into
+# $$MXNET_HOME/gluon_asymmnet (default ~/.mxnet/gluon_asymmnet).
 setup: $(STAMP)
+	$(PY) -m gluon_asymmnet.fastops
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -153,6 +153,8 @@ def test_benchmark_rows_and_table(demo_data, tmp_path):
     for b in BACKENDS:
         assert '| %s |' % b in table
     assert 'speed vs onnxruntime' in table and 'top-1' in table
+    assert rows['mxnet-fused']['info']['fast_ops'] and rows['mxnet-int8']['info']['fast_ops']
+    assert 'mxnet-fused, mxnet-int8 with the fused operators of gluon_asymmnet.fastops' in table
 
 
 def test_benchmark_command_line(tmp_path, capsys):
@@ -191,7 +193,8 @@ def test_target_status_judges_both_targets():
 def test_operator_profile_names_the_operators(tiny):
     net, _, _ = tiny
     prof = operator_profile(net, 'mxnet-fused', batch_size=2, input_size=32, repeats=2)
-    assert '_sg_mkldnn_conv' in prof['operators'] and 'hard_sigmoid' in prof['operators']
+    assert '_sg_mkldnn_conv' in prof['operators'] and 'ga_hard_swish' in prof['operators']
+    assert 'ga_channel_scale' in prof['operators'] and 'broadcast_mul' not in prof['operators']
     assert 'Convolution' not in prof['operators']  # all fused
     assert prof['wall_ms'] > 0
     assert 'all operators' in format_profile(prof)
