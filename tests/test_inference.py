@@ -8,9 +8,10 @@ import pytest
 
 import gluon_asymmnet as ga
 from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
-from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, format_benchmark, format_profile,
-                                      default_fp32_layers, export_onnx, head_layers, inference_symbol, operator_profile,
-                                      predictor_accuracy, relative_error, structural_layers, target_status)
+from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, cpu_has_vnni, default_fp32_layers,
+                                      export_onnx, format_benchmark, format_profile, head_layers, inference_symbol,
+                                      operator_profile, predictor_accuracy, relative_error, structural_layers,
+                                      target_status)
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 TINY = dict(multiplier=0.35, classes=10)
@@ -74,6 +75,12 @@ def test_int8_exclusions_reach_the_graphs(tiny, tmp_path):
         return sum(1 for n in graph.node if n.op_type == 'Conv' and n.input[1] in weights)
     convs = len([p for p in structural_layers(net) if not p.startswith('features.17')])
     assert quantized_convs('b') == convs and quantized_convs('a') == convs - 2
+    # 7-bit weights where the CPU has no VNNI (int16 saturation of u8 x s8 pairs), else 8-bit.
+    assert ort_default.info['reduce_range'] == (not cpu_has_vnni())
+    graph = onnx.load(str(tmp_path / 'a' / 'onnxruntime-int8-32x32' / 'model-int8.onnx')).graph
+    weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    peak = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert peak <= 64 if ort_default.info['reduce_range'] else peak == 127
     kept = build_predictor('mxnet-int8', net, 2, 32, calib).info['fp32_layers']
     assert '*.se.*' not in kept  # patterns resolved to layer names
     assert 'features.3.se.conv1' in kept and 'features.0' not in kept
