@@ -43,7 +43,8 @@ compute the same values. Imperative calls know their mode from
 mode unless traced inside :func:`tracing_mode`: it takes MXNet's concat (the
 only choice that is correct for training) and oneDNN's ReLU and pooling (fast
 forward, correct but slow backward). :class:`TrainInferHybridBlock` keeps one
-cached graph per mode, each traced for its mode.
+cached graph per mode, each traced for its mode; :class:`gluon_asymmnet.AsymmNet`
+is one.
 """
 import contextlib
 import math

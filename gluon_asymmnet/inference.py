@@ -2,8 +2,8 @@
 
 Backends (:data:`BACKENDS`):
 
-- ``mxnet``: the Gluon network as a hybridized static graph
-  (``static_alloc``, ``static_shape``), exactly as trained.
+- ``mxnet``: the Gluon network's inference graph as a hybridized static graph
+  (``static_alloc``, ``static_shape``), what ``net.hybridize()`` runs.
 - ``mxnet-fused``: an inference graph rewritten for oneDNN (see
   :func:`inference_symbol`), then ``optimize_for(backend='MKLDNN')``:
   convolution + BatchNorm (+ residual add) + ReLU fused into one oneDNN
@@ -35,6 +35,7 @@ import mxnet as mx
 import numpy as np
 
 from . import fastops
+from .block import tracing_mode
 
 __all__ = ['BACKENDS', 'INT8_BACKENDS', 'BackendError', 'Predictor', 'physical_cores', 'cpu_has_vnni',
            'inference_symbol', 'build_predictor', 'export_onnx', 'quantize_files', 'predictor_accuracy', 'benchmark',
@@ -667,7 +668,10 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
     if precision == 'int8':
         info['fp32_layers'] = kept
     if backend == 'mxnet':
-        block = _symbol_block(net(mx.sym.var('data')), net)
+        # What net.hybridize() runs outside autograd (block.TrainInferHybridBlock's inference graph).
+        with tracing_mode('inference'):
+            sym = net(mx.sym.var('data'))
+        block = _symbol_block(sym, net)
         block.hybridize(static_alloc=True, static_shape=True)
         run = _mxnet_runner(block, ctx)
     elif backend == 'mxnet-fused':
