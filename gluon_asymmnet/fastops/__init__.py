@@ -5,11 +5,15 @@ In AsymmNet's and MobileNetV3's inference graphs, hard swish
 (``hard_sigmoid`` + ``elemwise_mul``) and the squeeze-and-excitation rescale
 (``broadcast_mul``) then cost about a quarter of the time (AsymmNet-L, batch
 32, 2 cores). ``fastops.cc`` implements both as vectorised, OpenMP-parallel
-operators of an MXNet operator library (``mxnet/lib_api.h``) with results
-bit-identical to MXNet's:
+operators of an MXNet operator library (``mxnet/lib_api.h``):
 
-- ``ga_hard_swish(x)``: ``x * hard_sigmoid(x, alpha=1/6, beta=0.5)``;
-- ``ga_channel_scale(x, s)``: ``x`` (N, C, H, W) times ``s`` (N, C, 1, 1).
+- ``ga_hard_swish(x)``: ``x * hard_sigmoid(x, alpha=1/6, beta=0.5)``,
+  bit-identical to MXNet's;
+- ``ga_channel_scale(x, s)``: ``x`` (N, C, H, W) times ``s`` (N, C, 1, 1),
+  bit-identical to ``broadcast_mul``;
+- ``ga_global_avg_pool(x)``: the mean over H and W, summed in double (within
+  float32 rounding of ``Pooling``). Their outputs are in plain layout, for
+  which oneDNN's pooling runs a kernel 3.5x slower.
 
 :func:`load` compiles the source with the C++ compiler (``$CXX``, else
 ``c++``) against the headers that ship in MXNet's wheel, once per source and
@@ -29,7 +33,7 @@ import mxnet as mx
 __all__ = ['FastOpsError', 'OPS', 'SOURCE', 'cache_dir', 'library_path', 'build', 'load', 'loaded']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fastops.cc')
-OPS = ('ga_hard_swish', 'ga_channel_scale')
+OPS = ('ga_hard_swish', 'ga_channel_scale', 'ga_global_avg_pool')
 # Portable code (no -march): the cache may be shared by machines of different CPUs.
 # -fno-trapping-math lets the clamps vectorise; -ffp-contract=off keeps MXNet's rounding.
 CXXFLAGS = ['-shared', '-fPIC', '-std=c++17', '-O3', '-fno-trapping-math', '-ffp-contract=off', '-fopenmp']

@@ -6,7 +6,8 @@
 // the data takes 1 ms, and the squeeze-and-excitation rescale (broadcast_mul)
 // is as slow. These do the same arithmetic in one vectorised, OpenMP-parallel
 // pass, with results bit-identical to MXNet's operators (built with
-// -ffp-contract=off, so no fused multiply-adds change the rounding).
+// -ffp-contract=off, so no fused multiply-adds change the rounding); the
+// global average pooling for their plain-layout outputs sums in double.
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -154,6 +155,65 @@ MXReturnValue cs_backward(const Attrs&, std::vector<MXTensor>* in, std::vector<M
   return MX_SUCCESS;
 }
 
+// ---- ga_global_avg_pool(x): mean over H and W, (N, C, H, W) -> (N, C, 1, 1) -----
+// For input in plain layout (the output of the operators above), where oneDNN's pooling runs its
+// slow plain-layout kernel. Sums in double, so the mean is float32-rounded once.
+
+MXReturnValue gp_parse(const Attrs&, int* num_in, int* num_out) {
+  *num_in = 1;
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+MXReturnValue gp_type(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
+  if (float32_only("ga_global_avg_pool", *in) != MX_SUCCESS) return MX_FAIL;
+  (*out)[0] = (*in)[0];
+  return MX_SUCCESS;
+}
+
+MXReturnValue gp_shape(const Attrs&, Shapes* in, Shapes* out) {
+  const auto& x = (*in)[0];
+  if (x.size() != 4) {
+    MX_ERROR_MSG << "ga_global_avg_pool: needs x (N, C, H, W), got " << x.size() << " dimensions";
+    return MX_FAIL;
+  }
+  (*out)[0] = {x[0], x[1], 1, 1};
+  return MX_SUCCESS;
+}
+
+MXReturnValue gp_forward(const Attrs&, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                         const OpResource&) {
+  const float* x = (*in)[0].data<float>();
+  float* y = (*out)[0].data<float>();
+  const int64_t planes = (*out)[0].size();
+  const int64_t hw = planes ? (*in)[0].size() / planes : 0;
+#pragma omp parallel for schedule(static) if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xp = x + p * hw;
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < hw; ++i) acc += xp[i];
+    y[p] = static_cast<float>(acc / static_cast<double>(hw));
+  }
+  return MX_SUCCESS;
+}
+
+// inputs: dy, x, y; outputs: dx = dy / (H * W) everywhere in the plane.
+MXReturnValue gp_backward(const Attrs&, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                          const OpResource&) {
+  const float* dy = (*in)[0].data<float>();
+  float* dx = (*out)[0].data<float>();
+  const int64_t planes = (*in)[0].size();
+  const int64_t hw = planes ? (*out)[0].size() / planes : 0;
+#pragma omp parallel for schedule(static) if (planes * hw >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float g = dy[p] / static_cast<float>(hw);
+    float* dxp = dx + p * hw;
+    for (int64_t i = 0; i < hw; ++i) dxp[i] = g;
+  }
+  return MX_SUCCESS;
+}
+
 }  // namespace
 
 REGISTER_OP(ga_hard_swish)
@@ -169,6 +229,13 @@ REGISTER_OP(ga_channel_scale)
     .setInferShape(cs_shape)
     .setForward(cs_forward, "cpu")
     .setBackward(cs_backward, "cpu");
+
+REGISTER_OP(ga_global_avg_pool)
+    .setParseAttrs(gp_parse)
+    .setInferType(gp_type)
+    .setInferShape(gp_shape)
+    .setForward(gp_forward, "cpu")
+    .setBackward(gp_backward, "cpu");
 
 MXReturnValue initialize(int version) {
   if (version < 10900) {
