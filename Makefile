@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Two MXNet engines per core oversubscribe a 2-core machine; one OpenMP thread each.
+# Two MXNet engines per core oversubscribe a 2-core machine; one OpenMP thread each (unset,
+# gluon_asymmnet would give each process all physical cores).
 TEST_WORKERS ?= 2
 
 .PHONY: setup demo test bench clean
@@ -26,7 +27,7 @@ demo: setup
 	$(PY) -m gluon_asymmnet.demo
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) -q tests
 
 bench: setup
 	$(PY) benchmarks/bench_train_infer.py

@@ -36,11 +36,12 @@ import time
 
 import json
 
-import mxnet as mx
-from mxnet import autograd, gluon, profiler
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Before mxnet: sets OMP_NUM_THREADS to the physical cores unless set (gluon_asymmnet.cpu).
 import gluon_asymmnet as ga  # noqa: E402
+
+import mxnet as mx  # noqa: E402
+from mxnet import autograd, gluon, profiler  # noqa: E402
 from mxnet.gluon.block import HybridBlock  # noqa: E402
 
 MODES = ('train', 'infer')

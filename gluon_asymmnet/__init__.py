@@ -1,4 +1,9 @@
 """gluon_asymmnet: AsymmNet (CVPR 2021 Workshops) and MobileNetV3 for MXNet Gluon."""
+from .cpu import set_default_omp_threads
+
+# Before MXNet starts: it would use half of the cores of a machine without hyperthreads (see .cpu).
+set_default_omp_threads()
+
 from .asymmnet import AsymmNet, asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .block import AsymmBottleneck
 from .checkpoint import CheckpointError, load_checkpoint

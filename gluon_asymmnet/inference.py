@@ -35,6 +35,7 @@ import mxnet as mx
 import numpy as np
 
 from . import fastops
+from .cpu import cpu_has_vnni, physical_cores
 from .block import tracing_mode
 
 __all__ = ['BACKENDS', 'INT8_BACKENDS', 'BackendError', 'Predictor', 'physical_cores', 'cpu_has_vnni',
@@ -48,42 +49,6 @@ INT8_BACKENDS = ('mxnet-int8', 'onnxruntime-int8')
 
 class BackendError(RuntimeError):
     """A backend that could not be built (its export or quantization failed)."""
-
-
-def physical_cores():
-    """Number of physical CPU cores (logical CPUs when the topology is unknown)."""
-    cores = set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            physical = core = None
-            for line in f:
-                key, _, value = line.partition(':')
-                key = key.strip()
-                if key == 'physical id':
-                    physical = value.strip()
-                elif key == 'core id':
-                    core = value.strip()
-                elif not key and core is not None:
-                    cores.add((physical, core))
-                    physical = core = None
-            if core is not None:
-                cores.add((physical, core))
-    except OSError:
-        pass
-    return len(cores) or os.cpu_count() or 1
-
-
-def cpu_has_vnni():
-    """Whether the CPU has VNNI (AVX512-VNNI or AVX-VNNI) int8 dot-product instructions (Linux flags)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    flags = set(line.partition(':')[2].split())
-                    return bool(flags & {'avx512_vnni', 'avx_vnni', 'amx_int8'})
-    except OSError:
-        pass
-    return False
 
 
 def relative_error(found, expected):
