@@ -4,7 +4,7 @@ MXNet 1.9.1 runs its element-wise operators as scalar loops on one thread.
 In AsymmNet's and MobileNetV3's inference graphs, hard swish
 (``hard_sigmoid`` + ``elemwise_mul``) and the squeeze-and-excitation rescale
 (``broadcast_mul``) then cost about a quarter of the time (AsymmNet-L, batch
-32, 2 cores). ``fastops.cc`` implements both as vectorised, OpenMP-parallel
+32, 2 cores). ``fastops.cc`` implements them as vectorised, OpenMP-parallel
 operators of an MXNet operator library (``mxnet/lib_api.h``):
 
 - ``ga_hard_swish(x)``: ``x * hard_sigmoid(x, alpha=1/6, beta=0.5)``,
