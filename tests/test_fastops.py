@@ -25,6 +25,17 @@ def _reference_hard_swish(x):
     return x * mx.nd.hard_sigmoid(x, alpha=1.0 / 6, beta=0.5)
 
 
+def _input_grads(f, inputs, dy):
+    """Gradients of ``f(*inputs)`` with respect to each input, for output gradient ``dy``."""
+    inputs = [v.copy() for v in inputs]
+    for v in inputs:
+        v.attach_grad()
+    with autograd.record():
+        y = f(*inputs)
+    y.backward(dy)
+    return [v.grad.asnumpy() for v in inputs]
+
+
 # Below and above the size where the kernels go parallel; values around the clamps at +-3.
 @pytest.mark.parametrize('shape', [(1, 8, 3, 5), (2, 40, 28, 28), (4, 240, 14, 14)])
 def test_hard_swish_is_bit_identical_to_mxnet_and_has_its_gradient(shape):
@@ -33,14 +44,7 @@ def test_hard_swish_is_bit_identical_to_mxnet_and_has_its_gradient(shape):
                     .astype(np.float32).reshape(shape))
     assert np.array_equal(mx.nd.ga_hard_swish(x).asnumpy(), _reference_hard_swish(x).asnumpy())
     dy = mx.nd.array(rng.normal(0, 1, shape))
-    grads = []
-    for f in (mx.nd.ga_hard_swish, _reference_hard_swish):
-        xv = x.copy()
-        xv.attach_grad()
-        with autograd.record():
-            y = f(xv)
-        y.backward(dy)
-        grads.append(xv.grad.asnumpy())
+    grads = [_input_grads(f, [x], dy)[0] for f in (mx.nd.ga_hard_swish, _reference_hard_swish)]
     inside = np.abs(x.asnumpy()) != 3  # the reference's subgradient at the kinks is its own choice
     np.testing.assert_allclose(grads[0][inside], grads[1][inside], rtol=1e-6, atol=1e-6)
 
@@ -52,15 +56,7 @@ def test_channel_scale_is_bit_identical_to_broadcast_mul_and_has_its_gradient(sh
     s = mx.nd.array(rng.uniform(0, 1, shape[:2] + (1, 1)))
     assert np.array_equal(mx.nd.ga_channel_scale(x, s).asnumpy(), mx.nd.broadcast_mul(x, s).asnumpy())
     dy = mx.nd.array(rng.normal(0, 1, shape))
-    grads = []
-    for f in (mx.nd.ga_channel_scale, mx.nd.broadcast_mul):
-        xv, sv = x.copy(), s.copy()
-        xv.attach_grad()
-        sv.attach_grad()
-        with autograd.record():
-            y = f(xv, sv)
-        y.backward(dy)
-        grads.append((xv.grad.asnumpy(), sv.grad.asnumpy()))
+    grads = [_input_grads(f, [x, s], dy) for f in (mx.nd.ga_channel_scale, mx.nd.broadcast_mul)]
     np.testing.assert_array_equal(grads[0][0], grads[1][0])
     np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-4)
 
@@ -77,14 +73,7 @@ def test_global_avg_pool_matches_pooling_to_float32_rounding_and_has_its_gradien
     np.testing.assert_allclose(found, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(found, x.asnumpy().astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-7)
     dy = mx.nd.array(rng.normal(0, 1, shape[:2] + (1, 1)))
-    grads = []
-    for f in (mx.nd.ga_global_avg_pool, pool):
-        xv = x.copy()
-        xv.attach_grad()
-        with autograd.record():
-            y = f(xv)
-        y.backward(dy)
-        grads.append(xv.grad.asnumpy())
+    grads = [_input_grads(f, [x], dy)[0] for f in (mx.nd.ga_global_avg_pool, pool)]
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
 
 

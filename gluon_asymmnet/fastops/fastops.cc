@@ -31,29 +31,31 @@ inline float hard_sigmoid(float v) {
   return g < 1.0f ? g : 1.0f;
 }
 
-MXReturnValue float32_only(const char* op, const std::vector<int>& types) {
-  for (int t : types) {
-    if (t != kFloat32) {
-      MX_ERROR_MSG << op << ": float32 inputs only, got dtype code " << t;
-      return MX_FAIL;
-    }
-  }
-  return MX_SUCCESS;
-}
+constexpr char kHardSwish[] = "ga_hard_swish";
+constexpr char kChannelScale[] = "ga_channel_scale";
+constexpr char kGlobalAvgPool[] = "ga_global_avg_pool";
 
-// ---- ga_hard_swish(x) = x * hard_sigmoid(x) --------------------------------
-
-MXReturnValue hs_parse(const Attrs&, int* num_in, int* num_out) {
-  *num_in = 1;
+template <int kInputs>
+MXReturnValue parse_inputs(const Attrs&, int* num_in, int* num_out) {
+  *num_in = kInputs;
   *num_out = 1;
   return MX_SUCCESS;
 }
 
-MXReturnValue hs_type(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
-  if (float32_only("ga_hard_swish", *in) != MX_SUCCESS) return MX_FAIL;
-  (*out)[0] = (*in)[0];
+// Every operator here takes float32 inputs and gives a float32 output.
+template <const char* kName>
+MXReturnValue float32_type(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
+  for (int t : *in) {
+    if (t != kFloat32) {
+      MX_ERROR_MSG << kName << ": float32 inputs only, got dtype code " << t;
+      return MX_FAIL;
+    }
+  }
+  (*out)[0] = kFloat32;
   return MX_SUCCESS;
 }
+
+// ---- ga_hard_swish(x) = x * hard_sigmoid(x) --------------------------------
 
 MXReturnValue hs_shape(const Attrs&, Shapes* in, Shapes* out) {
   (*out)[0] = (*in)[0];
@@ -88,23 +90,11 @@ MXReturnValue hs_backward(const Attrs&, std::vector<MXTensor>* in, std::vector<M
 
 // ---- ga_channel_scale(x, s): x (N, C, H, W) times s (N, C, 1, 1) -----------
 
-MXReturnValue cs_parse(const Attrs&, int* num_in, int* num_out) {
-  *num_in = 2;
-  *num_out = 1;
-  return MX_SUCCESS;
-}
-
-MXReturnValue cs_type(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
-  if (float32_only("ga_channel_scale", *in) != MX_SUCCESS) return MX_FAIL;
-  (*out)[0] = (*in)[0];
-  return MX_SUCCESS;
-}
-
 MXReturnValue cs_shape(const Attrs&, Shapes* in, Shapes* out) {
   const auto& x = (*in)[0];
   const auto& s = (*in)[1];
   if (x.size() != 4 || s.size() != 4 || s[0] != x[0] || s[1] != x[1] || s[2] != 1 || s[3] != 1) {
-    MX_ERROR_MSG << "ga_channel_scale: needs x (N, C, H, W) and s (N, C, 1, 1)";
+    MX_ERROR_MSG << kChannelScale << ": needs x (N, C, H, W) and s (N, C, 1, 1)";
     return MX_FAIL;
   }
   (*out)[0] = x;
@@ -159,22 +149,10 @@ MXReturnValue cs_backward(const Attrs&, std::vector<MXTensor>* in, std::vector<M
 // For input in plain layout (the output of the operators above), where oneDNN's pooling runs its
 // slow plain-layout kernel. Sums in double, so the mean is float32-rounded once.
 
-MXReturnValue gp_parse(const Attrs&, int* num_in, int* num_out) {
-  *num_in = 1;
-  *num_out = 1;
-  return MX_SUCCESS;
-}
-
-MXReturnValue gp_type(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
-  if (float32_only("ga_global_avg_pool", *in) != MX_SUCCESS) return MX_FAIL;
-  (*out)[0] = (*in)[0];
-  return MX_SUCCESS;
-}
-
 MXReturnValue gp_shape(const Attrs&, Shapes* in, Shapes* out) {
   const auto& x = (*in)[0];
   if (x.size() != 4) {
-    MX_ERROR_MSG << "ga_global_avg_pool: needs x (N, C, H, W), got " << x.size() << " dimensions";
+    MX_ERROR_MSG << kGlobalAvgPool << ": needs x (N, C, H, W), got " << x.size() << " dimensions";
     return MX_FAIL;
   }
   (*out)[0] = {x[0], x[1], 1, 1};
@@ -217,22 +195,22 @@ MXReturnValue gp_backward(const Attrs&, std::vector<MXTensor>* in, std::vector<M
 }  // namespace
 
 REGISTER_OP(ga_hard_swish)
-    .setParseAttrs(hs_parse)
-    .setInferType(hs_type)
+    .setParseAttrs(parse_inputs<1>)
+    .setInferType(float32_type<kHardSwish>)
     .setInferShape(hs_shape)
     .setForward(hs_forward, "cpu")
     .setBackward(hs_backward, "cpu");
 
 REGISTER_OP(ga_channel_scale)
-    .setParseAttrs(cs_parse)
-    .setInferType(cs_type)
+    .setParseAttrs(parse_inputs<2>)
+    .setInferType(float32_type<kChannelScale>)
     .setInferShape(cs_shape)
     .setForward(cs_forward, "cpu")
     .setBackward(cs_backward, "cpu");
 
 REGISTER_OP(ga_global_avg_pool)
-    .setParseAttrs(gp_parse)
-    .setInferType(gp_type)
+    .setParseAttrs(parse_inputs<1>)
+    .setInferType(float32_type<kGlobalAvgPool>)
     .setInferShape(gp_shape)
     .setForward(gp_forward, "cpu")
     .setBackward(gp_backward, "cpu");
