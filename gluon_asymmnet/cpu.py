@@ -4,7 +4,7 @@ MXNet 1.9.1, when ``OMP_NUM_THREADS`` is unset, runs its OpenMP (and so
 oneDNN) on half of the processors, assuming two hyperthreads per core. On a
 machine without them, a VM's vCPUs often, that is half the cores: on a
 2-core AMD EPYC it used one thread (AsymmNet-L fused inference at batch 32:
-361 ms with the default, 236 ms with ``OMP_NUM_THREADS=2``, measured).
+380 ms on one thread, 240 ms on two; ``benchmarks/bench_fastops.py``).
 :func:`set_default_omp_threads`, called when ``gluon_asymmnet`` is imported
 before MXNet, sets ``OMP_NUM_THREADS`` to the physical core count unless it
 is already set.

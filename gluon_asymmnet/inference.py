@@ -153,7 +153,7 @@ def inference_symbol(net, data_name='data', input_shape=(1, 3, 224, 224), onednn
       by an (N, C, 1, 1) gate) ``ga_channel_scale`` (both bit-identical) and
       global average pooling of their outputs ``ga_global_avg_pool`` (float32
       rounding): the one-pass operators of :mod:`gluon_asymmnet.fastops`
-      (AsymmNet-L 1.2x faster at batch 32, measured).
+      (AsymmNet-L 1.2-1.5x faster, ``benchmarks/bench_fastops.py``).
 
     Parameters
     ----------
@@ -548,7 +548,7 @@ def _ort_exclusions(graph, outputs):
     return sorted(keep)
 
 
-def _ort_int8(onnx_path, folder, shape, calib, excluded, threads, spinning):
+def _ort_int8(onnx_path, folder, shape, calib, excluded, threads, spinning, reduce_range=None):
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -568,7 +568,8 @@ def _ort_int8(onnx_path, folder, shape, calib, excluded, threads, spinning):
     # Without VNNI, onnxruntime's u8 x s8 kernels add pairs of products in int16 (vpmaddubsw), which
     # saturates on full-range weights: 7-bit weights avoid it. AsymmNet-L on the demo digits, AVX2:
     # top-1 88.30 % with 8-bit weights, 90.53 % with 7-bit (FP32 90.81 %).
-    reduce_range = not cpu_has_vnni()
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
     quantize_static(prepared, quantized, _CalibrationReader(name, calib, 8),
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
@@ -578,7 +579,8 @@ def _ort_int8(onnx_path, folder, shape, calib, excluded, threads, spinning):
 
 
 def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, workdir=None, threads=None,
-                    calib_mode='naive', exclude=None, onnx_file=None, ort_spinning=True, fast_ops=None):
+                    calib_mode='naive', exclude=None, onnx_file=None, ort_spinning=True, fast_ops=None,
+                    ort_reduce_range=None):
     """Build one backend for a fixed batch size and input size.
 
     Parameters
@@ -617,6 +619,9 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         :mod:`gluon_asymmnet.fastops`. Default: when the library builds
         (else a warning, and ``info['fast_ops_error']`` says why); True
         requires it, False turns it off.
+    ort_reduce_range : bool, optional
+        ``onnxruntime-int8`` with 7-bit weights; default: when the CPU has
+        no VNNI (:func:`cpu_has_vnni`).
 
     Returns
     -------
@@ -666,7 +671,8 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         if backend == 'onnxruntime':
             session = _ort_session(path, threads, ort_spinning)
         else:
-            session, quantized = _ort_int8(path, folder, shape, calib, excluded, threads, ort_spinning)
+            session, quantized = _ort_int8(path, folder, shape, calib, excluded, threads, ort_spinning,
+                                           ort_reduce_range)
             info.update(quantized)
         info.update(threads=threads, spinning=ort_spinning)
         run = _ort_runner(session)

@@ -12,6 +12,7 @@ from mxnet import autograd
 import gluon_asymmnet as ga
 from gluon_asymmnet import fastops, inference
 from gluon_asymmnet.inference import build_predictor, inference_symbol
+from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -191,3 +192,48 @@ def test_library_serves_every_model_of_the_zoo():
         net = ga.get_model(name, multiplier=0.35 if 'large' in name else 0.5, classes=10)
         ops = _ops(inference_symbol(net, input_shape=(1, 3, 32, 32), fast_ops=True))
         assert {'ga_hard_swish', 'ga_channel_scale', 'ga_global_avg_pool'} <= set(ops), name
+
+
+def _load_bench(monkeypatch):
+    import importlib.util
+    monkeypatch.setenv('MXNET_ENGINE_TYPE', os.environ.get('MXNET_ENGINE_TYPE', 'NaiveEngine'))
+    spec = importlib.util.spec_from_file_location('bench_fastops', os.path.join(ROOT, 'benchmarks',
+                                                                                'bench_fastops.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def _table_rows(table):
+    return [[c.strip() for c in line.strip('|').split('|')] for line in table.splitlines()[2:]]
+
+
+def test_benchmark_tables_compare_each_measure(monkeypatch, tmp_path):
+    from conftest import randomized
+    bench = _load_bench(monkeypatch)
+    rows = _table_rows(bench.operator_table(rounds=1))
+    assert [r[0] for r in rows] == ['hard swish', 'SE rescale', 'global average pooling']
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 and r[3].endswith('x') for r in rows)
+    net = randomized('asymmnet_small', dict(multiplier=0.35, classes=10))
+    rows = _table_rows(bench.graph_table(net, rounds=1, input_size=32, batches=(1, 2)))
+    threads = sorted({1, bench.physical_cores()})
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(b, t) for b in (1, 2) for t in threads]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+    params = str(tmp_path / 'net.params')
+    net.save_parameters(params)
+    totals, calls = bench.onednn_breakdown(params, 1, model='asymmnet_small', input_size=32,
+                                           kwargs=dict(multiplier=0.35, classes=10))
+    assert totals and all(ms >= 0 for ms in totals.values())
+    convs = []
+    net.apply(lambda block: convs.append(block) if isinstance(block, mx.gluon.nn.Conv2D) else None)
+    assert sum(n for (kind, _), n in calls.items() if kind == 'convolution') == len(convs)  # all in oneDNN
+
+
+def test_benchmark_int8_weight_table(monkeypatch, tmp_path, demo_model):  # noqa: F811
+    bench = _load_bench(monkeypatch)
+    net = ga.get_model(demo_model['model'], **demo_model['kwargs'])
+    ga.load_checkpoint(net, demo_model['params'])
+    rows = _table_rows(bench.int8_weight_table(net, str(tmp_path)))
+    assert [r[0] for r in rows] == ['8-bit', '7-bit']
+    for r in rows:
+        assert 0 < float(r[1].rstrip(' %')) <= 100 and r[2].endswith('points')

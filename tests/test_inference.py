@@ -77,10 +77,17 @@ def test_int8_exclusions_reach_the_graphs(tiny, tmp_path):
     assert quantized_convs('b') == convs and quantized_convs('a') == convs - 2
     # 7-bit weights where the CPU has no VNNI (int16 saturation of u8 x s8 pairs), else 8-bit.
     assert ort_default.info['reduce_range'] == (not cpu_has_vnni())
-    graph = onnx.load(str(tmp_path / 'a' / 'onnxruntime-int8-32x32' / 'model-int8.onnx')).graph
-    weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    peak = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
-    assert peak <= 64 if ort_default.info['reduce_range'] else peak == 127
+    forced = not ort_default.info['reduce_range']
+    ort_forced = build_predictor('onnxruntime-int8', net, 2, 32, calib, str(tmp_path / 'c'), onnx_file=onnx_file,
+                                 ort_reduce_range=forced)
+    assert ort_forced.info['reduce_range'] == forced
+
+    def weight_peak(folder):
+        graph = onnx.load(str(tmp_path / folder / 'onnxruntime-int8-32x32' / 'model-int8.onnx')).graph
+        weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    for folder, seven_bits in (('a', not forced), ('c', forced)):
+        assert weight_peak(folder) <= 64 if seven_bits else weight_peak(folder) == 127
     kept = build_predictor('mxnet-int8', net, 2, 32, calib).info['fp32_layers']
     assert '*.se.*' not in kept  # patterns resolved to layer names
     assert 'features.3.se.conv1' in kept and 'features.0' not in kept

@@ -1,11 +1,11 @@
 """Fused CPU operators for the inference graphs (``fastops.cc``), built on first use.
 
-MXNet 1.9.1 runs its element-wise operators as scalar loops on one thread.
-In AsymmNet's and MobileNetV3's inference graphs, hard swish
+MXNet 1.9.1 runs its element-wise operators as scalar loops: hard swish
 (``hard_sigmoid`` + ``elemwise_mul``) and the squeeze-and-excitation rescale
-(``broadcast_mul``) then cost about a quarter of the time (AsymmNet-L, batch
-32, 2 cores). ``fastops.cc`` implements them as vectorised, OpenMP-parallel
-operators of an MXNet operator library (``mxnet/lib_api.h``):
+(``broadcast_mul``) take 4-5x the time of one pass over the data.
+``fastops.cc`` implements them as vectorised, OpenMP-parallel operators of an
+MXNet operator library (``mxnet/lib_api.h``), which make AsymmNet-L's fused
+inference graph 1.2-1.5x faster (``benchmarks/bench_fastops.py``):
 
 - ``ga_hard_swish(x)``: ``x * hard_sigmoid(x, alpha=1/6, beta=0.5)``,
   bit-identical to MXNet's;
@@ -13,7 +13,7 @@ operators of an MXNet operator library (``mxnet/lib_api.h``):
   bit-identical to ``broadcast_mul``;
 - ``ga_global_avg_pool(x)``: the mean over H and W, summed in double (within
   float32 rounding of ``Pooling``). Their outputs are in plain layout, for
-  which oneDNN's pooling runs a kernel 3.5x slower.
+  which oneDNN's pooling runs a kernel 3x slower.
 
 :func:`load` compiles the source with the C++ compiler (``$CXX``, else
 ``c++``) against the headers that ship in MXNet's wheel, once per source and

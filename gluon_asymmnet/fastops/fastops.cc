@@ -1,10 +1,10 @@
 // Fused CPU kernels for the inference graphs of gluon_asymmnet, as an MXNet 1.9
 // operator library (include/mxnet/lib_api.h, loaded with mx.library.load).
 //
-// MXNet's own element-wise kernels run a scalar loop on one thread: hard swish
-// as hard_sigmoid + elemwise_mul took 13 ms for 3M floats where one pass over
-// the data takes 1 ms, and the squeeze-and-excitation rescale (broadcast_mul)
-// is as slow. These do the same arithmetic in one vectorised, OpenMP-parallel
+// MXNet's own element-wise kernels run scalar loops: hard swish as
+// hard_sigmoid + elemwise_mul, and the squeeze-and-excitation rescale
+// (broadcast_mul), take 4-5x the time of one pass over the data
+// (benchmarks/bench_fastops.py). These do the same arithmetic in one vectorised, OpenMP-parallel
 // pass, with results bit-identical to MXNet's operators (built with
 // -ffp-contract=off, so no fused multiply-adds change the rounding); the
 // global average pooling for their plain-layout outputs sums in double.
