@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from gluon_asymmnet import get_model, load_checkpoint
-from gluon_asymmnet.pack import pack_arrays
+from gluon_asymmnet.data.pack import pack_arrays
 from gluon_asymmnet.training import TrainingDiverged, build_lr_scheduler, parse_args, train
 from gluon_asymmnet.training.cli import main
 from gluon_asymmnet.training.schedule import updates_before_epoch
