@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train AsymmNet / MobileNetV3 on ImageNet the GluonCV way; without data flags, on the bundled digits.
 
-The released AsymmNet-L 1.0 run (8 GPUs x 256, DESIGN.md section 5)::
+The released AsymmNet-L 1.0 run (8 GPUs x 256, docs/design.md section 5)::
 
     python train_imagenet.py \\
         --rec-train ~/.mxnet/datasets/imagenet/rec/train.rec --rec-train-idx ~/.mxnet/datasets/imagenet/rec/train.idx \\
@@ -9,6 +9,9 @@ The released AsymmNet-L 1.0 run (8 GPUs x 256, DESIGN.md section 5)::
         --model asymmnet_large --width-scale 1.0 --asymmrate 1 --dropout 0.2 \\
         --num-gpus 8 --batch-size 256 -j 32 --num-epochs 360 --lr 2.6 --lr-mode cosine --warmup-epochs 5 \\
         --momentum 0.9 --wd 3e-5 --no-wd --label-smoothing --save-dir params_asymmnet_large
+
+is the recipe ``released`` (``gluon_asymmnet.training.recipes``): ``--recipe released``
+with the four data flags runs the same; other flags override a recipe's values.
 
 Exit codes: 0 trained, 1 the loss diverged, 2 bad options or data. The
 training loop is ``gluon_asymmnet.training``; ``--help`` lists every flag.

@@ -4,7 +4,8 @@
 2. AsymmNet-S x0.5 trains on the bundled handwritten digits (1,438 training
    and 359 held-out images packed as RecordIO, see
    :func:`gluon_asymmnet.data.demo_dataset`) with the training library that
-   ``train_imagenet.py`` runs, printing the released log's lines.
+   ``train_imagenet.py`` runs (recipe ``'demo'`` of
+   :mod:`gluon_asymmnet.training.recipes`), printing the released log's lines.
 3. The best checkpoint is loaded into a fresh network and evaluated with
    :func:`gluon_asymmnet.evaluate.evaluate_accuracy` (the function the
    training's validation used, so the figures agree), exported as MXNet symbol
@@ -18,9 +19,9 @@ import time
 
 from . import get_model, get_model_list, load_checkpoint, profile
 from .evaluate import evaluate_accuracy
-from .training import build_data, parse_args, train
+from .training import build_data, recipe_argv, train, train_recipe
 
-__all__ = ['model_table', 'demo_args', 'run_demo', 'main']
+__all__ = ['model_table', 'run_demo', 'main']
 
 # Each demo run gets its own timestamped folder under here.
 DEMO_OUT = os.path.join('runs', 'demo')
@@ -38,14 +39,6 @@ def model_table():
     return '\n'.join(rows)
 
 
-def demo_args(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0):
-    """The ``train_imagenet.py`` arguments of the demo run (tuned on this CPU: top-1 ~0.98 by epoch 10)."""
-    return ['--model', 'asymmnet_small', '--width-scale', '0.5', '--num-epochs', str(epochs),
-            '--batch-size', '64', '--lr', '0.2', '--lr-mode', 'cosine', '--warmup-epochs', str(min(2, epochs - 1)),
-            '--wd', '1e-4', '--no-wd', '--dropout', '0.2', '-j', str(num_workers), '--log-interval', '0',
-            '--save-frequency', '0', '--save-dir', out_dir, '--logging-file', 'train.log']
-
-
 def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symbol', 'onnx')):
     """Train on the digits, then evaluate, export and plot; print every step.
 
@@ -56,19 +49,20 @@ def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symb
         (:func:`~gluon_asymmnet.evaluate.evaluate_accuracy` of the best
         checkpoint), ``export`` (paths), ``seconds`` (training time).
     """
-    opt = parse_args(demo_args(out_dir, epochs, num_workers))
+    overrides = dict(num_epochs=epochs, num_workers=num_workers, save_dir=out_dir)
+    cfg = train_recipe('demo', **overrides)
     print('\nTraining %s x%g on the bundled handwritten digits (CPU, %d epochs):'
-          % (opt.model, opt.width_scale, opt.num_epochs))
-    print('python train_imagenet.py ' + ' '.join(demo_args(out_dir, epochs, num_workers)))
+          % (cfg.model, cfg.width_scale, cfg.num_epochs))
+    print('python train_imagenet.py ' + ' '.join(recipe_argv('demo', **overrides)))
     tic = time.time()
-    result = train(opt)
+    result = train(cfg)
     seconds = time.time() - tic
 
-    net = get_model(opt.model, multiplier=opt.width_scale, asymmrate=opt.asymmrate, classes=opt.classes,
-                    dropout=opt.dropout)
+    net = get_model(cfg.model, multiplier=cfg.width_scale, asymmrate=cfg.asymmrate, classes=cfg.classes,
+                    dropout=cfg.dropout)
     load_checkpoint(net, result['best_params'])
     net.hybridize(static_alloc=True, static_shape=True)
-    val_batches = build_data(opt, train=False)[1]
+    val_batches = build_data(cfg, train=False)[1]
     try:
         ev = evaluate_accuracy(net, val_batches)
     finally:
@@ -80,8 +74,8 @@ def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symb
              logged['top1'], logged['top5']))
 
     from .export import export
-    prefix = os.path.join(out_dir, 'export', '%s-digits' % opt.model)
-    paths = export(net, prefix, input_size=opt.input_size, formats=formats)
+    prefix = os.path.join(out_dir, 'export', '%s-digits' % cfg.model)
+    paths = export(net, prefix, input_size=cfg.input_size, formats=formats)
     print('\nTrained in %.1f s. Written under %s:' % (seconds, os.path.abspath(out_dir)))
     print('  best checkpoint   %s' % result['best_params'])
     for kind in sorted(paths):

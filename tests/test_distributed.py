@@ -1,4 +1,4 @@
-"""The ps-lite launcher: commands it builds, real kvstore jobs on loopback, and cleanup.
+"""The ps-lite launcher (launch.py): commands it builds, real kvstore jobs on loopback, and cleanup.
 
 Real jobs run MXNet's dist_sync kvstore with 2 workers and 1 server on
 127.0.0.1. The ssh and mpirun paths run for real through stand-in ``ssh`` and
@@ -20,8 +20,8 @@ import uuid
 
 import pytest
 
-from gluon_asymmnet import launch
-from gluon_asymmnet.launch import Host, LaunchError
+import launcher as launch
+from launcher import Host, LaunchError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -369,7 +369,7 @@ def test_interrupted_launcher_leaves_nothing(tmp_path, sig, expected):
     pids.mkdir()
     script = write(tmp_path / 'hang.py', HANG_OR_FAIL)
     launcher = subprocess.Popen(
-        [PY, '-m', 'gluon_asymmnet.launch', '-n', '2', '--grace', '5',
+        [PY, os.path.join(ROOT, 'launch.py'), '-n', '2', '--grace', '5',
          '--env', 'TEST_TOKEN=%s' % token, '--', PY, script, str(pids)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     end = time.monotonic() + 120

@@ -7,8 +7,8 @@ import shlex
 
 import pytest
 
-from gluon_asymmnet.training import ConfigError, build_lr_scheduler, parse_args, reference_curve
-from gluon_asymmnet.training.schedule import batches_in_epoch, global_batch_size, updates_before_epoch
+from gluon_asymmnet.training import ConfigError, config_argv, lr_scheduler, parse_args, reference_curve, train_recipe
+from gluon_asymmnet.training.schedule import batches_in_epoch, updates_before_epoch
 
 from conftest import REFERENCE
 
@@ -29,28 +29,30 @@ def released_command():
 
 
 def test_documented_command_is_the_released_recipe():
-    """DESIGN.md section 5, flag by flag."""
+    """docs/design.md section 5, flag by flag; the same as recipe 'released' with the documented data."""
     opt = parse_args(released_command())
     assert (opt.model, opt.width_scale, opt.asymmrate, opt.shuffle_group, opt.dropout) == (
         'asymmnet_large', 1.0, 1, 0, 0.2)
     assert (opt.dataset, opt.classes, opt.input_size, opt.crop_ratio, opt.dtype) == (
         'imagenet', 1000, 224, 0.875, 'float32')
-    assert (global_batch_size(opt), opt.num_epochs, opt.lr, opt.lr_mode, opt.warmup_epochs) == (
+    assert (opt.device_batch, opt.num_epochs, opt.lr, opt.lr_mode, opt.warmup_epochs) == (
         2048, 360, 2.6, 'cosine', 5)
     assert (opt.momentum, opt.wd, opt.no_wd, opt.label_smoothing, opt.mixup, opt.last_gamma, opt.teacher) == (
         0.9, 3e-5, True, True, False, False, None)
     assert opt.rec_train.endswith('train.rec') and opt.rec_val_idx.endswith('val.idx')
+    data = {k: getattr(opt, k) for k in ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx')}
+    assert opt == train_recipe('released', **data) == parse_args(['--recipe', 'released'] + config_argv(data))
 
 
 def test_released_schedule_reproduces_every_printed_rate():
     opt = parse_args(released_command())
-    assert global_batch_size(opt) == 2048
-    schedule = build_lr_scheduler(opt, IMAGENET)
+    assert opt.device_batch == 2048
+    schedule = lr_scheduler(opt, IMAGENET)
     curve = reference_curve()
     assert curve['epoch'] == list(range(360))
     worst = 0.0
     for epoch, printed in zip(curve['epoch'], curve['lr_at_batch_599']):
-        # The rate printed after the 600th update of epoch e (DESIGN.md section 5).
+        # The rate printed after the 600th update of epoch e (docs/design.md section 5).
         u = math.ceil(epoch * IMAGENET / 2048) + 600
         assert u == updates_before_epoch(epoch, IMAGENET, 2048) + 600
         worst = max(worst, abs(schedule(u) - printed))
@@ -80,21 +82,21 @@ def test_round_batch_epochs_alternate_625_and_626():
 def test_step_schedule_decays_at_epochs_counted_from_the_start():
     opt = parse_args(REC + ['--batch-size', '10', '--num-epochs', '6', '--lr', '0.4', '--lr-mode', 'step',
                             '--lr-decay-epoch', '3,5', '--lr-decay', '0.5', '--warmup-epochs', '1'])
-    s = build_lr_scheduler(opt, 100)   # 10 iterations per epoch
+    s = lr_scheduler(opt, 100)   # 10 iterations per epoch
     assert s(4.5) == pytest.approx(0.2)    # half-way through warm-up (GluonCV spans niters - 1)
     assert s(15) == pytest.approx(0.4)
     assert s(29) == pytest.approx(0.4) and s(30) == pytest.approx(0.2)    # epoch 3
     assert s(49) == pytest.approx(0.2) and s(50) == pytest.approx(0.1)    # epoch 5
     period = parse_args(REC + ['--batch-size', '10', '--num-epochs', '6', '--lr-mode', 'step',
                                '--lr-decay-period', '2'])
-    p = build_lr_scheduler(period, 100)
+    p = lr_scheduler(period, 100)
     assert [round(p(u), 6) for u in (19, 20, 40)] == [0.1, 0.01, 0.001]
 
 
 @pytest.mark.parametrize('mode, half', [('linear', 0.5), ('poly', 0.25), ('cosine', 0.5)])
 def test_modes_without_warmup(mode, half):
     opt = parse_args(REC + ['--batch-size', '10', '--num-epochs', '2', '--lr', '1', '--lr-mode', mode])
-    s = build_lr_scheduler(opt, 105)   # 10 iterations per epoch, 20 in all
+    s = lr_scheduler(opt, 105)   # 10 iterations per epoch, 20 in all
     assert s(0) == pytest.approx(1.0)
     assert s(9.5) == pytest.approx(half, abs=1e-9)      # GluonCV spans niters - 1 = 19 updates
     assert s(19) == pytest.approx(0, abs=1e-12) and s(25) == pytest.approx(0, abs=1e-12)
@@ -102,7 +104,7 @@ def test_modes_without_warmup(mode, half):
 
 def test_distributed_schedule_counts_the_global_batch():
     opt = parse_args(REC + ['--batch-size', '256', '--num-epochs', '10', '--lr-mode', 'cosine'])
-    assert build_lr_scheduler(opt, IMAGENET, num_workers=8).schedulers[1].niters == 10 * 625
+    assert lr_scheduler(opt, IMAGENET, num_workers=8).schedulers[1].niters == 10 * 625
 
 
 @pytest.mark.parametrize('args, message', [
@@ -123,15 +125,14 @@ def test_bad_option_combinations_are_named(args, message):
 
 def test_too_few_images_for_one_batch():
     with pytest.raises(ConfigError, match='50 training images are fewer than one global batch of 64'):
-        build_lr_scheduler(parse_args(REC + ['--batch-size', '64']), 50)
+        lr_scheduler(parse_args(REC + ['--batch-size', '64']), 50)
 
 
 @pytest.mark.parametrize('mode', ['cosine', 'poly', 'linear', 'step'])
 def test_dist_async_server_schedule_equals_gluoncv_after_warmup(mode):
-    from gluon_asymmnet.training.schedule import server_lr_scheduler
     opt = parse_args(REC + ['--batch-size', '10', '--num-epochs', '8', '--lr', '0.4', '--lr-mode', mode,
                             '--warmup-epochs', '2', '--lr-decay-epoch', '4,6', '--lr-decay', '0.3'])
-    gluoncv, native = build_lr_scheduler(opt, 105), server_lr_scheduler(opt, 105)   # 10 updates per epoch
+    gluoncv, native = lr_scheduler(opt, 105), lr_scheduler(opt, 105, on_servers=True)   # 10 updates per epoch
     assert type(native).__module__ == 'mxnet.lr_scheduler'   # what a parameter server can unpickle
     rates = [(gluoncv(u), native(u)) for u in range(0, 100)]   # in order: MXNet's step scheduler is stateful
     assert max(abs(a - b) for a, b in rates[:20]) <= 0.4 / 20 + 1e-12

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from gluon_asymmnet import get_model, load_checkpoint
-from gluon_asymmnet.pack import pack_arrays
-from gluon_asymmnet.training import TrainingDiverged, build_lr_scheduler, parse_args, train
+from gluon_asymmnet.data.pack import pack_arrays
+from gluon_asymmnet.training import TrainingDiverged, lr_scheduler, parse_args, train
 from gluon_asymmnet.training.cli import main
 from gluon_asymmnet.training.schedule import updates_before_epoch
 
@@ -89,7 +89,7 @@ VAL_LINE = re.compile(r'^\[Epoch (\d+)\] validation: top1=(\d\.\d{6}) top5=(\d\.
 def test_update_counter_follows_the_round_batch_formula(reference_run):
     """Every logged rate is the schedule's value at update ceil(e*N/B) + i + 1."""
     opt = parse_args(tiny_args({k: 'x' for k in ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx')}, 'x'))
-    schedule = build_lr_scheduler(opt, N_TRAIN)
+    schedule = lr_scheduler(opt, N_TRAIN)
     with open(reference_run['log_file']) as f:
         lines = f.read().splitlines()
     batches = [BATCH_LINE.match(l) for l in lines if l.startswith('Epoch[')]

@@ -12,7 +12,7 @@ def test_demo_one_epoch_end_to_end(tmp_path, capsys):
     out = tmp_path / 'demo'
     demo.main(['--epochs', '1', '--out', str(out)])
     text = capsys.readouterr().out
-    # The model table (DESIGN.md section 3 counts at width 1.0).
+    # The model table (docs/design.md section 3 counts at width 1.0).
     assert re.search(r'asymmnet_large\s+1\.00\s+1\s+216918096\s+6076608\s+5991776', text)
     assert re.search(r'mobilenetv3_small\s+1\.00\s+0\s+\d+', text)
     logged = re.findall(r'^\[Epoch 0\] validation: top1=(\d\.\d+) top5=(\d\.\d+)$', text, re.M)
@@ -28,9 +28,13 @@ def test_demo_one_epoch_end_to_end(tmp_path, capsys):
     assert re.search(r'Held-out top-1 \d\.\d{4} after 1 epochs', text)
 
 
-def test_demo_arguments_are_train_imagenet_flags():
-    from gluon_asymmnet.training import parse_args
-    opt = parse_args(demo.demo_args('x', 15))
-    assert (opt.dataset, opt.classes, opt.input_size, opt.model) == ('digits', 10, 32, 'asymmnet_small')
+def test_demo_recipe_is_train_imagenet_flags():
+    from gluon_asymmnet.training import parse_args, recipe_argv, train_recipe
+    cfg = train_recipe('demo', save_dir='x')
+    assert (cfg.dataset, cfg.classes, cfg.input_size, cfg.model, cfg.num_epochs) == (
+        'digits', 10, 32, 'asymmnet_small', 15)
+    assert parse_args(recipe_argv('demo', save_dir='x')) == cfg == parse_args(['--recipe', 'demo', '--save-dir', 'x'])
+    # One epoch: the warm-up shrinks to leave an epoch of the main schedule.
+    assert train_recipe('demo', num_epochs=1).warmup_epochs == 0
     with pytest.raises(SystemExit):
         demo.main(['--epochs', 'x'])

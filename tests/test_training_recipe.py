@@ -8,10 +8,10 @@ from mxnet import autograd, gluon
 
 from gluon_asymmnet import get_model
 from gluon_asymmnet.evaluate import evaluate_accuracy
-from gluon_asymmnet.pack import pack_arrays
-from gluon_asymmnet.training import (build_loss, build_network, mix, mixup_lambda, parse_args, smooth_labels,
-                                     train)
-from gluon_asymmnet.training.targets import pretrained_file
+from gluon_asymmnet.data.pack import pack_arrays
+from gluon_asymmnet.training import (TrainingObjective, build_loss, build_network, build_objective, mix,
+                                     mixup_lambda, parse_args, smooth_labels, train)
+from gluon_asymmnet.training.losses import pretrained_file
 
 from test_training import data_flags, images
 
@@ -39,7 +39,7 @@ def test_label_smoothing_loss_matches_numpy():
     expected = -(q * log_softmax(z)).sum(axis=1)
     target = smooth_labels(mx.nd.array(y), K)
     assert np.allclose(target.asnumpy(), q, atol=1e-7)
-    loss = build_loss(opts('--label-smoothing'))(mx.nd.array(z), target).asnumpy()
+    loss = build_objective(opts('--label-smoothing'), [mx.cpu()]).loss(mx.nd.array(z), target).asnumpy()
     assert np.allclose(loss, expected, rtol=1e-5)
 
 
@@ -47,15 +47,24 @@ def test_mixup_batch_lambda_and_loss_match_numpy():
     z, y = fixed_batch()
     x = np.random.RandomState(6).rand(6, 3, 4, 4).astype(np.float32)
     opt = opts('--mixup', '--mixup-alpha', '0.4', '--mixup-off-epoch', '2', '--label-smoothing')
-    lam = mixup_lambda(opt, 3, 5)
-    assert 0 < lam < 1 and lam == mixup_lambda(opt, 3, 5) and lam != mixup_lambda(opt, 3, 6)
-    assert mixup_lambda(opt, 8, 0) == 1.0 and mixup_lambda(opt, 9, 3) == 1.0   # the last 2 epochs
+    assert opt.mixup_until == 8
+    lam = mixup_lambda(opt.mixup_alpha, opt.seed, 3, 5, until=opt.mixup_until)
+    assert 0 < lam < 1 and lam == mixup_lambda(0.4, 0, 3, 5, until=8) and lam != mixup_lambda(0.4, 0, 3, 6, until=8)
+    assert lam != mixup_lambda(0.4, 0, 3, 5, rank=1, until=8) and lam != mixup_lambda(0.4, 1, 3, 5, until=8)
+    assert mixup_lambda(0.4, 0, 8, 0, until=8) == 1.0 and mixup_lambda(0.4, 0, 9, 3, until=8) == 1.0   # the last 2
+    objective = build_objective(opt, [mx.cpu()])   # the loss and metric of the config (10 digit classes)
+    assert isinstance(objective.new_metric(), mx.metric.RMSE)
+    mixed_in, mixed_target, soft = TrainingObjective(
+        K, label_smoothing=True, mixup=True, mixup_alpha=0.4, mixup_until=8).batch([mx.nd.array(x)], [mx.nd.array(y)],
+                                                                                  3, 5)
+    assert soft is None
     mixed, target = mix(mx.nd.array(x), mx.nd.array(y), lam, K, 0.1)
     assert np.allclose(mixed.asnumpy(), lam * x + (1 - lam) * x[::-1], atol=1e-6)
     onehot = lambda labels: np.eye(K)[labels.astype(int)] * 0.9 + 0.1 / K  # noqa: E731
     q = lam * onehot(y) + (1 - lam) * onehot(y[::-1])
     assert np.allclose(target.asnumpy(), q, atol=1e-6)
-    loss = build_loss(opt)(mx.nd.array(z), target).asnumpy()
+    assert np.allclose(mixed_in[0].asnumpy(), mixed.asnumpy()) and np.allclose(mixed_target[0].asnumpy(), q, atol=1e-6)
+    loss = objective.loss(mx.nd.array(z), target).asnumpy()
     assert np.allclose(loss, -(q * log_softmax(z)).sum(axis=1), rtol=1e-5)
 
 
@@ -68,9 +77,8 @@ def test_distillation_loss_matches_numpy(hard_weight):
     soft = -(p * log_softmax(z / T)).sum(axis=1) * T * T
     hard = -log_softmax(z)[np.arange(6), y.astype(int)]
     expected = (1 - hard_weight) * soft + hard_weight * hard
-    opt = opts('--teacher', 'mobilenetv3_small', '--temperature', str(T), '--hard-weight', str(hard_weight))
     p_nd = mx.nd.softmax(mx.nd.array(teacher) / T)   # what the loop feeds as the soft target
-    loss = build_loss(opt)(mx.nd.array(z), mx.nd.array(y), p_nd).asnumpy()
+    loss = build_loss(temperature=T, hard_weight=hard_weight)(mx.nd.array(z), mx.nd.array(y), p_nd).asnumpy()
     assert np.allclose(loss, expected, rtol=1e-5)
 
 

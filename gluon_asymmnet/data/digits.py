@@ -3,7 +3,7 @@
 ``sklearn.datasets.load_digits`` ships its 1,797 8x8 images inside the
 package, so the demo needs no download. They are upscaled to 32x32 RGB,
 split once into a fixed, stratified held-out set (20 % of every class, seeded)
-and packed with :func:`gluon_asymmnet.pack.pack_arrays`, the same record
+and packed with :func:`gluon_asymmnet.data.pack.pack_arrays`, the same record
 format as ImageNet's.
 """
 import hashlib
@@ -84,7 +84,7 @@ def _read_manifest(root):
 
 
 def _build(root):
-    from ..pack import pack_arrays
+    from .pack import pack_arrays
     images, labels = _digit_images()
     train, val = digits_split(labels)
     classes = [str(c) for c in range(10)]

@@ -1,12 +1,74 @@
-"""``train_imagenet.py``'s entry point: user mistakes become one clear line and exit code 2."""
+"""``train_imagenet.py``'s command line: argv -> :class:`TrainConfig`, and user mistakes as one line with exit code 2.
+
+The flags are :class:`TrainConfig`'s fields (their metadata), so the parser
+and the config cannot drift apart; ``--recipe NAME`` starts from a recipe of
+:mod:`gluon_asymmnet.training.recipes` and the other flags override it.
+"""
+import argparse
+import dataclasses
 import sys
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from .config import ConfigError, TrainConfig, flag_of
 from .loop import TrainingDiverged, train
-from .options import ConfigError, parse_args
+from .recipes import RECIPES, train_recipe
 
-__all__ = ['main']
+__all__ = ['build_parser', 'parse_args', 'main']
+
+_FIELDS = dataclasses.fields(TrainConfig)
+
+
+def build_parser():
+    """The argument parser of ``train_imagenet.py``: one flag per :class:`TrainConfig` field.
+
+    Parsing leaves out the flags not given (``argparse.SUPPRESS``): the
+    defaults are :class:`TrainConfig`'s, or the recipe's with ``--recipe``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    p = argparse.ArgumentParser(
+        description='Train AsymmNet / MobileNetV3 on ImageNet (GluonCV-style). '
+                    'Without data flags it trains on the bundled handwritten-digits dataset.',
+        argument_default=argparse.SUPPRESS)
+    p.add_argument('--recipe', choices=sorted(RECIPES),
+                   help='start from this recipe (gluon_asymmnet.training.recipes); other flags override it')
+    groups = {}
+    for f in _FIELDS:
+        group = groups.get(f.metadata['group'])
+        if group is None:
+            group = groups[f.metadata['group']] = p.add_argument_group(f.metadata['group'])
+        kwargs = dict(f.metadata['argparse'], dest=f.name, help=f.metadata['help'])
+        if isinstance(f.default, bool):
+            kwargs['action'] = 'store_true'
+        else:
+            kwargs.setdefault('type', type(f.default) if f.default is not None else str)
+        group.add_argument(*flag_of(f), **kwargs)
+    return p
+
+
+def parse_args(argv=None):
+    """Parse and check ``train_imagenet.py`` arguments.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    TrainConfig
+
+    Raises
+    ------
+    ConfigError
+        A combination of flags that cannot work (the message names them).
+    """
+    given = vars(build_parser().parse_args(argv))
+    recipe = given.pop('recipe', None)
+    return train_recipe(recipe, **given) if recipe else TrainConfig(**given)
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""The training loop of ``train_imagenet.py``: GluonCV's recipe, resumable exactly, on one or many machines.
+"""The training loop of ``train_imagenet.py`` in phases: set-up, ``train_one_epoch``, ``evaluate``, checkpoints.
 
 One call of :func:`train` runs the whole job: data (checked before anything
 trains), network, optimizer (Nesterov SGD with GluonCV's per-iteration
@@ -6,165 +6,50 @@ schedule), epochs with the released log's line formats, validation through
 :func:`gluon_asymmnet.evaluate.evaluate_accuracy`, atomic checkpoints, the
 TensorBoard scalars and the curve plot.
 
-Determinism: initialisation is seeded with ``--seed``; the data order and
+Determinism: initialisation is seeded with ``seed``; the data order and
 augmentation are pure functions of (seed, epoch, shard) in the data pipeline;
 dropout is re-seeded at every epoch from (seed, epoch, rank) and mixup's
 weight is drawn from (seed, epoch, batch, rank). A run resumed from the
 checkpoint of epoch k therefore repeats, bit for bit on CPU, what the
 uninterrupted run does from epoch k + 1.
 
-Distributed (``--kvstore dist_*``): every worker reads its own shard of the
-training and validation data. With ``dist_sync``/``dist_device_sync`` the
-gradients are summed on the servers and each worker applies the same update
-locally (``update_on_kvstore=False``), so the optimizer state is local and
-checkpointable; BatchNorm running statistics are averaged over the workers at
-the end of every epoch, so all workers hold identical parameters, and the
-validation counts of the shards are summed into the full-set figure.
-``dist_async`` updates on the servers (MXNet requires it); its optimizer
-state cannot be saved and rank 0 validates the whole validation set alone.
-Only rank 0 writes checkpoints, the log file, TensorBoard scalars and the plot.
+Distributed (``kvstore='dist_*'``, :mod:`.distributed`): every worker reads
+its own shard of the training and validation data; under ``dist_async`` the
+optimizer state stays on the servers, out of the checkpoints, and rank 0
+validates the whole validation set alone. Only rank 0 writes checkpoints, the
+log file, TensorBoard scalars and the plot.
 """
-import hashlib
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import mxnet as mx
-import numpy as np
 from mxnet import autograd, gluon
 
-from ..checkpoint import CheckpointError, load_checkpoint
-from ..data import demo_dataset, get_data_loaders
 from ..evaluate import evaluate_accuracy
-from ..model_zoo import get_model
-from .checkpointing import (MODEL_KEYS, best_stem, latest_checkpoint, load_meta, periodic_stem,
-                            save_checkpoint)
-from .logs import (BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar,
-                   setup_logger)
-from .options import ConfigError, use_demo_data
+from .distributed import Cluster, contexts, parameter_digest
+from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
 from .plot import plot_curve
-from .schedule import build_lr_scheduler, global_batch_size, server_lr_scheduler
-from .targets import build_loss, build_teacher, mix, mixup_lambda, smooth_labels, SMOOTHING_ETA
+from .run_state import MODEL_KEYS, CheckpointWriter, resume_point
+from .setup import build_loaders, build_network, build_objective, build_trainer, lr_scheduler
 
-__all__ = ['TrainingDiverged', 'contexts', 'build_network', 'zero_last_gamma', 'disable_bn_bias_wd',
-           'build_data', 'parameter_digest', 'train']
+__all__ = ['TrainingDiverged', 'EpochResult', 'train_one_epoch', 'evaluate', 'train']
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names epoch, batch and the last good checkpoint."""
 
 
-def contexts(opt):
-    """``[gpu(0), ..., gpu(n-1)]`` for ``--num-gpus n``, else ``[cpu()]``."""
-    if opt.num_gpus > 0:
-        available = mx.context.num_gpus()
-        if available < opt.num_gpus:
-            raise ConfigError('--num-gpus %d: this machine has %d GPU(s)' % (opt.num_gpus, available))
-        return [mx.gpu(i) for i in range(opt.num_gpus)]
-    return [mx.cpu()]
-
-
-def zero_last_gamma(net):
-    """Zero the last BatchNorm gamma (``conv2.bn``) of every residual bottleneck; return their names.
-
-    A residual block then starts as the identity (Goyal et al., 2017). Blocks
-    without a residual add keep their gamma: zeroing it would cut the signal.
-    """
-    names = []
-    for block in net.blocks:
-        if block.residual:
-            gamma = block.conv2.bn.gamma
-            gamma.set_data(mx.nd.zeros(gamma.shape, dtype=gamma.dtype))
-            names.append(gamma.name)
-    return names
-
-
-def disable_bn_bias_wd(net):
-    """``wd_mult = 0`` on BatchNorm gamma/beta and every bias (``--no-wd``); return their names."""
-    params = net.collect_params('.*gamma|.*beta|.*bias')
-    params.setattr('wd_mult', 0.0)
-    return sorted(params.keys())
-
-
-def build_network(opt, ctx):
-    """The network of ``--model``/``--width-scale``/``--asymmrate``/``--shuffle-group``/``--dropout``.
-
-    Initialised with MSRAPrelu from ``--seed`` (then ``--last-gamma``), or loaded
-    from ``--resume-params`` (any layout :func:`gluon_asymmnet.load_checkpoint`
-    reads, e.g. the released checkpoint), and cast to ``--dtype``.
-    """
-    kwargs = dict(multiplier=opt.width_scale, classes=opt.classes, dropout=opt.dropout)
-    if opt.model.startswith('asymmnet'):
-        kwargs.update(asymmrate=opt.asymmrate, shuffle_groups=opt.shuffle_group)
-    try:
-        net = get_model(opt.model, **kwargs)
-    except ValueError as err:
-        raise ConfigError('--model %s: %s' % (opt.model, err))
-    mx.random.seed(opt.seed)
-    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
-    if opt.resume_params:
-        try:
-            load_checkpoint(net, opt.resume_params, ctx=ctx)
-        except CheckpointError as err:
-            raise ConfigError('--resume-params: %s' % err)
-    elif opt.last_gamma:
-        zero_last_gamma(net)
-    if opt.no_wd:
-        disable_bn_bias_wd(net)
-    net.cast(opt.dtype)
-    return net
-
-
-def build_data(opt, num_parts=1, part_index=0, train=True, val=True, val_parts=None, val_index=None):
-    """Train and validation batches for the options (the bundled digits without data flags).
-
-    Parameters
-    ----------
-    opt : argparse.Namespace
-    num_parts, part_index : int
-        Training shard of this worker.
-    train, val : bool
-        Build training / validation batches (``None`` in their place otherwise).
-    val_parts, val_index : int, optional
-        Validation shard (default: the training one).
-
-    Raises
-    ------
-    gluon_asymmnet.data.DataError
-        Naming a missing or unreadable file, before anything trains.
-    """
-    kwargs = dict(batch_size=opt.batch_size * max(1, opt.num_gpus), num_workers=opt.num_workers,
-                  input_size=opt.input_size, crop_ratio=opt.crop_ratio, seed=opt.seed, dtype=opt.dtype)
-    if use_demo_data(opt):
-        demo = demo_dataset()
-        files = dict(rec_train=demo['rec_train'], rec_train_idx=demo['rec_train_idx'],
-                     rec_val=demo['rec_val'], rec_val_idx=demo['rec_val_idx'])
-        kwargs.update(demo['augment'])
-    else:
-        files = dict(rec_train=opt.rec_train, rec_train_idx=opt.rec_train_idx, rec_val=opt.rec_val,
-                     rec_val_idx=opt.rec_val_idx, data_dir=opt.data_dir)
-    train_batches = val_batches = None
-    if train:
-        train_batches = get_data_loaders(num_parts=num_parts, part_index=part_index, train=True, val=False,
-                                         **files, **kwargs)[0]
-    if val:
-        vp, vi = (num_parts, part_index) if val_parts is None else (val_parts, val_index)
-        val_batches = get_data_loaders(num_parts=vp, part_index=vi, train=False, val=True, **files, **kwargs)[1]
-    return train_batches, val_batches
-
-
-def parameter_digest(net):
-    """SHA-1 over every parameter's name and bytes, running statistics included.
-
-    Workers of a ``dist_sync`` run log it at the end: equal digests mean
-    identical networks.
-    """
-    h = hashlib.sha1()
-    params = net._collect_params_with_prefix()
-    for name in sorted(params):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(params[name].data(params[name].list_ctx()[0]).asnumpy()).tobytes())
-    return h.hexdigest()
+@dataclass
+class EpochResult:
+    """What one training epoch did."""
+    metric: tuple        # (name, value) of the training metric
+    loss: float          # summed loss over the samples seen
+    seen: int            # training samples
+    seconds: float       # training time (validation excluded)
+    num_update: int      # updates made so far in the run
+    skipped: int         # corrupt records skipped in this epoch
 
 
 def _finite(arrays):
@@ -181,87 +66,127 @@ def _epoch_seed(seed, epoch, rank):
     return (seed * 1000003 + epoch * 7919 + rank * 104729 + 1) % (2 ** 31 - 1)
 
 
-class _Distributed:
-    """Rank, worker count and the collective operations of a run (trivial on one machine)."""
+def train_one_epoch(net, trainer, objective, batches, epoch, ctx, step_batch, num_update, lr_at,
+                    log_interval=0, logger=None, progress=False, last_checkpoint=None):
+    """Train ``net`` on one epoch of ``batches``.
 
-    def __init__(self, kvstore):
-        self.kv = None
-        self.rank, self.num_workers = 0, 1
-        self.sync = False
-        if kvstore.startswith('dist'):
-            if 'DMLC_ROLE' not in os.environ:
-                raise ConfigError('--kvstore %s needs the DMLC_* environment of a distributed launch '
-                                  '(DMLC_ROLE, DMLC_PS_ROOT_URI, DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, '
-                                  'DMLC_NUM_WORKER); start it with the launcher' % kvstore)
-            self.kv = mx.kv.create(kvstore)
-            self.rank, self.num_workers = self.kv.rank, self.kv.num_workers
-            self.sync = 'async' not in kvstore
-        self._count_key = None
+    Parameters
+    ----------
+    net, trainer
+        The network and its :class:`mxnet.gluon.Trainer`.
+    objective : TrainingObjective
+        Targets, loss and training metric.
+    batches
+        Training batches (``set_epoch``, ``batches_in_epoch``, ``skipped``,
+        ``batch_size`` as :class:`gluon_asymmnet.data.ImageBatches`).
+    epoch : int
+    ctx : list of mxnet.Context
+        Each batch is split over these devices.
+    step_batch : int
+        Images one update averages over (all devices, and all workers under ``dist_sync``).
+    num_update : int
+        Updates made before this epoch.
+    lr_at : callable
+        ``num_update -> learning rate`` (for the log and the divergence message).
+    log_interval : int
+        Log a ``Epoch[e] Batch [i]`` line every this many batches (0: never).
+    logger : logging.Logger, optional
+    progress : bool
+        Draw a progress bar (on terminals).
+    last_checkpoint : str, optional
+        Named by the divergence message.
 
-    @property
-    def update_on_kvstore(self):
-        return self.kv is not None and not self.sync
+    Returns
+    -------
+    EpochResult
 
-    def average_aux(self, net, trainer):
-        """Average BatchNorm running statistics over the workers (keys: the trainer's own)."""
-        if self.kv is None or not self.sync or self.num_workers == 1:
-            return
-        index = {p.name: i for i, p in enumerate(trainer._params)}
-        for name, param in net.collect_params('.*running_mean|.*running_var').items():
-            arrays = param.list_data()
-            self.kv.pushpull(index[name], arrays[0], out=arrays)
-            for a in arrays:
-                a /= self.num_workers
-
-    def sum_counts(self, values, trainer):
-        """Element-wise sum of a small float vector over the workers."""
-        arr = mx.nd.array(values, dtype='float64')
-        if self.kv is None or not self.sync or self.num_workers == 1:
-            return arr.asnumpy()
-        if self._count_key is None:
-            self._count_key = len(trainer._params)
-            self.kv.init(self._count_key, mx.nd.zeros(arr.shape, dtype='float64'))
-        self.kv.pushpull(self._count_key, arr, out=arr)
-        return arr.asnumpy()
-
-
-def _resume_point(opt, train_batches, dist):
-    """(start epoch, updates so far, best top-1, best epoch, best params, history, states file)."""
-    if opt.resume is not None:
-        path = latest_checkpoint(opt.save_dir) if opt.resume == 'latest' else opt.resume
-        if path is None:
-            raise ConfigError('--resume: no complete checkpoint (.params, .states and .json) in --save-dir %s'
-                              % opt.save_dir)
-        meta = load_meta(path)
-        saved = meta.get('config', {})
-        for key in MODEL_KEYS:
-            if key in saved and saved[key] != getattr(opt, key):
-                raise ConfigError('--resume %s: the checkpoint was trained with %s=%r, this run has %r'
-                                  % (path, key, saved[key], getattr(opt, key)))
-        opt.resume_params = meta['params_path']
-        return dict(epoch=int(meta['epoch']) + 1, num_update=int(meta['num_update']),
-                    best_top1=float(meta['best_top1']), best_epoch=meta.get('best_epoch'),
-                    best_params=meta.get('best_params'), history=list(meta.get('history', [])),
-                    states=meta['states_path'], source=meta['params_path'])
-    start = opt.resume_epoch
-    return dict(epoch=start, num_update=sum(train_batches.batches_in_epoch(e) for e in range(start)),
-                best_top1=0.0, best_epoch=None, best_params=None, history=[],
-                states=opt.resume_states or None, source=opt.resume_params or None)
-
-
-def _log_file(opt):
-    return opt.logging_file if os.path.isabs(opt.logging_file) else os.path.join(opt.save_dir, opt.logging_file)
+    Raises
+    ------
+    TrainingDiverged
+        On a NaN or infinite loss or gradient, before that update is applied.
+    """
+    grads = [g for p in net.collect_params().values() if p.grad_req != 'null' for g in p.list_grad()]
+    batches.set_epoch(epoch)
+    skipped_before = batches.skipped
+    metric = objective.new_metric()
+    total_loss, seen = 0.0, 0
+    tic = btic = time.time()
+    bar = progress_bar(batches.batches_in_epoch(epoch), 'epoch %d' % epoch) if progress else None
+    for i, (data, label) in enumerate(batches):
+        datas = gluon.utils.split_and_load(data, ctx, even_split=False)
+        labels = gluon.utils.split_and_load(label, ctx, even_split=False)
+        inputs, targets, soft = objective.batch(datas, labels, epoch, i)
+        with autograd.record():
+            outputs = [net(x) for x in inputs]
+            losses = objective.losses(outputs, targets, soft)
+        autograd.backward(losses)
+        batch_loss = sum(float(l.astype('float32').sum().asscalar()) for l in losses)
+        # ReLU and clip can turn NaN activations into finite outputs while the
+        # gradients stay NaN, so both are checked before the update is applied.
+        problem = ('the loss is %s' % batch_loss if not math.isfinite(batch_loss)
+                   else None if _finite(grads) else 'the gradient is not finite (loss %g)' % batch_loss)
+        if problem:
+            raise TrainingDiverged(
+                'training diverged: %s at epoch %d, batch %d (update %d, lr %g); stopped before '
+                'applying it. Last good checkpoint: %s'
+                % (problem, epoch, i, num_update + 1, lr_at(num_update + 1), last_checkpoint or 'none written yet'))
+        trainer.step(step_batch)
+        num_update += 1
+        total_loss += batch_loss
+        seen += label.shape[0]
+        objective.update_metric(metric, labels, targets, outputs)
+        if bar is not None:
+            bar.update(1)
+        if log_interval and not (i + 1) % log_interval and logger is not None:
+            name, value = metric.get()
+            logger.info(BATCH_FMT % (epoch, i, batches.batch_size * log_interval / (time.time() - btic), name, value,
+                                     lr_at(num_update)))
+            btic = time.time()
+    if bar is not None:
+        bar.close()
+    return EpochResult(metric=metric.get(), loss=total_loss, seen=seen, seconds=time.time() - tic,
+                       num_update=num_update, skipped=batches.skipped - skipped_before)
 
 
-def train(opt, loaders=None, stop_after=None):
+def evaluate(net, batches, ctx, cluster=None, trainer=None):
+    """Validation ``(top1, top5)`` of ``net`` on ``batches``, summed over the workers of ``cluster``.
+
+    ``trainer``: the run's trainer, whose kvstore keys the worker sum follows.
+    """
+    val = evaluate_accuracy(net, batches, ctx)
+    counts = [val['top1'] * val['num_samples'], val['top5'] * val['num_samples'], val['num_samples']]
+    if cluster is not None:
+        counts = cluster.sum_counts(counts, trainer)
+    return counts[0] / counts[2], counts[1] / counts[2]
+
+
+def _log_file(cfg):
+    return cfg.logging_file if os.path.isabs(cfg.logging_file) else os.path.join(cfg.save_dir, cfg.logging_file)
+
+
+def _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds, validated, mixup):
+    metric_name, metric_value = result.metric
+    logger.info(TRAIN_FMT % (epoch, metric_name, metric_value))
+    logger.info(SPEED_FMT % (epoch, int(result.seen / result.seconds), seconds))
+    if validated:
+        logger.info(VAL_FMT % (epoch, top1, top5))
+    if result.skipped:
+        logger.info('[Epoch %d] skipped %d corrupt record(s)' % (epoch, result.skipped))
+    scalars.add(epoch, learning_rate=lr, train_loss=result.loss / max(result.seen, 1),
+                validation_acc=top1, validation_acc_top5=top5,
+                **{'train_rmse' if mixup else 'train_acc': metric_value})
+
+
+def train(cfg, loaders=None, stop_after=None):
     """Train as ``train_imagenet.py`` does.
 
     Parameters
     ----------
-    opt : argparse.Namespace
-        From :func:`gluon_asymmnet.training.parse_args`.
+    cfg : TrainConfig
+        From :func:`gluon_asymmnet.training.parse_args` or
+        :func:`gluon_asymmnet.training.train_recipe`.
     loaders : (train_batches, val_batches), optional
-        Use these instead of building them from the data flags. The train
+        Use these instead of building them from the data options. The train
         batches need ``set_epoch``, ``batches_in_epoch``, ``batch_size``,
         ``num_samples`` and ``skipped`` as :class:`gluon_asymmnet.data.ImageBatches`.
     stop_after : int, optional
@@ -284,195 +209,90 @@ def train(opt, loaders=None, stop_after=None):
     TrainingDiverged
         On a NaN or infinite loss.
     """
-    dist = _Distributed(opt.kvstore)
-    ctx = contexts(opt)
-    rank0 = dist.rank == 0
+    cluster = Cluster(cfg.kvstore)
+    ctx = contexts(cfg.num_gpus)
+    rank0 = cluster.rank == 0
     if rank0:
-        os.makedirs(opt.save_dir, exist_ok=True)
-    logger = setup_logger(_log_file(opt) if rank0 else None, dist.rank)
+        os.makedirs(cfg.save_dir, exist_ok=True)
+    logger = setup_logger(_log_file(cfg) if rank0 else None, cluster.rank)
     own_loaders = loaders is None
     scalars = None
     try:
-        logger.info(opt)
+        logger.info(cfg)
+        # Set-up: data first (a missing file is named before anything is built), then the rest.
         if own_loaders:
-            if dist.kv is not None and not dist.sync:
-                # dist_async cannot sum counts over workers: rank 0 validates everything.
-                loaders = build_data(opt, dist.num_workers, dist.rank, val=rank0, val_parts=1, val_index=0)
-            else:
-                loaders = build_data(opt, dist.num_workers, dist.rank)
+            loaders = build_loaders(cfg, cluster)
         train_batches, val_batches = loaders
         total = len(train_batches.source) if hasattr(train_batches, 'source') else \
-            train_batches.num_samples * dist.num_workers
-        if dist.update_on_kvstore:
+            train_batches.num_samples * cluster.num_workers
+        if cluster.update_on_kvstore:
             # dist_async: the servers count every worker's pushes, and can only unpickle MXNet's schedulers.
-            scheduler, count_scale = server_lr_scheduler(opt, total), dist.num_workers
+            scheduler, count_scale = lr_scheduler(cfg, total, on_servers=True), cluster.num_workers
         else:
-            scheduler, count_scale = build_lr_scheduler(opt, total, dist.num_workers), 1
-        resume = _resume_point(opt, train_batches, dist)
-        net = build_network(opt, ctx)
-        if opt.mode == 'hybrid':
+            scheduler, count_scale = lr_scheduler(cfg, total, cluster.num_workers), 1
+        model_config = {k: getattr(cfg, k) for k in MODEL_KEYS}
+        start = resume_point(cfg.save_dir, cfg.resume, model_config, cfg.resume_params, cfg.resume_states,
+                             cfg.resume_epoch, train_batches.batches_in_epoch)
+        net = build_network(cfg, ctx, start.params)
+        if cfg.mode == 'hybrid':
             net.hybridize(static_alloc=True, static_shape=True)
-        teacher = build_teacher(opt, ctx) if opt.teacher else None
-        optimizer_params = {'wd': opt.wd, 'momentum': opt.momentum, 'lr_scheduler': scheduler}
-        if opt.dtype != 'float32':
-            optimizer_params['multi_precision'] = True
-        trainer = gluon.Trainer(net.collect_params(), 'nag', optimizer_params,
-                                kvstore=dist.kv if dist.kv is not None else opt.kvstore,
-                                update_on_kvstore=dist.update_on_kvstore)
-        num_update = resume['num_update']
-        if resume['states']:
-            if dist.update_on_kvstore:
-                logger.info('optimizer states %s are not loaded: under dist_async they live on the servers'
-                            % resume['states'])
-            else:
-                try:
-                    trainer.load_states(resume['states'])
-                except Exception as err:  # a foreign or truncated pickle: name the file
-                    raise ConfigError('cannot load optimizer states %s: %s' % (resume['states'], err))
-                trainer.optimizer.lr_scheduler = scheduler
-                num_update = trainer.optimizer.num_update if opt.resume is None else num_update
-        trainer.optimizer.begin_num_update = trainer.optimizer.num_update = num_update * count_scale
-        if dist.update_on_kvstore:
-            # The servers' optimizer is unpickled without its param_dict: key the multipliers by index.
-            for i, param in enumerate(net.collect_params().values()):
-                trainer.optimizer.wd_mult[i], trainer.optimizer.lr_mult[i] = param.wd_mult, param.lr_mult
-        if resume['source']:
-            logger.info('resuming from %s at epoch %d, update %d' % (resume['source'], resume['epoch'], num_update))
-
-        grads = [g for p in net.collect_params().values() if p.grad_req != 'null' for g in p.list_grad()]
-        step_batch = global_batch_size(opt, dist.num_workers if dist.sync else 1)
-        local_batch = opt.batch_size * max(1, opt.num_gpus)
-        loss_fn = build_loss(opt)
-        train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
-        eta = SMOOTHING_ETA if opt.label_smoothing else 0.0
-        scalars = ScalarWriter(opt.save_dir, enabled=rank0)
-        best = dict(top1=resume['best_top1'], epoch=resume['best_epoch'], params=resume['best_params'])
-        history = resume['history']
+        objective = build_objective(cfg, ctx, cluster.rank)
+        trainer, num_update = build_trainer(cfg, net, scheduler, cluster, start, count_scale, logger)
+        if start.params:
+            logger.info('resuming from %s at epoch %d, update %d' % (start.params, start.epoch, num_update))
+        step_batch = cfg.device_batch * (cluster.num_workers if cluster.sync else 1)
+        scalars = ScalarWriter(cfg.save_dir, enabled=rank0)
+        checkpoints = CheckpointWriter(
+            cfg.save_dir, cfg.dataset, cfg.model, cfg.num_epochs, cfg.save_frequency,
+            dict(model_config, global_batch=cfg.device_batch * cluster.num_workers, num_samples=total, seed=cfg.seed),
+            save_states=not cluster.update_on_kvstore, start=start)
+        history = start.history
         skipped_total = 0
-        last_ckpt = resume['source'] if opt.resume is not None else None
-        config = {k: getattr(opt, k) for k in MODEL_KEYS}
-        config.update(global_batch=global_batch_size(opt, dist.num_workers), num_samples=total, seed=opt.seed)
 
-        for epoch in range(resume['epoch'], opt.num_epochs):
-            mx.random.seed(_epoch_seed(opt.seed, epoch, dist.rank))
-            train_batches.set_epoch(epoch)
-            num_batches = train_batches.batches_in_epoch(epoch)
-            skipped_before = train_batches.skipped
-            train_metric.reset()
-            train_loss, seen = 0.0, 0
-            tic = btic = time.time()
-            bar = progress_bar(num_batches, 'epoch %d' % epoch) if rank0 else None
-            for i, (data, label) in enumerate(train_batches):
-                datas = gluon.utils.split_and_load(data, ctx, even_split=False)
-                labels = gluon.utils.split_and_load(label, ctx, even_split=False)
-                hard = labels
-                if opt.mixup:
-                    lam = mixup_lambda(opt, epoch, i, dist.rank)
-                    mixed = [mix(x, y, lam, opt.classes, eta) for x, y in zip(datas, labels)]
-                    datas, labels = [m[0] for m in mixed], [m[1] for m in mixed]
-                elif opt.label_smoothing:
-                    labels = [smooth_labels(y, opt.classes) for y in labels]
-                datas = [x.astype(opt.dtype, copy=False) for x in datas]
-                if teacher is not None:
-                    soft = [mx.nd.softmax(teacher(x) / opt.temperature) for x in datas]
-                with autograd.record():
-                    outputs = [net(x) for x in datas]
-                    if teacher is not None:
-                        losses = [loss_fn(o, y.astype(opt.dtype, copy=False), p)
-                                  for o, y, p in zip(outputs, labels, soft)]
-                    else:
-                        losses = [loss_fn(o, y.astype(opt.dtype, copy=False)) for o, y in zip(outputs, labels)]
-                autograd.backward(losses)
-                batch_loss = sum(float(l.astype('float32').sum().asscalar()) for l in losses)
-                # ReLU and clip can turn NaN activations into finite outputs while the
-                # gradients stay NaN, so both are checked before the update is applied.
-                problem = ('the loss is %s' % batch_loss if not math.isfinite(batch_loss)
-                           else None if _finite(grads) else 'the gradient is not finite (loss %g)' % batch_loss)
-                if problem:
-                    raise TrainingDiverged(
-                        'training diverged: %s at epoch %d, batch %d (update %d, lr %g); stopped before '
-                        'applying it. Last good checkpoint: %s'
-                        % (problem, epoch, i, num_update + 1, scheduler((num_update + 1) * count_scale),
-                           last_ckpt or 'none written yet'))
-                trainer.step(step_batch)
-                num_update += 1
-                train_loss += batch_loss
-                seen += label.shape[0]
-                if opt.mixup:
-                    train_metric.update(labels, [mx.nd.softmax(o.astype('float32', copy=False)) for o in outputs])
-                else:
-                    train_metric.update(hard, [o.astype('float32', copy=False) for o in outputs])
-                if bar is not None:
-                    bar.update(1)
-                if opt.log_interval and not (i + 1) % opt.log_interval:
-                    name, value = train_metric.get()
-                    logger.info(BATCH_FMT % (epoch, i, local_batch * opt.log_interval / (time.time() - btic),
-                                             name, value, scheduler(num_update * count_scale)))
-                    btic = time.time()
-            if bar is not None:
-                bar.close()
-            train_time = time.time() - tic
-            metric_name, metric_value = train_metric.get()
-            skipped = train_batches.skipped - skipped_before
-            skipped_total += skipped
+        def lr_at(updates):
+            return scheduler(updates * count_scale)
 
-            dist.average_aux(net, trainer)
+        for epoch in range(start.epoch, cfg.num_epochs):
+            mx.random.seed(_epoch_seed(cfg.seed, epoch, cluster.rank))
+            tic = time.time()
+            result = train_one_epoch(net, trainer, objective, train_batches, epoch, ctx, step_batch, num_update,
+                                     lr_at, cfg.log_interval, logger, progress=rank0,
+                                     last_checkpoint=checkpoints.last)
+            num_update = result.num_update
+            skipped_total += result.skipped
+            cluster.average_aux(net, trainer)
             top1 = top5 = float('nan')
             if val_batches is not None:
-                val = evaluate_accuracy(net, val_batches, ctx)
-                counts = dist.sum_counts([val['top1'] * val['num_samples'], val['top5'] * val['num_samples'],
-                                          val['num_samples']], trainer)
-                top1, top5 = counts[0] / counts[2], counts[1] / counts[2]
-            elapsed = time.time() - tic
-
-            logger.info(TRAIN_FMT % (epoch, metric_name, metric_value))
-            logger.info(SPEED_FMT % (epoch, int(seen / train_time), elapsed))
-            if val_batches is not None:
-                logger.info(VAL_FMT % (epoch, top1, top5))
-            if skipped:
-                logger.info('[Epoch %d] skipped %d corrupt record(s)' % (epoch, skipped))
-            lr = scheduler(num_update * count_scale)
-            scalars.add(epoch, learning_rate=lr, train_loss=train_loss / max(seen, 1),
-                        validation_acc=top1, validation_acc_top5=top5,
-                        **{'train_rmse' if opt.mixup else 'train_acc': metric_value})
-            history.append(dict(epoch=epoch, top1=top1, top5=top5, train_metric=metric_value, lr=lr,
-                                num_update=num_update, speed=seen / train_time, time=elapsed, skipped=skipped))
-
+                top1, top5 = evaluate(net, val_batches, ctx, cluster, trainer)
+            seconds = time.time() - tic
+            lr = lr_at(num_update)
+            _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds, val_batches is not None, cfg.mixup)
+            history.append(dict(epoch=epoch, top1=top1, top5=top5, train_metric=result.metric[1], lr=lr,
+                                num_update=num_update, speed=result.seen / result.seconds, time=seconds,
+                                skipped=result.skipped))
             if rank0:
-                meta = dict(epoch=epoch, num_update=num_update, history=history, config=config)
-                states = not dist.update_on_kvstore
-                if top1 > best['top1']:
-                    stem = best_stem(top1, opt.dataset, opt.model, epoch)
-                    best.update(top1=top1, epoch=epoch, params=stem + '.params')
-                    meta.update(best_top1=best['top1'], best_epoch=best['epoch'], best_params=best['params'])
-                    last_ckpt = save_checkpoint(opt.save_dir, stem, net, trainer, meta, states)['params']
-                meta.update(best_top1=best['top1'], best_epoch=best['epoch'], best_params=best['params'])
-                periodic = opt.save_frequency and (
-                    (epoch + 1) % opt.save_frequency == 0 or epoch == opt.num_epochs - 1)
-                if periodic:
-                    stem = periodic_stem(opt.dataset, opt.model, epoch)
-                    last_ckpt = save_checkpoint(opt.save_dir, stem, net, trainer, meta, states)['params']
+                checkpoints.after_epoch(epoch, top1, net, trainer, num_update, history)
             if stop_after is not None and epoch >= stop_after:
                 break
 
         plot = None
-        finished = not history or history[-1]['epoch'] == opt.num_epochs - 1
+        finished = not history or history[-1]['epoch'] == cfg.num_epochs - 1
         if rank0 and history and finished:
-            plot = os.path.join(opt.save_dir, '%s-%s-top1.png' % (opt.dataset, opt.model))
-            plot_curve(history, plot, '%s x%g on %s: validation top-1' % (opt.model, opt.width_scale, opt.dataset),
-                       reference=opt.dataset == 'imagenet')
-        if rank0 and best['epoch'] is not None:
+            plot = os.path.join(cfg.save_dir, '%s-%s-top1.png' % (cfg.dataset, cfg.model))
+            plot_curve(history, plot, '%s x%g on %s: validation top-1' % (cfg.model, cfg.width_scale, cfg.dataset),
+                       reference=cfg.dataset == 'imagenet')
+        best_params = os.path.join(cfg.save_dir, checkpoints.best_params) if checkpoints.best_params else None
+        if rank0 and checkpoints.best_epoch is not None:
             logger.info('best validation top-1 %f at epoch %d: %s'
-                        % (best['top1'], best['epoch'], os.path.join(opt.save_dir, best['params'])))
+                        % (checkpoints.best_top1, checkpoints.best_epoch, best_params))
         if skipped_total:
             logger.info('skipped %d corrupt record(s) in total' % skipped_total)
         digest = parameter_digest(net)
         logger.info('final parameters: sha1 %s (%d epochs, %d updates)' % (digest, len(history), num_update))
-        return dict(history=history, best_top1=best['top1'], best_epoch=best['epoch'],
-                    best_params=os.path.join(opt.save_dir, best['params']) if best['params'] else None,
-                    num_update=num_update, net=net, digest=digest, save_dir=opt.save_dir,
-                    log_file=_log_file(opt) if rank0 else None, plot=plot, skipped=skipped_total,
-                    rank=dist.rank)
+        return dict(history=history, best_top1=checkpoints.best_top1, best_epoch=checkpoints.best_epoch,
+                    best_params=best_params, num_update=num_update, net=net, digest=digest, save_dir=cfg.save_dir,
+                    log_file=_log_file(cfg) if rank0 else None, plot=plot, skipped=skipped_total,
+                    rank=cluster.rank)
     finally:
         if scalars is not None:
             scalars.close()
@@ -481,4 +301,3 @@ def train(opt, loaders=None, stop_after=None):
                 if batches is not None and hasattr(batches, 'close'):
                     batches.close()
         close_logger(logger)
-

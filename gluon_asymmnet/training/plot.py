@@ -4,7 +4,7 @@ import os
 
 __all__ = ['REFERENCE_CURVE', 'reference_curve', 'plot_curve']
 
-# Columns of the authors' released AsymmNet-L 1.0 run (DESIGN.md sections 4 and 5),
+# Columns of the authors' released AsymmNet-L 1.0 run (docs/design.md sections 4 and 5),
 # shipped with the package because users do not have the reference folder.
 REFERENCE_CURVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'released_L1.0_curve.csv')
 

@@ -7,24 +7,19 @@ iteration, with ``num_samples // global_batch`` iterations per epoch
 
 The data stream, however, carries the remainder of an epoch into the next
 (MXNet's ``ImageRecordIter`` with ``round_batch``, which the released run
-used; :class:`~gluon_asymmnet.training.stream.BatchStream` here): epoch ``e``
+used; :class:`~gluon_asymmnet.data.ImageBatches` here): epoch ``e``
 holds the batches that start inside it, so the optimizer has made
 ``ceil(e * N / B)`` updates before epoch ``e`` begins. That is why the rate the
 released log printed at epoch ``e``, batch 599 is the schedule's value at
-update ``ceil(e * 1281167 / 2048) + 600`` (DESIGN.md section 5).
+update ``ceil(e * 1281167 / 2048) + 600`` (docs/design.md section 5).
 """
 import mxnet as mx
 from gluoncv.utils import LRScheduler, LRSequential
 
-from .options import ConfigError, decay_epochs
+from .config import ConfigError
 
-__all__ = ['global_batch_size', 'iters_per_epoch', 'build_lr_scheduler', 'server_lr_scheduler',
-           'updates_before_epoch', 'batches_in_epoch']
-
-
-def global_batch_size(opt, num_workers=1):
-    """Images per optimizer update over all devices and workers."""
-    return opt.batch_size * max(1, opt.num_gpus) * num_workers
+__all__ = ['iters_per_epoch', 'build_lr_scheduler', 'server_lr_scheduler', 'updates_before_epoch',
+           'batches_in_epoch']
 
 
 def iters_per_epoch(num_samples, global_batch):
@@ -36,37 +31,41 @@ def iters_per_epoch(num_samples, global_batch):
     return num_samples // global_batch
 
 
-def build_lr_scheduler(opt, num_samples, num_workers=1):
+def build_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1):
     """The per-iteration schedule ``train_imagenet.py`` builds, without touching any device.
 
     Parameters
     ----------
-    opt : argparse.Namespace
-        Options from :func:`~gluon_asymmnet.training.options.parse_args`
-        (``lr``, ``lr_mode``, ``num_epochs``, ``warmup_epochs``, ``lr_decay*``,
-        ``batch_size``, ``num_gpus``).
-    num_samples : int
-        Training images over all workers (1,281,167 for ImageNet-1k).
-    num_workers : int
-        Distributed workers (kvstore ``num_workers``).
+    lr : float
+        Peak rate, reached at the end of the warm-up.
+    lr_mode : {'step', 'poly', 'cosine', 'linear'}
+        Schedule after the warm-up (poly: power 2), down to 0.
+    num_epochs : int
+        Epochs of the whole run, warm-up included.
+    iters : int
+        Iterations per epoch, :func:`iters_per_epoch` (625 for ImageNet-1k at 2048).
+    warmup_epochs : int
+        Epochs of linear warm-up from 0.
+    decay_epochs : sequence of int
+        Step mode: epochs, counted from the start of training, at which the rate is multiplied
+        by ``decay_factor``.
 
     Returns
     -------
     gluoncv.utils.LRSequential
         Called with the optimizer's update count (1 after the first update).
     """
-    iters = iters_per_epoch(num_samples, global_batch_size(opt, num_workers))
     # GluonCV counts step epochs from the start of training; the main
     # scheduler starts after the warm-up.
-    steps = [e - opt.warmup_epochs for e in decay_epochs(opt)]
+    steps = [e - warmup_epochs for e in decay_epochs]
     return LRSequential([
-        LRScheduler('linear', base_lr=0, target_lr=opt.lr, nepochs=opt.warmup_epochs, iters_per_epoch=iters),
-        LRScheduler(opt.lr_mode, base_lr=opt.lr, target_lr=0, nepochs=opt.num_epochs - opt.warmup_epochs,
-                    iters_per_epoch=iters, step_epoch=steps, step_factor=opt.lr_decay, power=2),
+        LRScheduler('linear', base_lr=0, target_lr=lr, nepochs=warmup_epochs, iters_per_epoch=iters),
+        LRScheduler(lr_mode, base_lr=lr, target_lr=0, nepochs=num_epochs - warmup_epochs,
+                    iters_per_epoch=iters, step_epoch=steps, step_factor=decay_factor, power=2),
     ])
 
 
-def server_lr_scheduler(opt, num_samples):
+def server_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1):
     """The schedule for ``dist_async``, built from MXNet's own scheduler classes.
 
     Under ``dist_async`` the servers update the weights, so the optimizer and
@@ -74,25 +73,24 @@ def server_lr_scheduler(opt, num_samples):
     still being imported and cannot import GluonCV (or anything built on
     ``mxnet.gluon``), so only ``mxnet.lr_scheduler`` classes can travel. Every
     push is one update there, so an epoch is ``num_samples // batch`` updates
-    with this worker's batch. After the warm-up the rates equal
+    with one worker's batch (``iters``). After the warm-up the rates equal
     :func:`build_lr_scheduler`'s (cosine, poly, linear, step); during the
     warm-up MXNet ramps over ``W`` updates where GluonCV ramps over ``W - 1``
-    (a difference of at most ``lr / W``).
+    (a difference of at most ``lr / W``). Arguments as :func:`build_lr_scheduler`.
     """
-    iters = iters_per_epoch(num_samples, global_batch_size(opt))
-    warmup = opt.warmup_epochs * iters
-    last = opt.num_epochs * iters - 1   # GluonCV reaches the final rate one update before the end
-    common = dict(base_lr=opt.lr, warmup_steps=warmup, warmup_begin_lr=0, warmup_mode='linear')
-    if opt.lr_mode == 'cosine':
+    warmup = warmup_epochs * iters
+    last = num_epochs * iters - 1   # GluonCV reaches the final rate one update before the end
+    common = dict(base_lr=lr, warmup_steps=warmup, warmup_begin_lr=0, warmup_mode='linear')
+    if lr_mode == 'cosine':
         return mx.lr_scheduler.CosineScheduler(max_update=last, final_lr=0, **common)
-    if opt.lr_mode in ('poly', 'linear'):
-        return mx.lr_scheduler.PolyScheduler(max_update=last, pwr=2 if opt.lr_mode == 'poly' else 1, final_lr=0,
+    if lr_mode in ('poly', 'linear'):
+        return mx.lr_scheduler.PolyScheduler(max_update=last, pwr=2 if lr_mode == 'poly' else 1, final_lr=0,
                                              **common)
     # MXNet decays once the update count exceeds a step; GluonCV once it reaches it.
-    steps = [warmup + (e - opt.warmup_epochs) * iters - 1 for e in decay_epochs(opt) if e < opt.num_epochs]
+    steps = [warmup + (e - warmup_epochs) * iters - 1 for e in decay_epochs if e < num_epochs]
     if not steps:
         return mx.lr_scheduler.FactorScheduler(step=1, factor=1.0, **common)
-    return mx.lr_scheduler.MultiFactorScheduler(step=steps, factor=opt.lr_decay, **common)
+    return mx.lr_scheduler.MultiFactorScheduler(step=steps, factor=decay_factor, **common)
 
 
 def updates_before_epoch(epoch, num_samples, global_batch):

@@ -1,4 +1,7 @@
-"""Checkpoints named as the authors named them, written atomically, and found again to resume.
+"""The run's state on disk: checkpoints named as the authors named them, written atomically, found again to resume.
+
+(:mod:`gluon_asymmnet.checkpoint` reads parameter files of every layout into
+a network; this module is about a training run's own files.)
 
 A checkpoint is three files with one stem:
 
@@ -18,11 +21,13 @@ leaves either a complete checkpoint or none, never a truncated file.
 import glob
 import json
 import os
+from dataclasses import dataclass, field
+from typing import Optional
 
-from .options import ConfigError
+from .config import ConfigError
 
 __all__ = ['best_stem', 'periodic_stem', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
-           'load_meta', 'MODEL_KEYS']
+           'load_meta', 'MODEL_KEYS', 'ResumePoint', 'resume_point', 'CheckpointWriter']
 
 # Options that fix the network's shape: a checkpoint resumes only into the same ones.
 MODEL_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'classes', 'dataset')
@@ -165,3 +170,110 @@ def latest_checkpoint(save_dir):
         if best is None or epoch > best[0]:
             best = (epoch, path)
     return best[1] if best else None
+
+
+@dataclass
+class ResumePoint:
+    """Where a run starts: epoch, update count, best so far, history, and the files to load."""
+    epoch: int = 0
+    num_update: int = 0
+    best_top1: float = 0.0
+    best_epoch: Optional[int] = None
+    best_params: Optional[str] = None
+    history: list = field(default_factory=list)
+    params: Optional[str] = None   # parameters to load into the network
+    states: Optional[str] = None   # optimizer states to load into the trainer
+    checkpoint: bool = False       # from a checkpoint of this trainer (``--resume``)
+
+
+def resume_point(save_dir, resume, model_config, resume_params='', resume_states='', resume_epoch=0,
+                 batches_in_epoch=None):
+    """Where the run starts.
+
+    Parameters
+    ----------
+    save_dir : str
+    resume : str or None
+        ``'latest'`` (the newest checkpoint in ``save_dir``), a checkpoint's
+        ``.params`` or ``.json``, or None to start from ``resume_epoch``.
+    model_config : dict
+        The :data:`MODEL_KEYS` values of this run; a checkpoint must have been
+        trained with the same.
+    resume_params, resume_states, resume_epoch
+        GluonCV's way: files to load and the epoch to start at (without ``resume``).
+    batches_in_epoch : callable
+        ``epoch -> batches``; counts the updates before ``resume_epoch``.
+
+    Returns
+    -------
+    ResumePoint
+
+    Raises
+    ------
+    ConfigError
+        No checkpoint to resume, or one of another model (naming the key and both values).
+    """
+    if resume is not None:
+        path = latest_checkpoint(save_dir) if resume == 'latest' else resume
+        if path is None:
+            raise ConfigError('--resume: no complete checkpoint (.params, .states and .json) in --save-dir %s'
+                              % save_dir)
+        meta = load_meta(path)
+        saved = meta.get('config', {})
+        for key in MODEL_KEYS:
+            if key in saved and saved[key] != model_config[key]:
+                raise ConfigError('--resume %s: the checkpoint was trained with %s=%r, this run has %r'
+                                  % (path, key, saved[key], model_config[key]))
+        return ResumePoint(epoch=int(meta['epoch']) + 1, num_update=int(meta['num_update']),
+                           best_top1=float(meta['best_top1']), best_epoch=meta.get('best_epoch'),
+                           best_params=meta.get('best_params'), history=list(meta.get('history', [])),
+                           params=meta['params_path'], states=meta['states_path'], checkpoint=True)
+    return ResumePoint(epoch=resume_epoch, num_update=sum(batches_in_epoch(e) for e in range(resume_epoch)),
+                       params=resume_params or None, states=resume_states or None)
+
+
+class CheckpointWriter:
+    """Writes a run's checkpoints after each epoch and remembers the best and the last one written.
+
+    A checkpoint is written at every new best validation top-1 and, with
+    ``save_frequency`` > 0, every ``save_frequency`` epochs and after the last.
+
+    Parameters
+    ----------
+    save_dir, dataset, model : str
+        Where, and the names in the stems.
+    num_epochs, save_frequency : int
+    config : dict
+        Saved with every checkpoint (``MODEL_KEYS`` values and more).
+    save_states : bool
+        False where the optimizer state lives on the servers (``dist_async``).
+    start : ResumePoint
+        Best so far; its checkpoint counts as the last written when resuming.
+    """
+
+    def __init__(self, save_dir, dataset, model, num_epochs, save_frequency, config, save_states, start):
+        self.save_dir, self.dataset, self.model = save_dir, dataset, model
+        self.num_epochs, self.save_frequency = num_epochs, save_frequency
+        self.config, self.save_states = config, save_states
+        self.best_top1, self.best_epoch, self.best_params = start.best_top1, start.best_epoch, start.best_params
+        self.last = start.params if start.checkpoint else None
+
+    def _best(self):
+        return dict(best_top1=self.best_top1, best_epoch=self.best_epoch, best_params=self.best_params)
+
+    def after_epoch(self, epoch, top1, net, trainer, num_update, history):
+        """Write what epoch ``epoch`` calls for; return the ``.params`` paths written."""
+        meta = dict(epoch=epoch, num_update=num_update, history=history, config=self.config)
+        written = []
+        if top1 > self.best_top1:
+            stem = best_stem(top1, self.dataset, self.model, epoch)
+            self.best_top1, self.best_epoch, self.best_params = top1, epoch, stem + '.params'
+            written.append(save_checkpoint(self.save_dir, stem, net, trainer, dict(meta, **self._best()),
+                                           self.save_states)['params'])
+        if self.save_frequency and ((epoch + 1) % self.save_frequency == 0 or epoch == self.num_epochs - 1):
+            stem = periodic_stem(self.dataset, self.model, epoch)
+            written.append(save_checkpoint(self.save_dir, stem, net, trainer, dict(meta, **self._best()),
+                                           self.save_states)['params'])
+        if written:
+            self.last = written[-1]
+        return written

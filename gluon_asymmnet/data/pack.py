@@ -24,8 +24,8 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from .data.errors import DataError
-from .data.sources import list_image_folder
+from .errors import DataError
+from .sources import list_image_folder
 
 __all__ = ['pack_folder', 'pack_arrays', 'encode_image', 'read_classes', 'main']
 
