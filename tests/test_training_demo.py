@@ -12,7 +12,7 @@ def test_demo_one_epoch_end_to_end(tmp_path, capsys):
     out = tmp_path / 'demo'
     demo.main(['--epochs', '1', '--out', str(out)])
     text = capsys.readouterr().out
-    # The model table (DESIGN.md section 3 counts at width 1.0).
+    # The model table (docs/design.md section 3 counts at width 1.0).
     assert re.search(r'asymmnet_large\s+1\.00\s+1\s+216918096\s+6076608\s+5991776', text)
     assert re.search(r'mobilenetv3_small\s+1\.00\s+0\s+\d+', text)
     logged = re.findall(r'^\[Epoch 0\] validation: top1=(\d\.\d+) top5=(\d\.\d+)$', text, re.M)
