@@ -15,8 +15,8 @@ from mxnet.gluon import nn
 
 from .block import Act, AsymmBottleneck, TrainInferHybridBlock, make_divisible
 
-__all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'AsymmNet', 'asymmnet_large', 'asymmnet_small',
-           'mobilenetv3_large', 'mobilenetv3_small']
+__all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'AsymmNet', 'asymmnet_large',
+           'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']
 
 BlockConfig = namedtuple('BlockConfig', 'kernel exp out se act stride')
 
@@ -56,19 +56,20 @@ def _gluoncv_expands(exp, c_in, out, asymmrate):
 
 
 # Whose code a network reproduces -> its expansion rule. Both decide the residual as
-# ``c_in == out and stride == 1``, with ``c_in`` their own channel counter (docs/design.md section 8).
+# ``c_in == out and stride == 1``, with ``c_in`` their own channel counter (docs/design.md section 8.3).
 ORIGINALS = {'authors': _authors_expands, 'gluoncv': _gluoncv_expands}
 
 BlockPlan = namedtuple('BlockPlan', 'in_channels exp out kernel stride se act expands residual')
 
 
-def plan_blocks(rows, multiplier, asymmrate, original='authors', corrected_first_block=False):
+def plan_blocks(rows, multiplier, asymmrate, original='authors', corrected_first_block=False, name='network'):
     """Each bottleneck's widths and structure, as the original code builds them.
 
     The original codes count the first block's input as the unscaled 16 while
     the stem gives ``make_divisible(16 * multiplier)`` channels, and decide
-    that block's expansion and residual from the 16 (docs/design.md section 8).
-    ``corrected_first_block`` decides from the real stem width instead.
+    that block's expansion and residual from the 16 (docs/design.md section 8.1).
+    ``corrected_first_block`` decides from the real stem width instead. ``name``
+    is used in error messages.
 
     Returns
     -------
@@ -90,24 +91,24 @@ def plan_blocks(rows, multiplier, asymmrate, original='authors', corrected_first
         expands = expands_rule(exp, counted, out, asymmrate)
         residual = counted == out and row.stride == 1
         if counted != width:
-            _check_original_first_block(width, counted, exp, expands, asymmrate, original, multiplier)
+            _check_original_first_block(width, counted, exp, expands, asymmrate, original, name)
         plans.append(BlockPlan(width, exp, out, row.kernel, row.stride, row.se, row.act, expands, residual))
         width = counted = out
     return plans
 
 
-def _check_original_first_block(width, counted, exp, expands, asymmrate, original, multiplier):
+def _check_original_first_block(width, counted, exp, expands, asymmrate, original, name):
     built = exp + asymmrate * counted if expands else exp
     received = 2 * asymmrate * width + exp - asymmrate * counted if expands else width
     if built != received:
         who = _WHOSE[original]
         raise ValueError(
-            "features.%d (block 1, multiplier %g, asymmrate %d): %s code cannot run this network: it decides "
+            "features.%d (block 1 of %s, asymmrate %d): %s code cannot run this network: it decides "
             "the first block from an input width of %d although the stem gives %d channels, so the block's "
             "depthwise convolution is built for %d channels and receives %d (%s code fails at its first forward "
             "pass). Pass corrected_first_block=True to build the first block from the real stem width (a network "
             "%s code never built), or choose another multiplier or asymmrate"
-            % (FIRST_BLOCK, multiplier, asymmrate, who, counted, width, built, received, who, who))
+            % (FIRST_BLOCK, name, asymmrate, who, counted, width, built, received, who, who))
 
 
 _WHOSE = {'authors': "the authors'", 'gluoncv': "GluonCV's"}
@@ -117,13 +118,13 @@ class AsymmNet(TrainInferHybridBlock):
     """AsymmNet (CVPR 2021 Workshops); MobileNetV3 when ``asymmrate=0``.
 
     By default the network is the original code's at every width, quirks
-    included (docs/design.md section 8): the first block's expansion and
+    included (docs/design.md section 8.1): the first block's expansion and
     residual are decided from an unscaled input width of 16 while the stem
     gives ``make_divisible(16 * multiplier)`` channels. So at multipliers
     <= 0.5 (stem 8) the first block of the large networks has no residual;
     above 1.0 (stem 24 and more) no first block has one, the authors' code
     adds an expansion when ``asymmrate`` is 0, and where it cannot run at all
-    (``asymmrate`` 1 at multiplier 1.25) construction is refused.
+    (``asymmrate`` 1 above 1.0) construction is refused.
 
     Parameters
     ----------
@@ -179,7 +180,8 @@ class AsymmNet(TrainInferHybridBlock):
         self.classes, self.dropout = int(classes), dropout
         self.corrected_first_block, self.original = corrected_first_block, original
         rows, head = ARCHS[arch]
-        plans = plan_blocks(rows, multiplier, self.asymmrate, original, corrected_first_block)
+        plans = plan_blocks(rows, multiplier, self.asymmrate, original, corrected_first_block,
+                            name='%s, multiplier %g' % (arch, multiplier))
         width = make_divisible(STEM_CHANNELS * multiplier)
         head = make_divisible(head * multiplier)
         with self.name_scope():
