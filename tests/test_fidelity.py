@@ -246,3 +246,16 @@ def test_profile_at_every_width(arch, multiplier):
     lines.append('mobilenetv3_%s x%g: %d MACs, %d params (%d paper convention)'
                  % (arch, multiplier, p['macs'], p['params'], p['params_paper']))
     print('\n' + '\n'.join(lines))
+
+
+def test_block_builds_the_structure_it_is_given():
+    from gluon_asymmnet.block import AsymmBottleneck
+    # The paper's rule by default; the builder's decisions when given.
+    default = AsymmBottleneck(16, 16, 16, 3, 1, False, 'relu')
+    assert (default.expands, default.residual) == (False, True)
+    plain = AsymmBottleneck(16, 16, 16, 3, 1, False, 'relu', asymmrate=0, expands=True, residual=False)
+    assert plain.expand.conv.weight.shape == (16, 16, 1, 1) and not plain.residual and plain.mid_channels == 16
+    with pytest.raises(ValueError, match=r'block 9: cannot expand input 8 to 16 channels with asymmrate 2'):
+        AsymmBottleneck(8, 16, 16, 3, 1, False, 'relu', asymmrate=2, expands=True, where='block 9')
+    with pytest.raises(ValueError, match=r'block 9: a residual add needs .* got 16 -> 16 channels at stride 2'):
+        AsymmBottleneck(16, 16, 16, 3, 2, False, 'relu', residual=True, where='block 9')
