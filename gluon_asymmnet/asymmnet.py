@@ -15,8 +15,8 @@ from mxnet.gluon import nn
 
 from .block import Act, AsymmBottleneck, TrainInferHybridBlock, make_divisible
 
-__all__ = ['BlockConfig', 'ARCHS', 'AsymmNet', 'asymmnet_large', 'asymmnet_small',
-           'mobilenetv3_large', 'mobilenetv3_small']
+__all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'AsymmNet', 'asymmnet_large',
+           'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']
 
 BlockConfig = namedtuple('BlockConfig', 'kernel exp out se act stride')
 
@@ -45,8 +45,86 @@ LAST_CHANNELS = 1280
 FIRST_BLOCK = 3
 
 
+def _authors_expands(exp, c_in, out, asymmrate):
+    """The authors' rule (and the paper's): expand when the expansion exceeds the reused input."""
+    return exp > max(c_in, asymmrate * c_in)
+
+
+def _gluoncv_expands(exp, c_in, out, asymmrate):
+    """GluonCV's MobileNetV3 rule: expand unless the expansion size equals the output width."""
+    return exp != out
+
+
+# Whose code a network reproduces -> its expansion rule. Both decide the residual as
+# ``c_in == out and stride == 1``, with ``c_in`` their own channel counter (docs/design.md section 8.3).
+ORIGINALS = {'authors': _authors_expands, 'gluoncv': _gluoncv_expands}
+
+BlockPlan = namedtuple('BlockPlan', 'in_channels exp out kernel stride se act expands residual')
+
+
+def plan_blocks(rows, multiplier, asymmrate, original='authors', corrected_first_block=False, name='network'):
+    """Each bottleneck's widths and structure, as the original code builds them.
+
+    The original codes count the first block's input as the unscaled 16 while
+    the stem gives ``make_divisible(16 * multiplier)`` channels, and decide
+    that block's expansion and residual from the 16 (docs/design.md section 8.1).
+    ``corrected_first_block`` decides from the real stem width instead. ``name``
+    is used in error messages.
+
+    Returns
+    -------
+    list of BlockPlan
+        ``in_channels`` is the real input width.
+
+    Raises
+    ------
+    ValueError
+        The original code cannot build this width: its first depthwise
+        convolution would receive a different width than it was built for.
+    """
+    expands_rule = ORIGINALS[original]
+    width = make_divisible(STEM_CHANNELS * multiplier)
+    counted = width if corrected_first_block else STEM_CHANNELS
+    plans = []
+    for row in rows:
+        exp, out = make_divisible(row.exp * multiplier), make_divisible(row.out * multiplier)
+        expands = expands_rule(exp, counted, out, asymmrate)
+        residual = counted == out and row.stride == 1
+        if counted != width:
+            _check_original_first_block(width, counted, exp, expands, asymmrate, original, name)
+        plans.append(BlockPlan(width, exp, out, row.kernel, row.stride, row.se, row.act, expands, residual))
+        width = counted = out
+    return plans
+
+
+def _check_original_first_block(width, counted, exp, expands, asymmrate, original, name):
+    built = exp + asymmrate * counted if expands else exp
+    received = 2 * asymmrate * width + exp - asymmrate * counted if expands else width
+    if built != received:
+        who = _WHOSE[original]
+        raise ValueError(
+            "features.%d (block 1 of %s, asymmrate %d): %s code cannot run this network: it decides "
+            "the first block from an input width of %d although the stem gives %d channels, so the block's "
+            "depthwise convolution is built for %d channels and receives %d (%s code fails at its first forward "
+            "pass). Pass corrected_first_block=True to build the first block from the real stem width (a network "
+            "%s code never built), or choose another multiplier or asymmrate"
+            % (FIRST_BLOCK, name, asymmrate, who, counted, width, built, received, who, who))
+
+
+_WHOSE = {'authors': "the authors'", 'gluoncv': "GluonCV's"}
+
+
 class AsymmNet(TrainInferHybridBlock):
     """AsymmNet (CVPR 2021 Workshops); MobileNetV3 when ``asymmrate=0``.
+
+    By default the network is the original code's at every width, quirks
+    included (docs/design.md section 8.1): the first block's expansion and
+    residual are decided from an unscaled input width of 16 while the stem
+    gives ``make_divisible(16 * multiplier)`` channels. So at multipliers
+    <= 0.5 (stem 8) the first block of the large networks has no residual;
+    above 1.0 (stem 24 and more) no first block has one, the authors' code
+    adds an expansion when ``asymmrate`` is 0, and where it cannot run at all
+    (``asymmrate`` 1 above 1.0) construction is refused.
 
     Parameters
     ----------
@@ -55,17 +133,28 @@ class AsymmNet(TrainInferHybridBlock):
     multiplier : float
         Width multiplier applied to every layer but the 1280-wide conv.
     asymmrate : int
-        Feature-reuse rate of every bottleneck (0 = MobileNetV3).
+        Feature-reuse rate of every bottleneck (0 = MobileNetV3's block).
     shuffle_groups : int
         Channel shuffle groups after each feature-reuse concat (0 = off).
     classes : int
         Number of output classes.
     dropout : float
         Dropout before the classifier (0.2 in the released model).
+    corrected_first_block : bool
+        Decide the first block's expansion and residual from the real stem
+        width (a residual wherever shapes allow) instead of the original
+        code's unscaled 16. This changes the network at multipliers <= 0.5
+        (large) and > 1.0, where parameter files of the original network do
+        not load or do not compute the same function; elsewhere it is the
+        original network.
+    original : str
+        Whose code the network reproduces: ``'authors'`` (the authors'
+        AsymmNet, github.com/Spark001/AsymmNet) or ``'gluoncv'`` (GluonCV's
+        MobileNetV3, which decides expansion differently; ``asymmrate`` 0 only).
     """
 
     def __init__(self, arch='large', multiplier=1.0, asymmrate=1, shuffle_groups=0,
-                 classes=1000, dropout=0.2, **kwargs):
+                 classes=1000, dropout=0.2, corrected_first_block=False, original='authors', **kwargs):
         super().__init__(**kwargs)
         if arch not in ARCHS:
             raise ValueError('unknown arch %r; expected one of %s' % (arch, ', '.join(sorted(ARCHS))))
@@ -79,10 +168,20 @@ class AsymmNet(TrainInferHybridBlock):
             raise ValueError('classes must be a positive integer, got %r' % (classes,))
         if not 0 <= dropout < 1:
             raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+        if not isinstance(corrected_first_block, bool):
+            raise ValueError('corrected_first_block must be True or False, got %r' % (corrected_first_block,))
+        if original not in ORIGINALS:
+            raise ValueError('original must be one of %s, got %r' % (', '.join(sorted(ORIGINALS)), original))
+        if original == 'gluoncv' and asymmrate:
+            raise ValueError("original='gluoncv' (MobileNetV3) has no feature reuse: asymmrate must be 0, got %r"
+                             % (asymmrate,))
         self.arch, self.multiplier = arch, multiplier
         self.asymmrate, self.shuffle_groups = int(asymmrate), int(shuffle_groups)
         self.classes, self.dropout = int(classes), dropout
+        self.corrected_first_block, self.original = corrected_first_block, original
         rows, head = ARCHS[arch]
+        plans = plan_blocks(rows, multiplier, self.asymmrate, original, corrected_first_block,
+                            name='%s, multiplier %g' % (arch, multiplier))
         width = make_divisible(STEM_CHANNELS * multiplier)
         head = make_divisible(head * multiplier)
         with self.name_scope():
@@ -90,14 +189,12 @@ class AsymmNet(TrainInferHybridBlock):
             self.features.add(nn.Conv2D(width, 3, strides=2, padding=1, use_bias=False, in_channels=3))
             self.features.add(nn.BatchNorm(in_channels=width))
             self.features.add(Act('hard_swish'))
-            for i, row in enumerate(rows):
-                out = make_divisible(row.out * multiplier)
+            for i, p in enumerate(plans):
                 self.features.add(AsymmBottleneck(
-                    width, make_divisible(row.exp * multiplier), out, row.kernel, row.stride,
-                    row.se, row.act, self.asymmrate, self.shuffle_groups,
-                    where='features.%d (block %d of %s, multiplier %g)'
-                    % (FIRST_BLOCK + i, i + 1, arch, multiplier)))
-                width = out
+                    p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
+                    self.shuffle_groups, expands=p.expands, residual=p.residual,
+                    where='features.%d (block %d of %s, multiplier %g)' % (FIRST_BLOCK + i, i + 1, arch, multiplier)))
+            width = plans[-1].out
             self.features.add(nn.Conv2D(head, 1, use_bias=False, in_channels=width))
             self.features.add(nn.BatchNorm(in_channels=head))
             self.features.add(Act('hard_swish'))
@@ -120,25 +217,33 @@ class AsymmNet(TrainInferHybridBlock):
         return self.output(self.features(x))
 
 
-def asymmnet_large(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2, **kwargs):
+def asymmnet_large(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2,
+                   corrected_first_block=False, **kwargs):
     """AsymmNet-Large from "AsymmNet: Towards ultralight convolution neural networks using
-    asymmetrical bottlenecks" (CVPR 2021 Workshops). See :class:`AsymmNet`."""
-    return AsymmNet('large', multiplier, asymmrate, shuffle_groups, classes, dropout, **kwargs)
+    asymmetrical bottlenecks" (CVPR 2021 Workshops): the authors' network at every width.
+    See :class:`AsymmNet`."""
+    return AsymmNet('large', multiplier, asymmrate, shuffle_groups, classes, dropout, corrected_first_block,
+                    'authors', **kwargs)
 
 
-def asymmnet_small(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2, **kwargs):
+def asymmnet_small(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2,
+                   corrected_first_block=False, **kwargs):
     """AsymmNet-Small from "AsymmNet: Towards ultralight convolution neural networks using
-    asymmetrical bottlenecks" (CVPR 2021 Workshops). See :class:`AsymmNet`."""
-    return AsymmNet('small', multiplier, asymmrate, shuffle_groups, classes, dropout, **kwargs)
+    asymmetrical bottlenecks" (CVPR 2021 Workshops): the authors' network at every width.
+    See :class:`AsymmNet`."""
+    return AsymmNet('small', multiplier, asymmrate, shuffle_groups, classes, dropout, corrected_first_block,
+                    'authors', **kwargs)
 
 
-def mobilenetv3_large(multiplier=1.0, classes=1000, dropout=0.2, **kwargs):
-    """MobileNetV3-Large ("Searching for MobileNetV3", ICCV 2019): AsymmNet-Large with
-    asymmrate 0; parameters load from GluonCV's ``mobilenetv3_large`` files."""
-    return AsymmNet('large', multiplier, 0, 0, classes, dropout, **kwargs)
+def mobilenetv3_large(multiplier=1.0, classes=1000, dropout=0.2, corrected_first_block=False, **kwargs):
+    """MobileNetV3-Large ("Searching for MobileNetV3", ICCV 2019): GluonCV's network at every
+    width (its ``mobilenetv3_large`` files load); AsymmNet-Large with asymmrate 0 up to
+    multiplier 1.0. See :class:`AsymmNet`."""
+    return AsymmNet('large', multiplier, 0, 0, classes, dropout, corrected_first_block, 'gluoncv', **kwargs)
 
 
-def mobilenetv3_small(multiplier=1.0, classes=1000, dropout=0.2, **kwargs):
-    """MobileNetV3-Small ("Searching for MobileNetV3", ICCV 2019): AsymmNet-Small with
-    asymmrate 0; parameters load from GluonCV's ``mobilenetv3_small`` files."""
-    return AsymmNet('small', multiplier, 0, 0, classes, dropout, **kwargs)
+def mobilenetv3_small(multiplier=1.0, classes=1000, dropout=0.2, corrected_first_block=False, **kwargs):
+    """MobileNetV3-Small ("Searching for MobileNetV3", ICCV 2019): GluonCV's network at every
+    width (its ``mobilenetv3_small`` files load); AsymmNet-Small with asymmrate 0 up to
+    multiplier 1.0. See :class:`AsymmNet`."""
+    return AsymmNet('small', multiplier, 0, 0, classes, dropout, corrected_first_block, 'gluoncv', **kwargs)

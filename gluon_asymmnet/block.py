@@ -289,7 +289,12 @@ class AsymmBottleneck(HybridBlock):
 
     ``1x1 expand (c_in -> exp - r*c_in)`` -> concat ``[x]*r + [e] + [x]*r``
     (-> optional channel shuffle) -> ``kxk depthwise`` -> optional SE ->
-    ``1x1 linear`` -> residual add when shapes allow.
+    ``1x1 linear`` -> optional residual add.
+
+    Whether the block expands and whether it adds its input are the network
+    builder's decisions (the original codes make them differently, see
+    ``docs/design.md`` section 8); the block builds what it is told and refuses
+    a structure whose shapes do not fit.
 
     Parameters
     ----------
@@ -308,32 +313,45 @@ class AsymmBottleneck(HybridBlock):
         Channel shuffle groups after the concat; 0 or 1 is off.
     where : str
         The block's place in the network, used in error messages.
+    expands : bool, optional
+        Build the 1x1 expansion (``exp - r*c_in`` channels, depthwise width
+        ``exp + r*c_in``); without it the input goes straight to the depthwise
+        convolution, which needs ``exp == c_in``. Default: the paper's rule,
+        ``exp > max(c_in, r*c_in)``.
+    residual : bool, optional
+        Add the input to the output; needs ``c_in == c_out`` and stride 1.
+        Default: wherever those shapes allow.
     """
 
     def __init__(self, in_channels, exp, out_channels, kernel, stride, use_se, act,
-                 asymmrate=1, shuffle_groups=0, where='block', **kwargs):
+                 asymmrate=1, shuffle_groups=0, where='block', expands=None, residual=None, **kwargs):
         super().__init__(**kwargs)
         r = asymmrate
         self.asymmrate = r
-        self.expands = exp > max(in_channels, r * in_channels)
-        if self.expands:
-            mid = exp + r * in_channels
-        elif exp == in_channels:
-            mid = in_channels
-        else:
+        self.expands = exp > max(in_channels, r * in_channels) if expands is None else bool(expands)
+        if self.expands and exp <= r * in_channels:
+            raise ValueError(
+                '%s: cannot expand input %d to %d channels with asymmrate %d: the %d reused input '
+                'channels leave none for the 1x1 expansion' % (where, in_channels, exp, r, r * in_channels))
+        if not self.expands and exp != in_channels:
             raise ValueError(
                 '%s: cannot build an asymmetrical bottleneck with input %d, expansion %d, '
                 'asymmrate %d: the expansion must exceed max(input, asymmrate * input) = %d '
                 '(or equal the input for a block without expansion); '
                 'choose a smaller asymmrate or a larger width multiplier'
                 % (where, in_channels, exp, r, max(in_channels, r * in_channels)))
+        mid = exp + r * in_channels if self.expands else in_channels
         self.shuffle_groups = shuffle_groups if (shuffle_groups > 1 and r > 0 and self.expands) else 0
         if self.shuffle_groups and mid % self.shuffle_groups:
             raise ValueError(
                 '%s: shuffle_groups=%d does not divide the %d channels after feature reuse '
                 '(%d expanded + 2 x %d x %d reused)'
                 % (where, shuffle_groups, mid, exp - r * in_channels, r, in_channels))
-        self.residual = in_channels == out_channels and stride == 1
+        shapes_allow = in_channels == out_channels and stride == 1
+        self.residual = shapes_allow if residual is None else bool(residual)
+        if self.residual and not shapes_allow:
+            raise ValueError('%s: a residual add needs input width == output width and stride 1, got %d -> %d '
+                             'channels at stride %d' % (where, in_channels, out_channels, stride))
         self.mid_channels = mid
         with self.name_scope():
             self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels)

@@ -15,8 +15,10 @@ _MODELS = {
     'mobilenetv3_small': mobilenetv3_small,
 }
 
-# Network attributes a store entry's constructor arguments are compared with.
-_CONFIG = ('multiplier', 'asymmrate', 'shuffle_groups', 'classes')
+# Network attributes a store entry's constructor arguments are compared with; an entry
+# without ``corrected_first_block`` holds weights of the original network.
+_CONFIG = ('multiplier', 'asymmrate', 'shuffle_groups', 'classes', 'corrected_first_block')
+_CONFIG_DEFAULTS = {'corrected_first_block': False}
 
 
 def get_model_list():
@@ -46,7 +48,8 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         default and ``MXNET_HOME`` is set, ``$MXNET_HOME/models`` (as GluonCV).
     **kwargs
         Passed to the model's constructor (``multiplier``, ``asymmrate``,
-        ``shuffle_groups``, ``classes``, ``dropout``).
+        ``shuffle_groups``, ``classes``, ``dropout``, ``corrected_first_block``;
+        see :class:`gluon_asymmnet.AsymmNet`).
 
     Returns
     -------
@@ -70,7 +73,7 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         return net
     config = {k: getattr(net, k) for k in _CONFIG if hasattr(net, k)}
     if pretrained is True:
-        entry = find_entry(key, config)
+        entry = _find_entry(key, config)
     elif isinstance(pretrained, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(pretrained))
         if os.path.isfile(path):
@@ -79,8 +82,18 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         if not re.fullmatch('[0-9a-fA-F]{4,40}', path):
             raise ValueError('pretrained=%r: no such parameter file, and not a hash prefix (4 to 40 hex '
                              'digits) of a store entry' % (pretrained,))
-        entry = find_entry(key, config, tag=path)
+        entry = _find_entry(key, config, tag=path)
     else:
         raise ValueError('pretrained must be False, True, a file path or a hash prefix, got %r' % (pretrained,))
     load_checkpoint(net, get_model_file(entry, root=root), ctx=ctx, layout=entry.layout)
     return net
+
+
+def _find_entry(model, config, tag=None):
+    """The store entry for this configuration, counting absent entry arguments at their defaults."""
+    entry = find_entry(model, config, tag=tag)
+    for k, default in _CONFIG_DEFAULTS.items():
+        if k in config and entry.kwargs.get(k, default) != config[k]:
+            raise ValueError('no pretrained weights for %s with %s=%r: %s was published with %s=%r'
+                             % (model, k, config[k], entry.describe(), k, entry.kwargs.get(k, default)))
+    return entry

@@ -352,7 +352,10 @@ class _Sized(object):
 
 
 def test_imagenet_epoch_lengths_follow_round_batch():
-    """1,281,167 images at 2048: epochs of 625/626 batches, ceil(e N / B) updates after e epochs (DESIGN 5)."""
+    """1,281,167 images at 2048: epochs of 625/626 batches, ceil(e N / B) updates after e epochs.
+
+    docs/design.md section 5.
+    """
     n, b = 1281167, 2048
     batches = ImageBatches(_Sized(n), True, batch_size=b)
     counts = [batches.batches_in_epoch(e) for e in range(360)]

@@ -10,7 +10,7 @@ import pytest
 from filelock import FileLock
 
 import gluon_asymmnet as ga
-from conftest import REFERENCE
+from conftest import DATA
 from gluon_asymmnet.data import folder_batches, get_data_loaders
 from gluon_asymmnet.evaluation import (EvalError, eval_batches, load_model, main, random_weights, summary_rows)
 from gluon_asymmnet.pack import pack_arrays
@@ -205,7 +205,7 @@ def test_eval_exported_symbol_and_pretrained_store(small_net, tmp_path, capsys, 
 
 def test_summary_matches_counts_csv_and_marks_invalid(capsys):
     counts = {(r['model'], float(r['multiplier']), int(r['asymmrate'])): r
-              for r in csv.DictReader(open(os.path.join(REFERENCE, 'counts.csv')))}
+              for r in csv.DictReader(open(os.path.join(DATA, 'counts.csv')))}
     rows = summary_rows()
     assert len(rows) == 24
     for row in rows:

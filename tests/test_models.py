@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
-from conftest import REFERENCE, manifest, rel_err
+from conftest import DATA, assert_sensitive, manifest, randomized, rel_err
+
+# The released logits are the authors' network's outputs (float32) for the reference weights and batch.
+RELEASED_TOLERANCE = 1e-4
 
 
 @pytest.mark.parametrize('hybrid', [False, True])
@@ -16,9 +19,22 @@ def test_reproduces_released_logits(released_params, reference_batch, reference_
     assert ga.load_checkpoint(net, released_params) == 'released'
     if hybrid:
         net.hybridize(static_alloc=True, static_shape=True)
-    out = net(mx.nd.array(reference_batch)).asnumpy()
+    x = mx.nd.array(reference_batch)
+    out = net(x).asnumpy()
     assert out.shape == (2, 1000)
-    assert rel_err(out, reference_logits) < 1e-4
+    assert rel_err(out, reference_logits) < RELEASED_TOLERANCE
+    if not hybrid:
+        assert_sensitive(net, x, at_least=10 * RELEASED_TOLERANCE)
+
+
+def test_sensitivity_check_fails_on_a_saturated_network():
+    """What assert_sensitive guards against: a network whose logits are its classifier bias."""
+    net = randomized('mobilenetv3_small', dict(multiplier=0.5, classes=10))
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 64, 64)))
+    assert_sensitive(net, x)
+    net.output[0].weight.set_data(mx.nd.zeros(net.output[0].weight.shape))
+    with pytest.raises(AssertionError, match='insensitive comparison'):
+        assert_sensitive(net, x)
 
 
 def test_structural_keys_are_the_released_layout():
@@ -28,7 +44,8 @@ def test_structural_keys_are_the_released_layout():
     assert got == expected
 
 
-COUNTS = list(csv.DictReader(open(os.path.join(REFERENCE, 'counts.csv'))))
+with open(os.path.join(DATA, 'counts.csv')) as _f:
+    COUNTS = list(csv.DictReader(_f))
 
 
 @pytest.mark.parametrize('row', COUNTS, ids=lambda r: '%s-%s-r%s' % (r['model'], r['multiplier'], r['asymmrate']))
@@ -56,45 +73,10 @@ def test_profile_scales_with_input_size():
     assert small['macs'] < big['macs'] / 3
 
 
-@pytest.mark.parametrize('size', ['large', 'small'])
-@pytest.mark.parametrize('multiplier', [1.0, 0.75])
-def test_asymmrate_zero_is_gluoncv_mobilenetv3(size, multiplier):
-    from gluoncv.model_zoo import get_model as gcv_get_model
-    theirs = gcv_get_model('mobilenetv3_%s' % size, multiplier=multiplier) if multiplier != 1.0 \
-        else gcv_get_model('mobilenetv3_%s' % size)
-    ours = ga.get_model('mobilenetv3_%s' % size, multiplier=multiplier)
-    assert ga.profile(ours) == ga.profile(ga.get_model('asymmnet_%s' % size, multiplier=multiplier, asymmrate=0))
-    theirs.initialize()
-    theirs(mx.nd.zeros((1, 3, 224, 224)))
-    their_shapes = {k: p.shape for k, p in theirs._collect_params_with_prefix().items()}
-    our_shapes = {k: p.shape for k, p in ours._collect_params_with_prefix().items()}
-    assert our_shapes == their_shapes
-    assert ga.profile(ours)['macs'] == ga.profile(theirs)['macs']
-
-
-def test_mobilenetv3_outputs_equal_gluoncv_with_shared_weights(tmp_path):
-    from gluoncv.model_zoo import get_model as gcv_get_model
-    theirs = gcv_get_model('mobilenetv3_large')
-    # Seeded, well-conditioned weights: a network that amplifies float32 rounding
-    # (as N(0, 0.5) weights can) would measure conditioning, not equality.
-    mx.random.seed(0)
-    theirs.initialize(mx.init.Xavier(magnitude=2))
-    x = mx.nd.random.uniform(-1, 1, (2, 3, 224, 224))
-    theirs(x)
-    for name, p in theirs.collect_params().items():
-        if name.endswith(('running_var', 'gamma')):
-            p.set_data(mx.nd.random.uniform(0.5, 1.5, p.shape))
-        elif name.endswith(('running_mean', 'beta')):
-            p.set_data(mx.nd.random.normal(0, 0.1, p.shape))
-    path = str(tmp_path / 'gcv.params')
-    theirs.save_parameters(path)
-    ours = ga.get_model('mobilenetv3_large')
-    ours.load_parameters(path)
-    assert rel_err(ours(x).asnumpy(), theirs(x).asnumpy()) < 1e-5
-
-
 @pytest.mark.parametrize('kwargs, words', [
     (dict(name='asymmnet_large', multiplier=0.35, asymmrate=2), ['features.', 'asymmrate 2', 'input 16']),
+    (dict(name='asymmnet_large', multiplier=1.25, asymmrate=1), ['features.3', 'corrected_first_block=True']),
+    (dict(name='asymmnet_small', multiplier=1.25, asymmrate=1), ['features.3', 'corrected_first_block=True']),
     (dict(name='asymmnet_small', multiplier=0.35, asymmrate=2), ['features.', 'asymmrate 2']),
     (dict(name='asymmnet_large', shuffle_groups=7), ['shuffle_groups=7', 'features.4']),
     (dict(name='asymmnet_large', asymmrate=-1), ['asymmrate', '-1']),
@@ -110,9 +92,13 @@ def test_invalid_configurations_are_refused_at_construction(kwargs, words):
 
 
 def test_valid_shuffle_runs_and_permutes_channels():
-    net = ga.get_model('asymmnet_small', multiplier=0.5, shuffle_groups=2, classes=5)
-    net.initialize()
-    assert net(mx.nd.zeros((1, 3, 64, 64))).shape == (1, 5)
+    """Same parameters, with and without the shuffle: the shuffle changes what the depthwise convs see."""
+    shuffled = randomized('asymmnet_small', dict(multiplier=0.5, shuffle_groups=2, classes=5))
+    plain = randomized('asymmnet_small', dict(multiplier=0.5, classes=5))
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (1, 3, 64, 64)))
+    out = shuffled(x).asnumpy()
+    assert out.shape == (1, 5)
+    assert rel_err(out, plain(x).asnumpy()) > 1e-2
 
 
 def test_unknown_model_lists_valid_names():
@@ -133,4 +119,6 @@ def test_authors_code_layout_loads(released_params, tmp_path, reference_batch, r
     mx.nd.save(path, renamed)
     net = ga.get_model('asymmnet_large')
     assert ga.load_checkpoint(net, path) == 'authors-code'
-    assert rel_err(net(mx.nd.array(reference_batch)).asnumpy(), reference_logits) < 1e-4
+    x = mx.nd.array(reference_batch)
+    assert rel_err(net(x).asnumpy(), reference_logits) < RELEASED_TOLERANCE
+    assert_sensitive(net, x, at_least=10 * RELEASED_TOLERANCE)
