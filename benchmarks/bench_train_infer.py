@@ -7,10 +7,10 @@ them alike. The table reports median images per second over the rounds and
 the ratio of medians AsymmNet-L / GluonCV MobileNetV3-L, with the range of
 the per-round ratios.
 
-The models are :class:`gluon_asymmnet.block.TrainInferHybridBlock`\ s:
+The models are :class:`gluon_asymmnet.backend.TrainInferHybridBlock`\ s:
 hybridized, each keeps a training graph and an inference graph, with the
 kernels that are fast and correct for its mode (see
-``gluon_asymmnet/block.py``). ``asymmnet_large +one-graph`` is the same
+``gluon_asymmnet/backend/``). ``asymmnet_large +one-graph`` is the same
 network run as a plain HybridBlock, one cached graph for both modes (what
 ``AsymmNet`` was before it kept one per mode), to show what that costs.
 

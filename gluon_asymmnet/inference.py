@@ -36,7 +36,7 @@ import numpy as np
 
 from . import fastops
 from .cpu import cpu_has_vnni, physical_cores
-from .block import tracing_mode
+from .backend import tracing_mode
 
 __all__ = ['BACKENDS', 'INT8_BACKENDS', 'BackendError', 'Predictor', 'physical_cores', 'cpu_has_vnni',
            'inference_symbol', 'build_predictor', 'export_onnx', 'quantize_files', 'predictor_accuracy', 'benchmark',

@@ -141,7 +141,7 @@ def test_fast_inference_symbol_matches_the_network(name, kwargs, batch):
     assert _ops(fast).count('ga_hard_swish') == hard_swish and _ops(fast).count('ga_channel_scale') == se
     assert 'elemwise_mul' not in _ops(fast) and 'broadcast_mul' not in _ops(fast)
 
-    def layout_resets(sym):  # block.Act's reshape to the same shape before hard swish
+    def layout_resets(sym):  # backend.ops.hard_swish's reshape to the same shape
         return sum(1 for n in json.loads(sym.tojson())['nodes']
                    if n['op'] == 'Reshape' and n['attrs']['shape'] == '(0, 0, 0, 0)')
     assert layout_resets(plain) > 0 and layout_resets(fast) == 0
