@@ -9,11 +9,11 @@ from .block import AsymmBottleneck
 from .checkpoint import CheckpointError, load_checkpoint
 from .export import export
 from .data import DataError, demo_dataset, folder_batches, get_data_loaders
-from .evaluate import evaluate_accuracy
+from .metrics import evaluate_accuracy
 from .features import FeatureExtractor, get_feature_extractor
 from .model_store import ModelStoreError, get_model_file, pretrained_entries
 from .model_zoo import get_model, get_model_list
-from .profiler import profile
+from .complexity import profile
 
 __version__ = '0.1.0'
 

@@ -6,7 +6,7 @@
    :func:`gluon_asymmnet.data.demo_dataset`) with the training library that
    ``train_imagenet.py`` runs, printing the released log's lines.
 3. The best checkpoint is loaded into a fresh network and evaluated with
-   :func:`gluon_asymmnet.evaluate.evaluate_accuracy` (the function the
+   :func:`gluon_asymmnet.metrics.evaluate_accuracy` (the function the
    training's validation used, so the figures agree), exported as MXNet symbol
    and ONNX, and the validation curve is written as a PNG.
 
@@ -17,7 +17,7 @@ import os
 import time
 
 from . import get_model, get_model_list, load_checkpoint, profile
-from .evaluate import evaluate_accuracy
+from .metrics import evaluate_accuracy
 from .training import build_data, parse_args, train
 
 __all__ = ['model_table', 'demo_args', 'run_demo', 'main']
@@ -53,7 +53,7 @@ def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symb
     -------
     dict
         ``result`` (from :func:`gluon_asymmnet.training.train`), ``eval``
-        (:func:`~gluon_asymmnet.evaluate.evaluate_accuracy` of the best
+        (:func:`~gluon_asymmnet.metrics.evaluate_accuracy` of the best
         checkpoint), ``export`` (paths), ``seconds`` (training time).
     """
     opt = parse_args(demo_args(out_dir, epochs, num_workers))

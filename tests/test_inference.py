@@ -7,11 +7,13 @@ import onnx
 import pytest
 
 import gluon_asymmnet as ga
+from benchmarks.reports import format_profile, target_status
+from gluon_asymmnet.cpu import cpu_has_vnni
 from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
-from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, cpu_has_vnni, default_fp32_layers,
-                                      export_onnx, format_benchmark, format_profile, head_layers, inference_symbol,
-                                      operator_profile, predictor_accuracy, relative_error, structural_layers,
-                                      target_status)
+from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, default_fp32_layers, export_onnx,
+                                      format_benchmark, head_layers, inference_symbol, operator_profile,
+                                      structural_layers)
+from gluon_asymmnet.metrics import predictor_accuracy, relative_error
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 TINY = dict(multiplier=0.35, classes=10)

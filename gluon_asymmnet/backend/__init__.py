@@ -43,7 +43,8 @@ mode unless traced inside :func:`tracing_mode`: it takes MXNet's concat (the
 only choice that is correct for training) and oneDNN's ReLU and pooling (fast
 forward, correct but slow backward). :class:`TrainInferHybridBlock` keeps one
 cached graph per mode, each traced for its mode; :class:`gluon_asymmnet.AsymmNet`
-is one.
+is one. :func:`inference_rules` rewrite a graph traced for either mode into
+the inference one.
 
 Two more choices keep forward passes in oneDNN's layouts (values unchanged):
 hard swish reorders its input to plain layout once, and the residual is
@@ -53,5 +54,7 @@ oneDNN's sum also in imperative calls (:func:`~.ops.hard_swish`,
 from . import ops
 from .hybrid import TrainInferHybridBlock
 from .modes import MODES, graph_mode, tracing_mode
+from .rewrite import Graph, inference_rules, rewrite_symbol
 
-__all__ = ['ops', 'MODES', 'graph_mode', 'tracing_mode', 'TrainInferHybridBlock']
+__all__ = ['ops', 'MODES', 'graph_mode', 'tracing_mode', 'TrainInferHybridBlock', 'Graph', 'inference_rules',
+           'rewrite_symbol']

@@ -3,7 +3,7 @@
 One call of :func:`train` runs the whole job: data (checked before anything
 trains), network, optimizer (Nesterov SGD with GluonCV's per-iteration
 schedule), epochs with the released log's line formats, validation through
-:func:`gluon_asymmnet.evaluate.evaluate_accuracy`, atomic checkpoints, the
+:func:`gluon_asymmnet.metrics.evaluate_accuracy`, atomic checkpoints, the
 TensorBoard scalars and the curve plot.
 
 Determinism: initialisation is seeded with ``--seed``; the data order and
@@ -35,7 +35,7 @@ from mxnet import autograd, gluon
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import demo_dataset, get_data_loaders
-from ..evaluate import evaluate_accuracy
+from ..metrics import evaluate_accuracy
 from ..model_zoo import get_model
 from .checkpointing import (MODEL_KEYS, best_stem, latest_checkpoint, load_meta, periodic_stem,
                             save_checkpoint)

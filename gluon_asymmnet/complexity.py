@@ -1,6 +1,6 @@
 """Count multiply-accumulates and parameters the way the paper does, and exactly.
 
-Conventions (DESIGN.md section 3):
+Conventions (docs/design.md section 3):
 
 - ``macs``: over every convolution, ``H_out * W_out * C_out * C_in/groups * kh * kw``.
 - ``params``: every trainable parameter (BN running statistics excluded).
