@@ -27,11 +27,14 @@ import sys
 import tempfile
 import time
 
-import cv2
-import mxnet as mx
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
+
+import cv2  # noqa: E402
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
 from gluon_asymmnet.data import MEAN_RGB, STD_RGB, get_data_loaders  # noqa: E402
 from gluon_asymmnet.pack import pack_arrays  # noqa: E402
 

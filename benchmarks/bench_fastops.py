@@ -6,8 +6,8 @@ Prints three tables, every variant timed in interleaved rounds (medians):
    :mod:`gluon_asymmnet.fastops` on AsymmNet-L-sized plain-layout tensors;
 2. ``graphs``: ``mxnet-fused`` with and without the fast operators, on one
    OpenMP thread (MXNet 1.9.1's own choice on a machine without
-   hyperthreads) and on every physical core (what importing
-   ``gluon_asymmnet`` first sets), at batch 1 and 32, 224x224;
+   hyperthreads) and on every physical core (what the command lines
+   set, :func:`gluon_asymmnet.cpu.configure_omp_threads`), at batch 1 and 32, 224x224;
 3. ``int8-weights``: demo-digits top-1 of ``onnxruntime-int8`` with 8-bit
    and 7-bit weights (weights trained as in ``bench_inference.py``).
 
@@ -33,6 +33,9 @@ import tempfile
 # Before mxnet is imported: see gluon_asymmnet.inference.benchmark on the engine.
 os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
 
 import gluon_asymmnet as ga  # noqa: E402
 import mxnet as mx  # noqa: E402

@@ -25,6 +25,9 @@ import sys
 # Before mxnet is imported: see gluon_asymmnet.inference.benchmark on the engine.
 os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
 
 from benchmarks.demo_weights import demo_weights  # noqa: E402
 from benchmarks.reports import format_profile, format_targets, target_status  # noqa: E402

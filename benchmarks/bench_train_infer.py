@@ -34,9 +34,11 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Before mxnet: sets OMP_NUM_THREADS to the physical cores unless set (gluon_asymmnet.cpu).
-import gluon_asymmnet as ga  # noqa: E402
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
 
+import gluon_asymmnet as ga  # noqa: E402
 import mxnet as mx  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 from mxnet.gluon.block import HybridBlock  # noqa: E402

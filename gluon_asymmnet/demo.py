@@ -16,6 +16,10 @@ import argparse
 import os
 import time
 
+if __name__ == '__main__':  # a command line: MXNet's threads are set before it is imported
+    from .cpu import configure_omp_threads
+    configure_omp_threads('gluon_asymmnet.demo')
+
 from . import get_model, get_model_list, load_checkpoint, profile
 from .metrics import evaluate_accuracy
 from .training import build_data, parse_args, train
