@@ -7,7 +7,7 @@ import numpy as np
 
 from ..cpu import physical_cores
 from ..metrics import predictor_accuracy, relative_error
-from .backends import BACKENDS, build_predictor, get_backend
+from .backends import BACKENDS, REGISTRY, build_predictor, get_backend
 from .ort import export_onnx
 from .predictor import input_shape
 from .timing import medians, operator_times, time_interleaved
@@ -70,9 +70,9 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
         data), ``info``; and ``setup``: sizes, threads, repeats.
     """
     say = progress or (lambda msg: None)
-    unknown = [b for b in backends if b not in BACKENDS]
+    unknown = [b for b in backends if b not in REGISTRY]
     if unknown or not backends:
-        raise ValueError('unknown backend(s) %s; choose from %s' % (', '.join(unknown), ', '.join(BACKENDS)))
+        raise ValueError('unknown backend(s) %s; choose from %s' % (', '.join(unknown), ', '.join(REGISTRY)))
     if len(batch_sizes) != 2:
         raise ValueError('batch_sizes needs (latency batch, throughput batch), got %r' % (batch_sizes,))
     threads = threads or physical_cores()
