@@ -22,6 +22,7 @@ def _read_class_names(path):
         raise EvalError('--class-names %s lists %s more than once' % (path, dupes[0]))
     return names
 
+
 def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, image_folder=None,
                  class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=0.875):
     """Validation batches from exactly one source, with GluonCV's centre-crop preprocessing.
@@ -98,6 +99,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
         num_classes = len(names)
     return batches, {'source': source, 'input_size': input_size, 'crop_ratio': crop_ratio,
                      'num_classes': num_classes, 'num_samples': batches.num_samples}
+
 
 def calibration_images(batches, num_images):
     """The first ``num_images`` preprocessed images of ``batches`` as a float32 NumPy array."""

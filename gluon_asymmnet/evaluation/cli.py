@@ -77,6 +77,7 @@ def build_parser():
     b.add_argument('--workdir', default=None, help='folder for the ONNX files (default: a temporary one)')
     return p
 
+
 def _exclusions(text):
     if text is None:
         return None
@@ -84,17 +85,20 @@ def _exclusions(text):
         return ()
     return [e.strip() for e in text.split(',') if e.strip()]
 
+
 def _write_json(path, payload):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with open(path, 'w') as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
 
+
 def _positive(parser, args, names):
     for name in names:
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error('--%s must be positive, got %r' % (name.replace('_', '-'), value))
+
 
 def main(argv=None):
     """``eval.py``: parse the arguments and run the summary, the benchmark or the evaluation.

@@ -8,12 +8,14 @@ __all__ = ['output_classes', 'evaluate']
 
 
 def output_classes(net, input_size):
+    """How many classes ``net`` predicts, from its graph at ``input_size`` (EvalError if it cannot run there)."""
     try:
         out = net(mx.sym.var('data')).infer_shape(data=(1, 3, input_size, input_size))[1][0]
     except mx.base.MXNetError as err:
         raise EvalError('the model cannot run on %dx%d inputs: %s'
                         % (input_size, input_size, str(err).strip().splitlines()[-1]))
     return out[-1]
+
 
 def evaluate(net, batches, info=None, ctx=None, progress=False):
     """Top-1/top-5 of ``net`` over ``batches`` (:func:`gluon_asymmnet.metrics.evaluate_accuracy`).

@@ -34,6 +34,7 @@ def model_kwargs(model, multiplier=1.0, asymmrate=None, shuffle_groups=None, cla
         kwargs['classes'] = int(classes)
     return kwargs
 
+
 def _symbol_files(prefix):
     symbol = prefix + '-symbol.json'
     if not os.path.isfile(symbol):
@@ -44,6 +45,7 @@ def _symbol_files(prefix):
     if not found:
         raise EvalError('--model-prefix %s: no parameter file %s-NNNN.params beside %s' % (prefix, prefix, symbol))
     return symbol, found[-1]
+
 
 def _import_symbol(prefix, ctx):
     symbol, params = _symbol_files(prefix)
@@ -65,6 +67,7 @@ def _import_symbol(prefix, ctx):
     except (mx.base.MXNetError, AssertionError, ValueError) as err:
         raise EvalError('%s does not fit %s: %s' % (params, symbol, str(err).strip().splitlines()[-1]))
     return net, params
+
 
 def load_model(model=None, params=None, pretrained=None, model_prefix=None, root=DEFAULT_ROOT,
                multiplier=1.0, asymmrate=None, shuffle_groups=None, classes=None, ctx=None):
@@ -124,6 +127,7 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
     except ValueError as err:
         raise EvalError('--model %s: %s' % (model, err))
     return net, {'model': model, 'kwargs': kwargs, 'weights': weights}
+
 
 def random_weights(net, seed=0):
     """Initialise ``net`` for speed-only benchmarks: MSRA weights and non-trivial BatchNorm statistics.

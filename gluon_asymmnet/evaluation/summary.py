@@ -36,6 +36,7 @@ def published_figures():
         checkpoints.setdefault(key, []).append((e.name, e.top1, e.top5))
     return {'paper': paper, 'checkpoints': checkpoints}
 
+
 def _summary_configs(model, multiplier, asymmrate):
     if model is not None:
         if model not in get_model_list():
@@ -43,6 +44,7 @@ def _summary_configs(model, multiplier, asymmrate):
         kwargs = model_kwargs(model, 1.0 if multiplier is None else multiplier, asymmrate)
         return [(model, kwargs['multiplier'], kwargs.get('asymmrate', 0 if model.startswith('mobilenetv3') else 1))]
     return [(m, w, r) for m in ('asymmnet_large', 'asymmnet_small') for w in SUMMARY_WIDTHS for r in SUMMARY_RATES]
+
 
 def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
     """Counts of one configuration, or of the whole ``counts.csv`` grid, with the published figures.
@@ -83,8 +85,10 @@ def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
         rows.append(row)
     return rows
 
+
 def _paper_millions(v):
     return '%gM' % round(v / 1e6, 2)
+
 
 def format_summary(rows):
     """Render :func:`summary_rows` as aligned text (counts exact; published figures beside them)."""
@@ -111,6 +115,7 @@ def format_summary(rows):
         lines.append('invalid %s x%.2f r%d: %s' % (r['model'], r['multiplier'], r['asymmrate'],
                                                    re.sub(r'\s+', ' ', r['invalid'])))
     return '\n'.join(lines)
+
 
 def layer_table(model, multiplier=1.0, asymmrate=None, input_size=224):
     """Per-layer MACs and parameters of one configuration (:func:`gluon_asymmnet.complexity.format_table`)."""
