@@ -2,7 +2,8 @@
 
 Every function computes what its name says, with the same values in every
 mode; what differs is which kernel MXNet 1.9.1 runs (package notes). ``F`` is
-``mx.nd`` or ``mx.sym``, as in ``hybrid_forward``.
+``mx.nd`` or ``mx.sym``, as in ``hybrid_forward``. :func:`plain_relu_grad` and
+:func:`plain_pool_grad` say where a unit needs the ``plain_grad`` form.
 """
 from .modes import graph_mode
 
