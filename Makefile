@@ -3,8 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Two MXNet engines per core oversubscribe a 2-core machine; one OpenMP thread each (unset,
-# gluon_asymmnet would give each process all physical cores).
+# Two MXNet engines per core oversubscribe a 2-core machine: one OpenMP thread each (the command
+# lines that tests start would otherwise take every physical core).
 TEST_WORKERS ?= 2
 
 .PHONY: setup demo test bench clean

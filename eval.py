@@ -12,13 +12,14 @@ Examples::
 import os
 import sys
 
-if '--benchmark' in sys.argv[1:]:
-    # MXNet runs each operator on the calling thread (set before mxnet is imported): with the
-    # threaded engine, batch-1 latency doubled after any large workload in the process (measured,
-    # see gluon_asymmnet.inference.benchmark).
-    os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
-
-from gluon_asymmnet.evaluation import main  # noqa: E402
+from gluon_asymmnet.cpu import configure_omp_threads
 
 if __name__ == '__main__':
+    # Both before MXNet is imported, which reads them once.
+    if '--benchmark' in sys.argv[1:]:
+        # MXNet runs each operator on the calling thread: with the threaded engine, batch-1 latency
+        # doubled after any large workload in the process (see gluon_asymmnet.inference.benchmark).
+        os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
+    configure_omp_threads('eval.py')
+    from gluon_asymmnet.evaluation import main
     sys.exit(main())

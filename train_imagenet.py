@@ -18,7 +18,9 @@ training loop is ``gluon_asymmnet.training``; ``--help`` lists every flag.
 """
 import sys
 
-from gluon_asymmnet.training.cli import main
+from gluon_asymmnet.cpu import configure_omp_threads
 
 if __name__ == '__main__':
+    configure_omp_threads('train_imagenet.py')  # before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.training.cli import main
     sys.exit(main())

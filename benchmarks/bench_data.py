@@ -27,12 +27,16 @@ import sys
 import tempfile
 import time
 
-import cv2
-import mxnet as mx
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
+
+import cv2  # noqa: E402
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
 from gluon_asymmnet.data import MEAN_RGB, STD_RGB, get_data_loaders  # noqa: E402
+from gluon_asymmnet.inference.timing import time_interleaved  # noqa: E402
 from gluon_asymmnet.pack import pack_arrays  # noqa: E402
 
 
@@ -61,21 +65,23 @@ def record_iter(rec, idx, batch_size, size, threads, train):
     return mx.io.ImageRecordIter(shuffle=False, resize=int(np.ceil(size / 0.875)), **common)
 
 
-def time_ours(batches):
-    count, start = 0, time.perf_counter()
+def pass_ours(batches):
+    """One pass of our pipeline; the number of images."""
+    count = 0
     for data, _ in batches:
         data.wait_to_read()
         count += data.shape[0]
-    return count / (time.perf_counter() - start)
+    return count
 
 
-def time_record_iter(it):
+def pass_record_iter(it):
+    """One pass of ImageRecordIter; the number of images."""
     it.reset()
-    count, start = 0, time.perf_counter()
+    count = 0
     for batch in it:
         batch.data[0].wait_to_read()
         count += batch.data[0].shape[0] - batch.pad
-    return count / (time.perf_counter() - start)
+    return count
 
 
 def main(argv=None):
@@ -98,19 +104,18 @@ def main(argv=None):
     train, val = get_data_loaders(info['rec'], info['idx'], info['rec'], info['idx'], batch_size=args.batch_size,
                                   num_workers=args.workers, input_size=args.input_size)
     pipelines = {
-        ('train', 'ours'): lambda: time_ours(train),
-        ('train', 'ImageRecordIter'): (lambda it: lambda: time_record_iter(it))(
+        ('train', 'ours'): lambda: pass_ours(train),
+        ('train', 'ImageRecordIter'): (lambda it: lambda: pass_record_iter(it))(
             record_iter(info['rec'], info['idx'], args.batch_size, args.input_size, args.workers, True)),
-        ('val', 'ours'): lambda: time_ours(val),
-        ('val', 'ImageRecordIter'): (lambda it: lambda: time_record_iter(it))(
+        ('val', 'ours'): lambda: pass_ours(val),
+        ('val', 'ImageRecordIter'): (lambda it: lambda: pass_record_iter(it))(
             record_iter(info['rec'], info['idx'], args.batch_size, args.input_size, args.workers, False)),
     }
-    for run in pipelines.values():  # warm-up: worker start, first file reads
-        run()
-    rates = {k: [] for k in pipelines}
-    for _ in range(args.rounds):
-        for key, run in pipelines.items():
-            rates[key].append(run())
+    images = {}
+    # One warm-up pass each: worker start, first file reads.
+    seconds = time_interleaved({key: (lambda key=key, run=run: images.__setitem__(key, run()))
+                                for key, run in pipelines.items()}, args.rounds)
+    rates = {key: [images[key] / s for s in times] for key, times in seconds.items()}
     train.close()
     val.close()
 

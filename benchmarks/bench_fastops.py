@@ -6,8 +6,8 @@ Prints three tables, every variant timed in interleaved rounds (medians):
    :mod:`gluon_asymmnet.fastops` on AsymmNet-L-sized plain-layout tensors;
 2. ``graphs``: ``mxnet-fused`` with and without the fast operators, on one
    OpenMP thread (MXNet 1.9.1's own choice on a machine without
-   hyperthreads) and on every physical core (what importing
-   ``gluon_asymmnet`` first sets), at batch 1 and 32, 224x224;
+   hyperthreads) and on every physical core (what the command lines
+   set, :func:`gluon_asymmnet.cpu.configure_omp_threads`), at batch 1 and 32, 224x224;
 3. ``int8-weights``: demo-digits top-1 of ``onnxruntime-int8`` with 8-bit
    and 7-bit weights (weights trained as in ``bench_inference.py``).
 
@@ -29,19 +29,24 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 # Before mxnet is imported: see gluon_asymmnet.inference.benchmark on the engine.
 os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
 
 import gluon_asymmnet as ga  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from gluon_asymmnet import fastops  # noqa: E402
 from gluon_asymmnet.cpu import physical_cores  # noqa: E402
-from gluon_asymmnet.evaluation import calibration_images, demo_weights, eval_batches  # noqa: E402
-from gluon_asymmnet.inference import build_predictor, export_onnx, predictor_accuracy  # noqa: E402
+from benchmarks.demo_weights import demo_weights  # noqa: E402
+from gluon_asymmnet.evaluation import calibration_images, eval_batches  # noqa: E402
+from gluon_asymmnet.inference import build_predictor, export_onnx  # noqa: E402
+from gluon_asymmnet.inference.timing import medians, time_interleaved  # noqa: E402
+from gluon_asymmnet.metrics import predictor_accuracy  # noqa: E402
 
 TABLES = ('operators', 'graphs', 'int8-weights')
 MODEL = 'asymmnet_large'
@@ -50,20 +55,6 @@ MODEL = 'asymmnet_large'
 def set_threads(n):
     """OpenMP threads of the calling thread, where NaiveEngine runs every operator."""
     mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(n))
-
-
-def interleaved(runners, rounds, warmup=1):
-    """Median seconds per call of each runner, one call of each per round."""
-    for _ in range(warmup):
-        for run in runners.values():
-            run()
-    times = {k: [] for k in runners}
-    for _ in range(rounds):
-        for k, run in runners.items():
-            start = time.perf_counter()
-            run()
-            times[k].append(time.perf_counter() - start)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def operator_table(rounds):
@@ -82,7 +73,8 @@ def operator_table(rounds):
     lines = ['| operator on (32, 480, 14, 14), %d threads | MXNet (ms) | fastops (ms) | speed-up |' % physical_cores(),
              '|---|---:|---:|---:|']
     for name, ours, theirs in pairs:
-        t = interleaved({'mxnet': lambda: ours().wait_to_read(), 'fast': lambda: theirs().wait_to_read()}, rounds)
+        t = medians(time_interleaved({'mxnet': lambda: ours().wait_to_read(),
+                                       'fast': lambda: theirs().wait_to_read()}, rounds))
         lines.append('| %s | %.2f | %.2f | %.1fx |' % (name, 1e3 * t['mxnet'], 1e3 * t['fast'],
                                                        t['mxnet'] / t['fast']))
     return '\n'.join(lines)
@@ -100,7 +92,7 @@ def graph_table(net, rounds, input_size=224, batches=(1, 32)):
         for threads in sorted({1, cores}):
             for fast, run in variants.items():
                 runners[threads, fast] = (lambda run=run, threads=threads: (set_threads(threads), run(x)))
-        t = interleaved(runners, rounds)
+        t = medians(time_interleaved(runners, rounds))
         set_threads(int(os.environ.get('OMP_NUM_THREADS') or cores))  # back to the process's setting
         for threads in sorted({1, cores}):
             lines.append('| %d | %d | %.1f | %.1f | %.2fx |' % (batch, threads, 1e3 * t[threads, False],

@@ -6,7 +6,7 @@ INT8-error columns on the digits' held-out split (32x32, as trained, INT8
 calibrated on the digits' training split); the timings run at
 ``--input-size`` (224 by default), batch 1 (latency) and batch 32
 (throughput), every backend once per round, in one process. Then the issue's
-two targets are checked on the table (:func:`gluon_asymmnet.inference.target_status`).
+two targets are checked on the table (:func:`benchmarks.reports.target_status`).
 
 ``--profile`` instead prints where the MXNet backends spend their time
 (:func:`gluon_asymmnet.inference.operator_profile`: milliseconds per call in
@@ -25,11 +25,15 @@ import sys
 # Before mxnet is imported: see gluon_asymmnet.inference.benchmark on the engine.
 os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
 
+from benchmarks.demo_weights import demo_weights  # noqa: E402
+from benchmarks.reports import format_profile, format_targets, target_status  # noqa: E402
 from gluon_asymmnet import get_model, load_checkpoint  # noqa: E402
-from gluon_asymmnet.evaluation import benchmark_model, calibration_images, demo_weights, eval_batches  # noqa: E402
-from gluon_asymmnet.inference import (BACKENDS, format_benchmark, format_profile, format_targets,  # noqa: E402
-                                      operator_profile, target_status)
+from gluon_asymmnet.evaluation import benchmark_model, calibration_images, eval_batches  # noqa: E402
+from gluon_asymmnet.inference import BACKENDS, format_benchmark, operator_profile  # noqa: E402
 
 
 def main(argv=None):

@@ -7,10 +7,10 @@ them alike. The table reports median images per second over the rounds and
 the ratio of medians AsymmNet-L / GluonCV MobileNetV3-L, with the range of
 the per-round ratios.
 
-The models are :class:`gluon_asymmnet.block.TrainInferHybridBlock`\ s:
+The models are :class:`gluon_asymmnet.backend.TrainInferHybridBlock`\ s:
 hybridized, each keeps a training graph and an inference graph, with the
 kernels that are fast and correct for its mode (see
-``gluon_asymmnet/block.py``). ``asymmnet_large +one-graph`` is the same
+``gluon_asymmnet/backend/``). ``asymmnet_large +one-graph`` is the same
 network run as a plain HybridBlock, one cached graph for both modes (what
 ``AsymmNet`` was before it kept one per mode), to show what that costs.
 
@@ -32,17 +32,17 @@ import argparse
 import os
 import statistics
 import sys
-import time
-
-import json
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Before mxnet: sets OMP_NUM_THREADS to the physical cores unless set (gluon_asymmnet.cpu).
-import gluon_asymmnet as ga  # noqa: E402
+if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (gluon_asymmnet.cpu)
+    from gluon_asymmnet.cpu import configure_omp_threads
+    configure_omp_threads(os.path.basename(__file__))
 
+import gluon_asymmnet as ga  # noqa: E402
 import mxnet as mx  # noqa: E402
-from mxnet import autograd, gluon, profiler  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
 from mxnet.gluon.block import HybridBlock  # noqa: E402
+from gluon_asymmnet.inference.timing import operator_times, time_interleaved  # noqa: E402
 
 MODES = ('train', 'infer')
 GRAPHS = ('static', 'imperative')
@@ -103,15 +103,15 @@ class Runner:
     def infer(self):
         return self.net(self.data)
 
-    def throughput(self, mode, iters):
-        """Images per second over ``iters`` calls of ``mode`` (after all pending work is done)."""
+    def timed(self, mode, iters):
+        """``run()`` for :func:`time_interleaved`: ``iters`` calls of ``mode``, then all pending work."""
         step = getattr(self, mode)
-        mx.nd.waitall()
-        start = time.perf_counter()
-        for _ in range(iters):
-            step()
-        mx.nd.waitall()
-        return iters * self.batch_size / (time.perf_counter() - start)
+
+        def run():
+            for _ in range(iters):
+                step()
+            mx.nd.waitall()
+        return run
 
 
 def benchmark(models, batch_size=32, image_size=224, rounds=5, iters=1, warmup=1,
@@ -152,15 +152,13 @@ def benchmark(models, batch_size=32, image_size=224, rounds=5, iters=1, warmup=1
                 for _ in range(warmup):
                     getattr(runners[name], mode)()
             mx.nd.waitall()
-            per_model = {n: [] for n in names}
-            for r in range(rounds):
-                order = names[r % len(names):] + names[:r % len(names)]
-                for name in order:
-                    per_model[name].append(runners[name].throughput(mode, iters))
-                if log:
-                    log('%s %s round %d/%d: %s' % (mode, graph, r + 1, rounds, ', '.join(
-                        '%s %.1f' % (n, per_model[n][-1]) for n in names)))
-            results[(mode, graph)] = per_model
+
+            def report(times, mode=mode, graph=graph):
+                log('%s %s round %d/%d: %s' % (mode, graph, len(times[names[0]]), rounds, ', '.join(
+                    '%s %.1f' % (n, iters * batch_size / times[n][-1]) for n in names)))
+            seconds = time_interleaved({n: runners[n].timed(mode, iters) for n in names}, rounds, warmup=0,
+                                       rotate=True, progress=report if log else None)
+            results[(mode, graph)] = {n: [iters * batch_size / t for t in seconds[n]] for n in names}
             del runners
     return results
 
@@ -187,7 +185,7 @@ def format_table(results, reference=REFERENCE):
 def profile_ops(models, mode='train', graph='static', batch_size=8, image_size=224, rounds=3):
     """Milliseconds per call of ``mode`` spent in each operator, median over interleaved rounds.
 
-    Uses MXNet's profiler (aggregate statistics). Set ``MXNET_EXEC_BULK_EXEC_TRAIN=0`` and
+    Per round :func:`gluon_asymmnet.inference.timing.operator_times`. Set ``MXNET_EXEC_BULK_EXEC_TRAIN=0`` and
     ``MXNET_EXEC_BULK_EXEC_INFERENCE=0`` before MXNet starts, otherwise static graphs run
     operators in bulk segments that the profiler times as one.
 
@@ -202,15 +200,9 @@ def profile_ops(models, mode='train', graph='static', batch_size=8, image_size=2
         getattr(runners[name], mode)()
     mx.nd.waitall()
     per_round = {n: [] for n in names}
-    profiler.set_config(profile_all=True, aggregate_stats=True, filename=os.devnull)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            profiler.set_state('run')
-            getattr(runners[name], mode)()
-            mx.nd.waitall()
-            profiler.set_state('stop')
-            stats = json.loads(profiler.dumps(reset=True, format='json'))['Time'].get('operator', {})
-            per_round[name].append({op: (v['Total'], v['Count']) for op, v in stats.items()})
+            per_round[name].append(operator_times(getattr(runners[name], mode)))
     ops = sorted({op for stats_list in per_round.values() for stats in stats_list for op in stats})
     return {n: {op: (statistics.median(s.get(op, (0.0, 0))[0] for s in per_round[n]),
                      max(s.get(op, (0.0, 0))[1] for s in per_round[n])) for op in ops} for n in names}

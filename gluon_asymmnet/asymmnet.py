@@ -13,7 +13,8 @@ from collections import namedtuple
 
 from mxnet.gluon import nn
 
-from .block import Act, AsymmBottleneck, TrainInferHybridBlock, make_divisible
+from .backend import TrainInferHybridBlock
+from .block import Act, AsymmBottleneck, make_divisible
 
 __all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'AsymmNet', 'asymmnet_large',
            'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']

@@ -3,16 +3,18 @@
 MXNet 1.9.1, when ``OMP_NUM_THREADS`` is unset, runs its OpenMP (and so
 oneDNN) on half of the processors, assuming two hyperthreads per core. On a
 machine without them, a VM's vCPUs often, that is half the cores: on a
-2-core AMD EPYC it used one thread (AsymmNet-L fused inference at batch 32:
-380 ms on one thread, 240 ms on two; ``benchmarks/bench_fastops.py``).
-:func:`set_default_omp_threads`, called when ``gluon_asymmnet`` is imported
-before MXNet, sets ``OMP_NUM_THREADS`` to the physical core count unless it
-is already set.
+2-core AMD EPYC it used one thread (``benchmarks/bench_fastops.py`` measures
+what that costs). MXNet reads the variable once, when it is imported. The
+command lines of the project (``eval.py``, ``train_imagenet.py``,
+``python -m gluon_asymmnet.demo``, the benchmarks) therefore call
+:func:`configure_omp_threads` before they import MXNet: it sets
+``OMP_NUM_THREADS`` to the physical core count unless it is already set, and
+prints what MXNet will use. Importing ``gluon_asymmnet`` changes nothing.
 """
 import os
 import sys
 
-__all__ = ['physical_cores', 'cpu_has_vnni', 'set_default_omp_threads']
+__all__ = ['physical_cores', 'cpu_has_vnni', 'set_default_omp_threads', 'configure_omp_threads']
 
 
 def _cpuinfo_lines():
@@ -57,3 +59,20 @@ def set_default_omp_threads():
     if 'OMP_NUM_THREADS' not in os.environ and 'mxnet' not in sys.modules:
         os.environ['OMP_NUM_THREADS'] = str(physical_cores())
     return os.environ.get('OMP_NUM_THREADS')
+
+
+def configure_omp_threads(program, stream=None):
+    """What a command line calls before it imports MXNet: :func:`set_default_omp_threads`, then one
+    line on ``stream`` (default stderr) that says how many OpenMP threads MXNet uses and why.
+
+    Returns the value of ``OMP_NUM_THREADS`` in force (None: MXNet chose).
+    """
+    given = os.environ.get('OMP_NUM_THREADS')
+    threads = set_default_omp_threads()
+    if threads is None:
+        say, why = 'MXNet picks its OpenMP threads', 'it was imported before they could be set'
+    else:
+        say = 'MXNet runs %s OpenMP thread%s' % (threads, '' if threads == '1' else 's')
+        why = 'OMP_NUM_THREADS' if given is not None else 'the physical cores; set OMP_NUM_THREADS to change'
+    print('%s: %s (%s)' % (program, say, why), file=stream or sys.stderr, flush=True)
+    return threads

@@ -7,7 +7,7 @@
    ``train_imagenet.py`` runs (recipe ``'demo'`` of
    :mod:`gluon_asymmnet.training.recipes`), printing the released log's lines.
 3. The best checkpoint is loaded into a fresh network and evaluated with
-   :func:`gluon_asymmnet.evaluate.evaluate_accuracy` (the function the
+   :func:`gluon_asymmnet.metrics.evaluate_accuracy` (the function the
    training's validation used, so the figures agree), exported as MXNet symbol
    and ONNX, and the validation curve is written as a PNG.
 
@@ -17,8 +17,12 @@ import argparse
 import os
 import time
 
+if __name__ == '__main__':  # a command line: MXNet's threads are set before it is imported
+    from .cpu import configure_omp_threads
+    configure_omp_threads('gluon_asymmnet.demo')
+
 from . import get_model, get_model_list, load_checkpoint, profile
-from .evaluate import evaluate_accuracy
+from .metrics import evaluate_accuracy
 from .training import build_data, recipe_argv, train, train_recipe
 
 __all__ = ['model_table', 'run_demo', 'main']
@@ -46,7 +50,7 @@ def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symb
     -------
     dict
         ``result`` (from :func:`gluon_asymmnet.training.train`), ``eval``
-        (:func:`~gluon_asymmnet.evaluate.evaluate_accuracy` of the best
+        (:func:`~gluon_asymmnet.metrics.evaluate_accuracy` of the best
         checkpoint), ``export`` (paths), ``seconds`` (training time).
     """
     overrides = dict(num_epochs=epochs, num_workers=num_workers, save_dir=out_dir)

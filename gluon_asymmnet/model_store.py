@@ -36,6 +36,7 @@ import filelock
 import requests
 
 from .checkpoint import LAYOUTS
+from .home import mxnet_home
 
 __all__ = ['DEFAULT_ROOT', 'ModelStoreError', 'StoreEntry', 'resolve_root', 'file_hash',
            'pretrained_entries', 'pretrained_model_list', 'register', 'unregister', 'find_entry',
@@ -189,9 +190,9 @@ def find_entry(model, config=None, tag=None):
 
 def resolve_root(root=DEFAULT_ROOT):
     """The store folder: ``$MXNET_HOME/models`` when ``MXNET_HOME`` is set and ``root`` is the default."""
-    if (root is None or root == DEFAULT_ROOT) and os.environ.get('MXNET_HOME'):
-        return os.path.join(os.path.expanduser(os.environ['MXNET_HOME']), 'models')
-    return os.path.expanduser(root or DEFAULT_ROOT)
+    if root is None or root == DEFAULT_ROOT:
+        return mxnet_home('models')
+    return os.path.expanduser(root)
 
 
 def file_hash(path, hash_type='sha1'):

@@ -1,4 +1,4 @@
-"""CPU facts and the OpenMP thread count that importing gluon_asymmnet gives MXNet."""
+"""CPU facts, and the OpenMP thread count that the command lines (not the import) give MXNet."""
 import os
 import subprocess
 import sys
@@ -27,23 +27,62 @@ PROBE = """
 import ctypes, os, sys
 %s
 mx.nd.ones((2, 2)).asnumpy()
-print(os.environ.get('OMP_NUM_THREADS'), ctypes.CDLL('libgomp.so.1').omp_get_max_threads())
+print(os.environ.get('OMP_NUM_THREADS'), ctypes.CDLL('libgomp.so.1').omp_get_max_threads(),
+      any(m == 'mxnet' or m.startswith('mxnet.') for m in before))
 """
 
 
-def _threads(imports, omp=None):
+def _env(omp=None):
     env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
     env['PYTHONPATH'] = ROOT
     if omp:
         env['OMP_NUM_THREADS'] = omp
-    out = subprocess.run([sys.executable, '-c', PROBE % imports], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, universal_newlines=True, check=True).stdout.split()
-    return out[0], int(out[1])
+    return env
 
 
-def test_import_gives_mxnet_every_physical_core_unless_told():
+def _threads(imports, omp=None):
+    """(OMP_NUM_THREADS, MXNet's OpenMP threads, whether MXNet was loaded before ``import mxnet``) after ``imports``."""
+    imports = imports.replace('import mxnet as mx', 'before = list(sys.modules)\nimport mxnet as mx')
+    done = subprocess.run([sys.executable, '-c', PROBE % imports], env=_env(omp), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=True)
+    out = done.stdout.split()
+    return (out[0], int(out[1]), out[2] == 'True'), done.stderr
+
+
+CONFIGURE = 'from gluon_asymmnet.cpu import configure_omp_threads\nconfigure_omp_threads("probe")\n'
+
+
+def test_importing_the_package_changes_nothing_and_loads_no_mxnet():
+    # MXNet first: its own choice stands (half the processors, at least one), and the line says so.
+    mxnet_default, err = _threads('import mxnet as mx\n' + CONFIGURE)
+    assert mxnet_default[0] == 'None' and err.strip() == (
+        'probe: MXNet picks its OpenMP threads (it was imported before they could be set)')
+    # The package imported first neither sets the variable nor starts MXNet.
+    assert _threads('import gluon_asymmnet\nimport mxnet as mx')[0] == mxnet_default
+
+
+def test_command_lines_give_mxnet_every_physical_core_unless_told():
     cores = cpu.physical_cores()
-    assert _threads('import gluon_asymmnet\nimport mxnet as mx') == (str(cores), cores)
-    assert _threads('import gluon_asymmnet\nimport mxnet as mx', omp='1') == ('1', 1)
-    # MXNet first: its own choice stands (half the processors, at least one).
-    assert _threads('import mxnet as mx\nimport gluon_asymmnet')[0] == 'None'
+    found, err = _threads(CONFIGURE + 'import mxnet as mx')
+    assert found == (str(cores), cores, False)
+    assert err.strip() == 'probe: MXNet runs %d OpenMP thread%s (the physical cores; set OMP_NUM_THREADS to change)' \
+        % (cores, '' if cores == 1 else 's')
+    found, err = _threads(CONFIGURE + 'import mxnet as mx', omp='1')
+    assert found == ('1', 1, False) and err.strip() == 'probe: MXNet runs 1 OpenMP thread (OMP_NUM_THREADS)'
+
+
+def test_every_command_line_sets_the_threads_before_mxnet_and_says_so():
+    """Each prints configure_omp_threads' line, which names a count only when MXNet was not imported yet.
+
+    The benchmarks share bench_inference.py's three lines."""
+    commands = {'eval.py': ['eval.py', '--help'], 'train_imagenet.py': ['train_imagenet.py', '--help'],
+                'gluon_asymmnet.demo': ['-m', 'gluon_asymmnet.demo', '--help'],
+                'bench_inference.py': [os.path.join('benchmarks', 'bench_inference.py'), '--help']}
+    procs = {name: subprocess.Popen([sys.executable] + argv, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, universal_newlines=True)
+             for name, argv in commands.items()}
+    cores = cpu.physical_cores()
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and 'usage:' in out, (name, err[-2000:])
+        assert '%s: MXNet runs %d OpenMP thread' % (name, cores) in err, (name, err[-2000:])

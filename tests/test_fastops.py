@@ -10,8 +10,8 @@ import pytest
 from mxnet import autograd
 
 import gluon_asymmnet as ga
-from gluon_asymmnet import fastops, inference
-from gluon_asymmnet.inference import build_predictor, inference_symbol
+from gluon_asymmnet import fastops
+from gluon_asymmnet.inference import BackendError, build_predictor, inference_symbol
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,7 +141,7 @@ def test_fast_inference_symbol_matches_the_network(name, kwargs, batch):
     assert _ops(fast).count('ga_hard_swish') == hard_swish and _ops(fast).count('ga_channel_scale') == se
     assert 'elemwise_mul' not in _ops(fast) and 'broadcast_mul' not in _ops(fast)
 
-    def layout_resets(sym):  # block.Act's reshape to the same shape before hard swish
+    def layout_resets(sym):  # backend.ops.hard_swish's reshape to the same shape
         return sum(1 for n in json.loads(sym.tojson())['nodes']
                    if n['op'] == 'Reshape' and n['attrs']['shape'] == '(0, 0, 0, 0)')
     assert layout_resets(plain) > 0 and layout_resets(fast) == 0
@@ -178,12 +178,12 @@ def test_fused_backend_uses_the_library_and_falls_back_with_a_warning(monkeypatc
 
     def broken(*args, **kwargs):
         raise fastops.FastOpsError('no C++ compiler here')
-    monkeypatch.setattr(inference.fastops, 'load', broken)
+    monkeypatch.setattr(fastops, 'load', broken)
     with pytest.warns(UserWarning, match='fastops unavailable.*no C\\+\\+ compiler here'):
         fallback = build_predictor('mxnet-fused', net, 2, 32)
     assert fallback.info['fast_ops'] is False and 'no C++ compiler here' in fallback.info['fast_ops_error']
     assert np.abs(fallback(x) - expected).max() <= 1e-5 * np.abs(expected).max()
-    with pytest.raises(inference.BackendError, match='no C\\+\\+ compiler here'):
+    with pytest.raises(BackendError, match='no C\\+\\+ compiler here'):
         build_predictor('mxnet-fused', net, 2, 32, fast_ops=True)
 
 

@@ -7,11 +7,13 @@ import onnx
 import pytest
 
 import gluon_asymmnet as ga
+from benchmarks.reports import format_profile, target_status
+from gluon_asymmnet.cpu import cpu_has_vnni
 from gluon_asymmnet.evaluation import calibration_images, eval_batches, main, random_weights
-from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, cpu_has_vnni, default_fp32_layers,
-                                      export_onnx, format_benchmark, format_profile, head_layers, inference_symbol,
-                                      operator_profile, predictor_accuracy, relative_error, structural_layers,
-                                      target_status)
+from gluon_asymmnet.inference import (BACKENDS, benchmark, build_predictor, default_fp32_layers, export_onnx,
+                                      format_benchmark, head_layers, inference_symbol, operator_profile,
+                                      structural_layers)
+from gluon_asymmnet.metrics import predictor_accuracy, relative_error
 from test_eval import demo_model  # noqa: F401  (session fixture: a model trained on the demo digits)
 
 TINY = dict(multiplier=0.35, classes=10)
@@ -115,6 +117,24 @@ def test_every_backend_runs_and_matches_fp32(backend, tiny, tmp_path):
     assert p.precision == ('int8' if backend.endswith('int8') else 'fp32')
     with pytest.raises(ValueError, match=r'built for input \(N, 3, 32, 32\)'):
         p(x[:, :, :16])
+
+
+def test_a_backend_is_a_row_of_the_registry(tiny, monkeypatch):
+    """A new backend needs only its row: name, precision, runtime and how to build its runner."""
+    from gluon_asymmnet.inference import REGISTRY, Backend
+    net, x, _ = tiny
+    built = []
+
+    def build(spec):  # the network itself, imperatively
+        built.append(spec)
+        return (lambda batch: net(mx.nd.array(batch)).asnumpy()), {'graph': 'imperative'}
+    monkeypatch.setitem(REGISTRY, 'mxnet-imperative', Backend('mxnet-imperative', 'fp32', 'mxnet', build))
+    p = build_predictor('mxnet-imperative', net, batch_size=2, input_size=32)
+    assert p.info == {'graph': 'imperative'} and p.precision == 'fp32'
+    assert built[0].shape == (2, 3, 32, 32) and built[0].fast_ops is False
+    assert relative_error(p(x), net(mx.nd.array(x)).asnumpy()) == 0
+    result = benchmark(net, ['mxnet-imperative'], input_size=32, batch_sizes=(1, 2), warmup=0, repeats=1)
+    assert [r['backend'] for r in result['rows']] == ['mxnet-imperative']
 
 
 def test_backend_errors(tiny):

@@ -14,8 +14,9 @@ from mxnet import autograd, gluon
 
 import gluon_asymmnet as ga
 from gluon_asymmnet.asymmnet import AsymmNet
-from gluon_asymmnet.block import (AsymmBottleneck, TrainInferHybridBlock, channel_shuffle,
-                                  feature_reuse_concat, graph_mode, tracing_mode)
+from gluon_asymmnet.backend import TrainInferHybridBlock, graph_mode, tracing_mode
+from gluon_asymmnet.backend.ops import channel_shuffle
+from gluon_asymmnet.block import AsymmBottleneck, feature_reuse_concat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,7 +154,8 @@ CRASH_SCRIPT = textwrap.dedent('''
     import sys
     import mxnet as mx
     from mxnet import autograd, gluon
-    from gluon_asymmnet.block import AsymmBottleneck, tracing_mode
+    from gluon_asymmnet.backend import tracing_mode
+    from gluon_asymmnet.block import AsymmBottleneck
     # AsymmNet-L's third block: input 24, expansion 72, concat [24, 48, 24] = 96 channels.
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(24, 3, padding=1, in_channels=3),

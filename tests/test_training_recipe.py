@@ -7,7 +7,7 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_asymmnet import get_model
-from gluon_asymmnet.evaluate import evaluate_accuracy
+from gluon_asymmnet.metrics import evaluate_accuracy
 from gluon_asymmnet.data.pack import pack_arrays
 from gluon_asymmnet.training import (TrainingObjective, build_loss, build_network, build_objective, mix,
                                      mixup_lambda, parse_args, smooth_labels, train)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from filelock import FileLock
 
+from ..home import mxnet_home
 from .errors import DataError
 
 __all__ = ['demo_dataset', 'digits_split', 'DIGITS_IMAGE_SIZE']
@@ -27,8 +28,7 @@ _FILES = ('digits_train.rec', 'digits_train.idx', 'digits_val.rec', 'digits_val.
 
 
 def _default_root():
-    home = os.environ.get('MXNET_HOME') or os.path.join(os.path.expanduser('~'), '.mxnet')
-    return os.path.join(home, 'datasets', 'digits')
+    return mxnet_home('datasets', 'digits')
 
 
 def digits_split(labels, val_fraction=_VAL_FRACTION, seed=_SPLIT_SEED):

@@ -31,6 +31,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from ..checkpoint import CheckpointError
+from ..metrics import relative_error
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
 
@@ -184,10 +185,6 @@ def _normalise(images):
     return (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
 
 
-def _rel_err(found, expected):
-    return float(np.abs(found - expected).max() / max(np.abs(expected).max(), 1e-30))
-
-
 def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0):
     """Largest relative error of each exported file against the Gluon network on random input.
 
@@ -234,7 +231,7 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
             x = normalised = rng.standard_normal((batch, 3, height, width)).astype(np.float32)
         expected = net(mx.nd.array(normalised, ctx=ctx)).asnumpy()
         for name, run in runners.items():
-            errors[name] = max(errors[name], _rel_err(run(x), expected))
+            errors[name] = max(errors[name], relative_error(run(x), expected))
     return errors
 
 

@@ -30,6 +30,8 @@ import threading
 
 import mxnet as mx
 
+from ..home import mxnet_home
+
 __all__ = ['FastOpsError', 'OPS', 'SOURCE', 'cache_dir', 'library_path', 'build', 'load', 'loaded']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fastops.cc')
@@ -48,8 +50,7 @@ class FastOpsError(RuntimeError):
 
 def cache_dir():
     """``$MXNET_HOME/gluon_asymmnet`` (default ``~/.mxnet/gluon_asymmnet``)."""
-    home = os.environ.get('MXNET_HOME') or os.path.join(os.path.expanduser('~'), '.mxnet')
-    return os.path.join(home, 'gluon_asymmnet')
+    return mxnet_home('gluon_asymmnet')
 
 
 def _mxnet_dir():

@@ -3,7 +3,7 @@
 One call of :func:`train` runs the whole job: data (checked before anything
 trains), network, optimizer (Nesterov SGD with GluonCV's per-iteration
 schedule), epochs with the released log's line formats, validation through
-:func:`gluon_asymmnet.evaluate.evaluate_accuracy`, atomic checkpoints, the
+:func:`gluon_asymmnet.metrics.evaluate_accuracy`, atomic checkpoints, the
 TensorBoard scalars and the curve plot.
 
 Determinism: initialisation is seeded with ``seed``; the data order and
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from ..evaluate import evaluate_accuracy
+from ..metrics import evaluate_accuracy
 from .distributed import Cluster, contexts, parameter_digest
 from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
 from .plot import plot_curve

@@ -21,6 +21,7 @@ from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
 from mxnet import gluon
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..home import mxnet_home
 from ..model_zoo import get_model, get_model_list
 from .config import ConfigError
 
@@ -85,9 +86,7 @@ def pretrained_file(name):
     if name not in pretrained_model_list():
         raise ConfigError('--teacher %s: GluonCV publishes no pretrained weights of that name; '
                           'give them with --teacher-params' % name)
-    root = os.path.join(os.environ['MXNET_HOME'], 'models') if 'MXNET_HOME' in os.environ \
-        else os.path.join('~', '.mxnet', 'models')
-    path = os.path.join(os.path.expanduser(root), '%s-%s.params' % (name, short_hash(name)))
+    path = mxnet_home('models', '%s-%s.params' % (name, short_hash(name)))
     if not os.path.isfile(path):
         raise ConfigError("--teacher %s: no --teacher-params given and GluonCV's pretrained file %s is not on "
                           "this machine (training never downloads); put it there or pass --teacher-params"

@@ -1,0 +1,171 @@
+"""``eval.py``: evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark (CPU inference backends)."""
+import argparse
+import json
+import os
+
+import mxnet as mx
+
+from ..checkpoint import CheckpointError
+from ..data import DataError
+from ..inference import BACKENDS, BackendError, format_benchmark
+from ..model_store import DEFAULT_ROOT, ModelStoreError
+from ..model_zoo import get_model, get_model_list
+from .batches import eval_batches
+from .benchmark import benchmark_model
+from .errors import EvalError
+from .evaluate import evaluate, output_classes
+from .models import load_model, model_kwargs, random_weights
+from .summary import format_summary, layer_table, summary_rows
+
+__all__ = ['build_parser', 'main']
+
+
+def build_parser():
+    """The argument parser of ``eval.py``."""
+    p = argparse.ArgumentParser(
+        prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
+                                    '(CPU inference backends) AsymmNet and MobileNetV3 models.')
+    m = p.add_argument_group('model')
+    m.add_argument('--model', choices=get_model_list(), help='model name')
+    m.add_argument('--width-scale', '--multiplier', dest='multiplier', type=float, default=None,
+                   help='width multiplier (default 1.0)')
+    m.add_argument('--asymmrate', type=int, default=None, help='AsymmNet feature-reuse rate (default 1)')
+    m.add_argument('--shuffle-group', dest='shuffle_groups', type=int, default=None,
+                   help='AsymmNet channel-shuffle groups (default 0)')
+    m.add_argument('--classes', type=int, default=None,
+                   help='number of classes (default 1000; 10 with --dataset demo)')
+    m.add_argument('--params', '--params-file', dest='params', help='parameter file (any layout load_checkpoint reads)')
+    m.add_argument('--pretrained', nargs='?', const=True, default=None, metavar='HASH',
+                   help="the model store's weights for this configuration, or the entry whose hash starts with HASH")
+    m.add_argument('--root', default=DEFAULT_ROOT, help='model store folder')
+    m.add_argument('--model-prefix', help='exported model: PREFIX-symbol.json and PREFIX-NNNN.params')
+    d = p.add_argument_group('data (GluonCV preprocessing: resize to ceil(input-size / crop-ratio), centre crop)')
+    d.add_argument('--dataset', choices=('demo',), help='the bundled handwritten digits (held-out split)')
+    d.add_argument('--rec-val', help='validation RecordIO file (.rec)')
+    d.add_argument('--rec-val-idx', help='its index (.idx; default: beside the .rec)')
+    d.add_argument('--data-dir', help='ImageNet folders: DIR/val/<class>/* (labels from DIR/train if present)')
+    d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
+    d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
+    d.add_argument('--input-size', type=int, default=None, help='input side (default 224; 32 for the demo)')
+    d.add_argument('--crop-ratio', type=float, default=0.875, help='centre-crop ratio (default 0.875)')
+    d.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
+    d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
+                   help='decoding processes (default 0: in this process)')
+    d.add_argument('--num-gpus', type=int, default=0, help='GPUs to evaluate on (default 0: CPU)')
+    o = p.add_argument_group('what to do (default: evaluate)')
+    o.add_argument('--summary', action='store_true',
+                   help='MACs and parameters of --model (or of every model and width) beside the published figures')
+    o.add_argument('--verbose', action='store_true', help='with --summary --model: per-layer table')
+    o.add_argument('--benchmark', action='store_true', help='time every inference backend side by side')
+    o.add_argument('--json', metavar='PATH', help='also write the figures as JSON')
+    o.add_argument('--no-progress', action='store_true', help='no progress bar')
+    b = p.add_argument_group('benchmark')
+    b.add_argument('--backends', default=','.join(BACKENDS), help='comma-separated, of: %s' % ', '.join(BACKENDS))
+    b.add_argument('--bench-input-size', type=int, default=224, help='image side for the timings (default 224)')
+    b.add_argument('--latency-batch', type=int, default=1, help='batch size of the latency column (default 1)')
+    b.add_argument('--throughput-batch', type=int, default=32, help='batch size of the throughput column (default 32)')
+    b.add_argument('--warmup', type=int, default=5, help='untimed calls per backend (default 5)')
+    b.add_argument('--repeats', type=int, default=20, help='timed rounds, interleaved (default 20)')
+    b.add_argument('--calib-images', type=int, default=64, help='INT8 calibration images (default 64)')
+    b.add_argument('--int8-exclude', default=None,
+                   help='comma-separated convolutions kept in float32 by the INT8 backends (structural names, '
+                        'shell patterns: features.0,*.se.*); default: global pooling and the convolutions after '
+                        'it (and the SE convolutions in mxnet-int8); "none": quantize all')
+    b.add_argument('--threads', type=int, default=None, help='onnxruntime threads (default: physical cores)')
+    b.add_argument('--ort-spinning', action='store_true',
+                   help="let onnxruntime's idle threads spin (faster alone, but they slow the next backend)")
+    b.add_argument('--workdir', default=None, help='folder for the ONNX files (default: a temporary one)')
+    return p
+
+
+def _exclusions(text):
+    if text is None:
+        return None
+    if text.strip().lower() == 'none':
+        return ()
+    return [e.strip() for e in text.split(',') if e.strip()]
+
+
+def _write_json(path, payload):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+
+
+def _positive(parser, args, names):
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error('--%s must be positive, got %r' % (name.replace('_', '-'), value))
+
+
+def main(argv=None):
+    """``eval.py``: parse the arguments and run the summary, the benchmark or the evaluation.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _positive(parser, args, ('multiplier', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
+                             'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
+    if args.summary and args.benchmark:
+        parser.error('--summary and --benchmark are separate runs: choose one')
+    if args.verbose and not (args.summary and args.model):
+        parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
+    try:
+        if args.summary:
+            rows = summary_rows(args.model, args.multiplier, args.asymmrate)
+            print(format_summary(rows))
+            if args.verbose:
+                print()
+                print(layer_table(args.model, args.multiplier, args.asymmrate))
+            if args.json:
+                _write_json(args.json, {'summary': rows})
+            return 0
+        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder))
+        batches = info = None
+        if has_data or not args.benchmark:
+            batches, info = eval_batches(args.dataset, args.rec_val, args.rec_val_idx, args.data_dir,
+                                         args.image_folder, args.class_names, args.batch_size, args.num_workers,
+                                         args.input_size, args.crop_ratio)
+        classes = args.classes
+        if classes is None and args.dataset == 'demo' and args.model_prefix is None:
+            classes = info['num_classes']
+        ctx = [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
+        if args.benchmark and args.model and not args.params and not args.pretrained:
+            net = random_weights(get_model(args.model, **model_kwargs(
+                args.model, args.multiplier or 1.0, args.asymmrate, args.shuffle_groups, classes)))
+            described = {'model': args.model, 'weights': 'random (speed only)'}
+        else:
+            net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root,
+                                        args.multiplier or 1.0, args.asymmrate, args.shuffle_groups, classes,
+                                        ctx=ctx[0])
+        if args.benchmark:
+            backends = [b.strip() for b in args.backends.split(',') if b.strip()]
+            if info is not None:
+                output_classes(net, info['input_size'])
+            say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))
+            result = benchmark_model(
+                net, backends, batches, info, args.bench_input_size, (args.latency_batch, args.throughput_batch),
+                args.warmup, args.repeats, args.calib_images, 'naive',
+                _exclusions(args.int8_exclude), args.threads, args.workdir, say, args.ort_spinning)
+            title = '%s (%s), %s' % (described['model'], described['weights'],
+                                     'accuracy on %s' % info['source'] if info else 'no accuracy data')
+            print(format_benchmark(result, title))
+            if result['setup'].get('calibration'):
+                print('INT8 calibration: %s.' % result['setup']['calibration'])
+            if args.json:
+                _write_json(args.json, dict(result, model=described))
+            return 0
+        figures = evaluate(net, batches, info, ctx=ctx, progress=not args.no_progress)
+        print('top1=%f top5=%f (%d images of %s)' % (figures['top1'], figures['top5'], figures['num_samples'],
+                                                     info['source']))
+        if args.json:
+            _write_json(args.json, dict(figures, model=described, data=info))
+        return 0
+    except (EvalError, CheckpointError, DataError, ModelStoreError, ValueError, BackendError) as err:
+        parser.exit(2, 'error: %s\n' % err)

@@ -1,0 +1,127 @@
+"""MACs and parameters of one configuration or of the whole ``counts.csv`` grid, beside the published figures."""
+import json
+import os
+import re
+
+from ..complexity import format_table, profile
+from ..model_store import pretrained_entries
+from ..model_zoo import get_model, get_model_list
+from .errors import EvalError
+from .models import model_kwargs
+
+__all__ = ['SUMMARY_WIDTHS', 'SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary', 'layer_table']
+
+# The grid of counts.csv (docs/design.md section 3).
+SUMMARY_WIDTHS = (1.0, 0.75, 0.5, 0.35)
+SUMMARY_RATES = (0, 1, 2)
+_PUBLISHED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'published.json')
+
+
+def published_figures():
+    """The paper's figures (``published.json``) and the store's checkpoint figures.
+
+    Returns
+    -------
+    dict
+        ``paper``: ``{(model, multiplier, asymmrate): {top1, params_paper, madds}}``;
+        ``checkpoints``: ``{(model, multiplier, asymmrate): [(entry name, top1, top5), ...]}``
+        (``asymmrate`` 0 for MobileNetV3 entries).
+    """
+    with open(_PUBLISHED) as f:
+        data = json.load(f)
+    paper = {(r['model'], float(r['multiplier']), int(r['asymmrate'])): r for r in data['paper']}
+    checkpoints = {}
+    for e in pretrained_entries():
+        key = (e.model, float(e.kwargs.get('multiplier', 1.0)), int(e.kwargs.get('asymmrate', 0)))
+        checkpoints.setdefault(key, []).append((e.name, e.top1, e.top5))
+    return {'paper': paper, 'checkpoints': checkpoints}
+
+
+def _summary_configs(model, multiplier, asymmrate):
+    if model is not None:
+        if model not in get_model_list():
+            raise EvalError('unknown model %r; choose from %s' % (model, ', '.join(get_model_list())))
+        kwargs = model_kwargs(model, 1.0 if multiplier is None else multiplier, asymmrate)
+        return [(model, kwargs['multiplier'], kwargs.get('asymmrate', 0 if model.startswith('mobilenetv3') else 1))]
+    return [(m, w, r) for m in ('asymmnet_large', 'asymmnet_small') for w in SUMMARY_WIDTHS for r in SUMMARY_RATES]
+
+
+def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
+    """Counts of one configuration, or of the whole ``counts.csv`` grid, with the published figures.
+
+    Parameters
+    ----------
+    model : str, optional
+        One model (``multiplier`` default 1.0, ``asymmrate`` default 1); all
+        of ``asymmnet_large``/``asymmnet_small`` x :data:`SUMMARY_WIDTHS` x
+        :data:`SUMMARY_RATES` when None (asymmrate 0 is MobileNetV3).
+    multiplier, asymmrate : optional
+    input_size : int
+
+    Returns
+    -------
+    list of dict
+        ``model``, ``multiplier``, ``asymmrate``, and either ``macs``,
+        ``params``, ``params_paper`` or ``invalid`` (the construction error);
+        ``paper`` (dict or None) and ``checkpoints`` (list) of published figures.
+    """
+    figures = published_figures()
+    rows = []
+    for name, width, rate in _summary_configs(model, multiplier, asymmrate):
+        row = {'model': name, 'multiplier': width, 'asymmrate': rate,
+               'paper': figures['paper'].get((name, width, rate)),
+               'checkpoints': figures['checkpoints'].get((name, width, rate), [])}
+        if rate == 0 and name.startswith('asymmnet'):
+            twin = name.replace('asymmnet', 'mobilenetv3')
+            row['checkpoints'] = row['checkpoints'] + figures['checkpoints'].get((twin, width, 0), [])
+        kwargs = {'multiplier': width} if name.startswith('mobilenetv3') else {'multiplier': width,
+                                                                               'asymmrate': rate}
+        try:
+            net = get_model(name, **kwargs)
+        except ValueError as err:
+            row['invalid'] = str(err)
+        else:
+            row.update(profile(net, input_size))
+        rows.append(row)
+    return rows
+
+
+def _paper_millions(v):
+    return '%gM' % round(v / 1e6, 2)
+
+
+def format_summary(rows):
+    """Render :func:`summary_rows` as aligned text (counts exact; published figures beside them)."""
+    head = '%-18s %5s %2s %13s %11s %11s  %-28s %s' % (
+        'model', 'width', 'r', 'MACs', 'params', 'params*', 'paper: top1 / params* / MAdds',
+        'checkpoint: top1 / top5')
+    lines = [head, '-' * len(head)]
+    for r in rows:
+        paper = r['paper']
+        paper_txt = ('%.1f / %s / %s' % (paper['top1'], _paper_millions(paper['params_paper']),
+                                          _paper_millions(paper['madds'])) if paper else '')
+        ckpt = '; '.join('%.2f / %.2f (%s)' % (t1, t5, n) for n, t1, t5 in r['checkpoints'])
+        if 'invalid' in r:
+            counts = '%-37s' % 'invalid configuration (see below)'
+        else:
+            counts = '%13s %11s %11s' % tuple('{:,}'.format(r[k]) for k in ('macs', 'params', 'params_paper'))
+        lines.append(('%-18s %5.2f %2d %s  %-28s %s' % (r['model'], r['multiplier'], r['asymmrate'], counts,
+                                                       paper_txt, ckpt)).rstrip())
+    notes = [r for r in rows if 'invalid' in r]
+    lines.append('')
+    lines.append('params: every trainable parameter; params*: the paper\'s convention (one kernel factor per '
+                 'conv, see gluon_asymmnet.complexity). r = asymmrate; r 0 is MobileNetV3.')
+    for r in notes:
+        lines.append('invalid %s x%.2f r%d: %s' % (r['model'], r['multiplier'], r['asymmrate'],
+                                                   re.sub(r'\s+', ' ', r['invalid'])))
+    return '\n'.join(lines)
+
+
+def layer_table(model, multiplier=1.0, asymmrate=None, input_size=224):
+    """Per-layer MACs and parameters of one configuration (:func:`gluon_asymmnet.complexity.format_table`)."""
+    kwargs = model_kwargs(model, 1.0 if multiplier is None else multiplier, asymmrate)
+    try:
+        net = get_model(model, **kwargs)
+    except ValueError as err:
+        raise EvalError('%s: %s' % (model, err))
+    return format_table(profile(net, input_size, per_layer=True)['layers'])

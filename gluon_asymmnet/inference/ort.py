@@ -1,0 +1,67 @@
+"""The network as ONNX (exported in a child process) and onnxruntime sessions over it."""
+import os
+
+import mxnet as mx
+import numpy as np
+
+from .child import run_child
+from .predictor import input_shape
+
+__all__ = ['export_onnx', 'export_files', 'ort_session', 'ort_runner']
+
+
+def export_files(symbol_file, params_file, prefix, height, width):
+    """ONNX of a saved symbol + params through :func:`gluon_asymmnet.export.export`; what
+    :func:`export_onnx` runs in its child process. Returns the ONNX path."""
+    from ..export import export
+    block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), mx.sym.var('data', dtype='float32'))
+    block.collect_params().load(params_file, ctx=mx.cpu())
+    return export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',))['onnx']
+
+
+def export_onnx(net, folder, input_size=224):
+    """The network as ONNX, written by :func:`gluon_asymmnet.export.export` in a child process.
+
+    The graph and parameters are saved here (``folder/mxnet-*``), and the
+    ONNX conversion runs in a fresh process (see
+    :func:`~gluon_asymmnet.inference.child.run_child`).
+
+    Returns
+    -------
+    str
+        Path of ``folder/model.onnx``.
+    """
+    size = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
+    os.makedirs(folder, exist_ok=True)
+    # Copies of the parameters: hybridizing a block that shares them is not ours to do.
+    block = mx.gluon.SymbolBlock(net(mx.sym.var('data')), mx.sym.var('data', dtype='float32'))
+    params = net.collect_params()
+    block.collect_params().load_dict({name: params[name].data().copy() for name in block.collect_params().keys()},
+                                     ctx=mx.cpu())
+    block.hybridize()
+    block(mx.nd.zeros(input_shape(1, size)))
+    base = os.path.join(folder, 'mxnet')
+    block.export(base)
+    return run_child(export_files, [base + '-symbol.json', base + '-0000.params', os.path.join(folder, 'model'),
+                                    size[0], size[1]], 'ONNX export of %s' % (base + '-symbol.json'))
+
+
+def ort_session(path, threads, spinning=True):
+    """An onnxruntime CPU session: all graph optimizations, ``threads`` intra-op threads, one inter-op."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def ort_runner(session):
+    """``run(batch) -> logits`` over a session's first input and output."""
+    name = session.get_inputs()[0].name
+
+    def run(x):
+        return session.run(None, {name: x})[0]
+    return run
