@@ -4,7 +4,7 @@ import os
 from gluon_asymmnet import fastops, model_store
 from gluon_asymmnet.data import digits
 from gluon_asymmnet.home import mxnet_home
-from gluon_asymmnet.training import targets
+from gluon_asymmnet.training import losses
 
 
 def test_mxnet_home_default_tilde_and_every_user(monkeypatch, tmp_path):
@@ -21,8 +21,8 @@ def test_mxnet_home_default_tilde_and_every_user(monkeypatch, tmp_path):
     assert digits._default_root() == os.path.join(home, 'datasets', 'digits')
     assert fastops.cache_dir() == os.path.join(home, 'gluon_asymmnet')
     try:
-        targets.pretrained_file('resnet18_v1')
-    except targets.ConfigError as err:
+        losses.pretrained_file('resnet18_v1')
+    except losses.ConfigError as err:
         assert os.path.join(home, 'models', 'resnet18_v1-') in str(err)
     else:
         raise AssertionError('no file there, so an error naming where it was looked for')
