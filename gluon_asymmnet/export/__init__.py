@@ -24,13 +24,12 @@ Command line::
 import argparse
 import os
 import tempfile
-import warnings
 
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, import_symbol_block
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
 
@@ -216,10 +215,8 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     rng = np.random.RandomState(seed)
     runners = {}
     if 'symbol' in files:
-        with warnings.catch_warnings():
-            # The graph's input dtype is only known at the first call (uint8 or float32); MXNet warns about it.
-            warnings.filterwarnings('ignore', 'Cannot decide type for the following arguments')
-            with_symbol = mx.gluon.SymbolBlock.imports(files['symbol'], ['data'], files['params'], ctx=ctx)
+        with_symbol = import_symbol_block(files['symbol'], files['params'], ctx=ctx,
+                                          input_dtype='uint8' if preprocess else 'float32')
         runners['symbol'] = lambda x: with_symbol(mx.nd.array(x, dtype=x.dtype, ctx=ctx)).asnumpy()
     if 'onnx' in files:
         import onnxruntime

@@ -1,0 +1,208 @@
+"""Hostile inputs and faults (issue 11): each numbered case of the issue is a test named after it.
+
+Cases that could crash the interpreter run in a subprocess, which must exit
+with a message and no signal; every refusal leaves files and networks as they
+were.
+"""
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluon_asymmnet as ga
+from conftest import randomized
+from gluon_asymmnet.checkpoint import CheckpointError, import_symbol_block, load_param_dict, read_symbol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(multiplier=0.5, classes=10)
+X = mx.nd.array(np.random.RandomState(3).uniform(-1, 1, (2, 3, 64, 64)))
+
+
+def sha(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def snapshot(net):
+    return {k: p.data().asnumpy().copy() for k, p in net._collect_params_with_prefix().items()}
+
+
+def assert_same(before, after):
+    assert before.keys() == after.keys()
+    for k in before:
+        assert np.array_equal(before[k], after[k]), k
+
+
+def python(code, *args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """A small AsymmNet exported as symbol JSON + params, its outputs, and its save_parameters file."""
+    folder = tmp_path_factory.mktemp('exported')
+    net = randomized('asymmnet_small', SMALL, seed=5)
+    net.hybridize()
+    out = net(X).asnumpy()
+    net.export(str(folder / 'small'), epoch=0)
+    net.save_parameters(str(folder / 'small.params'))
+    return dict(net=net, out=out, symbol=str(folder / 'small-symbol.json'), params=str(folder / 'small-0000.params'),
+                gluon=str(folder / 'small.params'))
+
+
+# -- 1. every parameter file goes through the safe parser ------------------------------------
+
+def test_1_load_param_dict_reads_what_mx_nd_load_reads(exported, tmp_path):
+    for path in (exported['params'], exported['gluon']):
+        safe, plain = load_param_dict(path), mx.nd.load(path)
+        assert list(safe) == list(plain)
+        for k in plain:
+            assert safe[k].dtype == plain[k].dtype and np.array_equal(safe[k].asnumpy(), plain[k].asnumpy()), k
+    half = str(tmp_path / 'half.params')
+    mx.nd.save(half, {'w': mx.nd.array([1.5, -2], dtype='float16')})
+    assert load_param_dict(half)['w'].dtype == np.float16
+
+
+def _hostile_copies(params, folder):
+    """The issue's damaged files, made from a good exported parameter file: name -> (path, expected words)."""
+    with open(params, 'rb') as f:
+        good = f.read()
+    first_dim = struct.unpack('<q', good[36:44])[0]
+    cases = {
+        # int32 ndim of the first array (bytes 32..35) set to -1: a segmentation fault in mx.nd.load.
+        'ndim-minus-one': (good[:32] + struct.pack('<i', -1) + good[36:], '-1 dimensions'),
+        # A declared dimension of 2**40: mx.nd.load tries to allocate it.
+        'dim-2**40': (good[:36] + struct.pack('<q', 1 << 40) + good[44:], 'truncated'),
+        'negative-dim': (good[:36] + struct.pack('<q', -first_dim) + good[44:], 'negative dimension'),
+        'truncated': (good[:len(good) // 2], 'truncated'),
+        'bad-file-magic': (b'\x13\x37' * 4 + good[8:], 'not an MXNet parameter file'),
+        'bad-array-magic': (good[:24] + b'\0\0\0\0' + good[28:], 'not an NDArray record'),
+    }
+    out = {}
+    for name, (data, words) in cases.items():
+        path = str(folder / (name + '-0000.params'))
+        with open(path, 'wb') as f:
+            f.write(data)
+        out[name] = (path, words)
+    return out
+
+
+def test_1_hostile_parameter_files_are_refused_without_a_crash(exported, tmp_path):
+    cases = _hostile_copies(exported['params'], tmp_path)
+    before = {name: sha(path) for name, (path, _) in cases.items()}
+    run = python('''
+        import json, sys
+        from gluon_asymmnet.checkpoint import CheckpointError, import_symbol_block, load_param_dict
+        symbol, paths = sys.argv[1], json.loads(sys.argv[2])
+        for name, path in sorted(paths.items()):
+            for reader in (lambda: load_param_dict(path), lambda: import_symbol_block(symbol, path)):
+                try:
+                    reader()
+                    print(name, 'LOADED')
+                except CheckpointError as err:
+                    print(name, 'refused:', err)
+        ''', exported['symbol'], json.dumps({name: path for name, (path, _) in cases.items()}))
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 2 * len(cases)
+    for line in lines:
+        name, _, message = line.partition(' refused: ')
+        path, words = cases[name]
+        assert message.startswith(path) and words in message, line
+    assert before == {name: sha(path) for name, (path, _) in cases.items()}
+
+
+def test_1_import_symbol_block_matches_symbolblock_imports(exported):
+    block = import_symbol_block(exported['symbol'], exported['params'], input_shape=(1, 3, 64, 64))
+    assert np.array_equal(block(X).asnumpy(), exported['out'])
+
+
+def test_1_bad_symbol_files_and_mismatched_params_are_one_line_errors(exported, tmp_path):
+    with open(exported['symbol'], 'rb') as f:
+        graph = f.read()
+    bad = {'empty': (b'', 'empty'),
+           'truncated': (graph[:len(graph) // 2], 'truncated?'),
+           'binary': (b'\xff\xfe\x00garbage', 'not UTF-8'),
+           'params-as-symbol': (open(exported['params'], 'rb').read(), 'parameter file'),
+           'other-json': (b'{"a": 1}', 'no "nodes"')}
+    for name, (data, words) in bad.items():
+        path = tmp_path / (name + '-symbol.json')
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError) as err:
+            read_symbol(str(path))
+        message = str(err.value)
+        assert message.startswith(str(path)) and words in message and '\n' not in message, message
+    # Parameters of another width (same names): refused before any forward pass, naming the parameter and shapes.
+    other = ga.get_model('asymmnet_small', multiplier=0.75, classes=10, prefix=exported['net'].prefix)
+    other.initialize()
+    other.hybridize()
+    other(X)
+    other.export(str(tmp_path / 'other'), epoch=0)
+    with pytest.raises(CheckpointError, match=r'other-0000.params does not fit .*small-symbol.json: parameter '
+                       r'\S+ has shape \(16, 3, 3, 3\) in the file, the graph expects \(8, 3, 3, 3\)'):
+        import_symbol_block(exported['symbol'], str(tmp_path / 'other-0000.params'), input_shape=(1, 3, 64, 64))
+    arrays = mx.nd.load(exported['params'])
+    dropped = sorted(arrays)[3]
+    del arrays[dropped]
+    mx.nd.save(str(tmp_path / 'partial.params'), arrays)
+    with pytest.raises(CheckpointError, match='missing parameter %s' % dropped[4:]):
+        import_symbol_block(exported['symbol'], str(tmp_path / 'partial.params'))
+
+
+# -- 7. NaN and infinite weights ---------------------------------------------------------------
+
+def test_7_non_finite_weights_are_refused_unless_allowed(exported, tmp_path):
+    arrays = {k: v.asnumpy() for k, v in mx.nd.load(exported['gluon']).items()}
+    arrays['features.0.weight'].flat[3] = np.inf  # an fp16 overflow in the first layer
+    arrays['output.0.bias'][[1, 4]] = np.nan
+    path = str(tmp_path / 'nonfinite.params')
+    mx.nd.save(path, {k: mx.nd.array(v) for k, v in arrays.items()})
+    net = exported['net']
+    before = snapshot(net)
+    with pytest.raises(CheckpointError) as err:
+        ga.load_checkpoint(net, path)
+    message = str(err.value)
+    assert message.startswith(path) and '2 arrays hold NaN or infinite values' in message
+    assert 'features.0.weight (1 infinite of 216 values)' in message and 'output.0.bias (2 NaN of 10 values)' in message
+    assert 'allow_non_finite=True' in message
+    assert_same(before, snapshot(net))
+    with pytest.raises(CheckpointError, match='output.0.bias'):
+        load_param_dict(path)
+    assert np.isnan(load_param_dict(path, allow_non_finite=True)['output.0.bias'].asnumpy()).sum() == 2
+    fresh = ga.get_model('asymmnet_small', **SMALL)
+    ga.load_checkpoint(fresh, path, allow_non_finite=True)
+    assert np.isinf(fresh.features[0].weight.data().asnumpy()).sum() == 1
+
+
+# -- 11. an unusable context ---------------------------------------------------------------------
+
+@pytest.mark.skipif(mx.context.num_gpus() > 0, reason='needs a machine where gpu(0) cannot be used')
+def test_11_unusable_context_is_refused_before_anything_moves(exported):
+    net = exported['net']
+    before = snapshot(net)
+    for ctx in (mx.gpu(0), [mx.cpu(), mx.gpu(0)]):
+        with pytest.raises(CheckpointError, match=r'^%s: cannot load onto gpu\(0\): this MXNet sees no GPU'
+                           % exported['gluon']):
+            ga.load_checkpoint(net, exported['gluon'], ctx=ctx)
+    with pytest.raises(CheckpointError, match='ctx must be an mx.Context'):
+        ga.load_checkpoint(net, exported['gluon'], ctx='gpu')
+    assert_same(before, snapshot(net))
+    assert {c for p in net.collect_params().values() for c in p.list_ctx()} == {mx.cpu()}
+    assert np.array_equal(net(X).asnumpy(), exported['out'])
+    fresh = ga.get_model('asymmnet_small', **SMALL)
+    with pytest.raises(CheckpointError, match='gpu'):
+        ga.load_checkpoint(fresh, exported['gluon'], ctx=mx.gpu(0))
+    assert all(p._data is None for p in fresh.collect_params().values())
+    with pytest.raises(CheckpointError, match='gpu'):
+        load_param_dict(exported['gluon'], ctx=mx.gpu(0))
+    with pytest.raises(CheckpointError, match='gpu'):
+        import_symbol_block(exported['symbol'], exported['params'], ctx=mx.gpu(0))
