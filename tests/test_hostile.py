@@ -206,3 +206,115 @@ def test_11_unusable_context_is_refused_before_anything_moves(exported):
         load_param_dict(exported['gluon'], ctx=mx.gpu(0))
     with pytest.raises(CheckpointError, match='gpu'):
         import_symbol_block(exported['symbol'], exported['params'], ctx=mx.gpu(0))
+
+
+# -- 5. packing a folder with empty or undecodable images ------------------------------------------
+
+def _noisy_jpeg(seed, size=48):
+    import cv2
+    img = np.random.RandomState(seed).randint(0, 256, (size, size, 3)).astype(np.uint8)
+    return cv2.imencode('.jpg', img)[1].tobytes()
+
+
+def test_5_pack_cli_skips_and_lists_empty_and_undecodable_images(tmp_path):
+    src = tmp_path / 'src'
+    for c in ('cat', 'dog'):
+        (src / c).mkdir(parents=True)
+        for i in range(3):
+            (src / c / ('good%d.jpg' % i)).write_bytes(_noisy_jpeg(10 * ord(c[0]) + i))
+    truncated = _noisy_jpeg(99)
+    broken = {'cat/empty.jpg': (b'', 'is empty (0 bytes)'),
+              'dog/empty.png': (b'', 'is empty (0 bytes)'),
+              'dog/text.jpg': (b'<html>not found</html>', 'is not a decodable image'),
+              # Cut inside the scan data: OpenCV would decode it, the missing part grey.
+              'dog/cut.jpg': (truncated[:len(truncated) * 2 // 3], 'is a truncated JPEG')}
+    for name, (data, _) in broken.items():
+        (src / name).write_bytes(data)
+    run = python('import sys; from gluon_asymmnet.pack import main; sys.exit(main())',
+                 src, tmp_path / 'out', '-j', '2')
+    assert run.returncode == 0 and 'Traceback' not in run.stderr, run.stderr[-2000:]
+    assert 'packed 6 images of 2 classes' in run.stdout
+    for name, (_, reason) in broken.items():
+        assert 'left out %s: it %s' % (src / name, reason) in run.stdout
+    reader = mx.recordio.MXIndexedRecordIO(str(tmp_path / 'out.idx'), str(tmp_path / 'out.rec'), 'r')
+    assert len(reader.keys) == 6
+    reader.close()
+    # A folder of nothing but broken images: exit status 2, one line, nothing written.
+    bad = tmp_path / 'bad' / 'only'
+    bad.mkdir(parents=True)
+    (bad / 'a.jpg').write_bytes(b'')
+    (bad / 'b.jpg').write_bytes(b'GIF89a')
+    run = python('import sys; from gluon_asymmnet.pack import main; sys.exit(main())',
+                 tmp_path / 'bad', tmp_path / 'none', '-j', '1')
+    assert run.returncode == 2 and run.stderr.strip().splitlines() == [
+        'error: no image in %s could be decoded (2 files tried)' % (tmp_path / 'bad')]
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith('none')]
+
+
+# -- 6. pack_arrays labels --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('labels, words', [
+    ([0, 2.5], 'label 1 is 2.5'),
+    ([-1, 0], 'label 0 is -1'),
+    ([0, float('nan')], 'label 1 is nan'),
+    ([float('inf'), 0], 'label 0 is inf'),
+    ([0, 1 << 24], 'label 1 is 16777216'),
+    (['a', 'b'], 'must be numbers'),
+])
+def test_6_pack_arrays_refuses_bad_labels(tmp_path, labels, words):
+    from gluon_asymmnet.pack import pack_arrays
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match='pack_arrays: .*' + words.replace('.', r'\.')):
+        pack_arrays(images, labels, str(tmp_path / 'x'))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_6_pack_arrays_checks_labels_against_classes(tmp_path):
+    from gluon_asymmnet.pack import pack_arrays
+    images = np.zeros((3, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match=r'label 2 is 2; labels must be integers in \[0, 2\) \(the 2 classes given\)'):
+        pack_arrays(images, [0, 1, 2], str(tmp_path / 'x'), classes=['a', 'b'])
+    info = pack_arrays(images, np.array([0., 1., 1.]), str(tmp_path / 'y'), classes=['a', 'b'])
+    reader = mx.recordio.MXIndexedRecordIO(info['idx'], info['rec'], 'r')
+    assert [mx.recordio.unpack(reader.read_idx(k))[0].label for k in range(3)] == [0, 1, 1]
+    reader.close()
+
+
+# -- 9. one damaged record magic, wherever it is ------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def hundred_records(tmp_path_factory):
+    from gluon_asymmnet.pack import pack_arrays
+    rs = np.random.RandomState(0)
+    images = [rs.randint(0, 256, (8, 8, 3)).astype(np.uint8) for _ in range(100)]
+    return pack_arrays(images, np.arange(100), str(tmp_path_factory.mktemp('hundred') / 'h'))
+
+
+def test_9_a_damaged_record_magic_is_skipped_and_counted_wherever_it_falls(hundred_records, tmp_path):
+    from gluon_asymmnet.data import get_data_loaders
+    from gluon_asymmnet.data.sources import _SPOT_CHECKS
+    offsets = {}
+    with open(hundred_records['idx']) as f:
+        for line in f:
+            k, off = line.split()
+            offsets[int(k)] = int(off)
+    spots = set(np.linspace(0, 99, _SPOT_CHECKS).astype(int))
+    # The first record (the file's first bytes), one checked when the file is opened, one not, the last.
+    cases = [0, min(spots - {0}), min(set(range(100)) - spots), 99]
+    assert cases[1] in spots and cases[2] not in spots
+    with open(hundred_records['rec'], 'rb') as f:
+        good = f.read()
+    for k in cases:
+        rec = str(tmp_path / ('damaged%d.rec' % k))
+        with open(rec, 'wb') as f:
+            f.write(good[:offsets[k]] + b'\0\0\0\0' + good[offsets[k] + 4:])
+        _, val = get_data_loaders(rec_val=rec, rec_val_idx=hundred_records['idx'], train=False, batch_size=16,
+                                  num_workers=0, input_size=8)
+        with pytest.warns(UserWarning, match='record %d of' % k):
+            labels = np.concatenate([y.asnumpy() for _, y in val]).astype(int)
+        assert sorted(labels) == [i for i in range(100) if i != k] and val.skipped == 1, k
+    # An index that fits another file is still refused when the file is opened.
+    shifted = tmp_path / 'shifted.idx'
+    shifted.write_text(''.join('%d\t%d\n' % (k, off + 8) for k, off in sorted(offsets.items())))
+    with pytest.raises(ga.DataError, match=r'holds no record at offset .*\(64 of 64 records checked'):
+        get_data_loaders(rec_val=hundred_records['rec'], rec_val_idx=str(shifted), train=False)
