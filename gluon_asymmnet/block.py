@@ -54,6 +54,8 @@ from mxnet import autograd, ndarray
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
+from .weight_layout import WeightLayoutSafeBlock
+
 __all__ = ['make_divisible', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat',
            'channel_shuffle', 'tracing_mode', 'graph_mode', 'TrainInferHybridBlock']
 
@@ -208,7 +210,7 @@ def channel_shuffle(F, x, groups, channels):
     return F.reshape_like(F.swapaxes(y, 1, 2), x)
 
 
-class TrainInferHybridBlock(HybridBlock):
+class TrainInferHybridBlock(WeightLayoutSafeBlock):
     """A HybridBlock that, hybridized, keeps one cached graph per autograd mode.
 
     Calls under ``autograd.record()`` run a graph traced for ``'train'``,
@@ -219,7 +221,9 @@ class TrainInferHybridBlock(HybridBlock):
     or a new child drops both. A graph built outside a call (``optimize_for``,
     ``infer_shape``) is traced for either mode and serves training. ``export``
     writes the inference graph; ``save_parameters`` and ``export`` wait for
-    pending computation first.
+    pending computation first. A call that makes oneDNN rewrite the weights'
+    layout returns only when the rewrite is done (:class:`WeightLayoutSafeBlock`),
+    so reading a parameter right after a call is safe.
     """
 
     _CACHE_STATE = ('_cached_graph', '_cached_op', '_cached_op_args')
