@@ -447,3 +447,111 @@ def test_10_the_guard_waits_only_when_a_call_can_rewrite_weights(monkeypatch):
     net.initialize(force_reinit=True)
     assert calls(3) == 1  # new parameter arrays
     assert calls(3) == 0
+
+
+# -- file-system faults: a small tmpfs or a read-only one in a private mount namespace ------------------
+
+def _private_mounts_work():
+    probe = 'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"; r=$?; rmdir "$d"; exit $r'
+    try:
+        return subprocess.run(['unshare', '-m', 'sh', '-c', probe], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+needs_mounts = pytest.mark.skipif(not _private_mounts_work(),
+                                  reason='needs `unshare -m` and tmpfs mounts (root or user namespaces)')
+
+
+def python_with_mount(folder, options, code, *args, timeout=300):
+    """Run ``code`` with a tmpfs (mount ``options``) on ``folder``, in a private mount namespace."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
+    shell = 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"'
+    return subprocess.run(['unshare', '-m', 'sh', '-c', shell, 'sh', options, str(folder), sys.executable, '-c',
+                           textwrap.dedent(code)] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# -- 13. export writes all files or none --------------------------------------------------------------
+
+def test_13_export_prefix_that_is_a_folder_is_a_one_line_error(tmp_path):
+    from gluon_asymmnet.export import export
+    net = ga.get_model('asymmnet_small', **SMALL)
+    net.initialize()
+    for prefix in (str(tmp_path) + os.sep, str(tmp_path)):
+        with pytest.raises(ValueError, match='export prefix %r names a folder; give a path prefix inside it, e.g. %s'
+                           % (prefix, os.path.join(prefix, 'model').replace('\\', '\\\\'))):
+            export(net, prefix, 32)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_13_a_failed_export_leaves_the_previous_one_intact(tmp_path, monkeypatch):
+    import errno
+    import importlib
+    export_module = importlib.import_module('gluon_asymmnet.export')  # the package's `export` is the function
+    net = randomized('asymmnet_small', SMALL, seed=6)
+    prefix = str(tmp_path / 'm')
+    files = export_module.export(net, prefix, 32)
+    before = {k: sha(p) for k, p in files.items()}
+
+    def disk_full(symbol_file, params_file, shape, dtype, path, name):
+        with open(path, 'wb') as f:
+            f.write(b'partial onnx')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(export_module, '_to_onnx', disk_full)
+    other = randomized('asymmnet_small', SMALL, seed=7)
+    with pytest.raises(export_module.ExportError, match=r'^export to %s failed: the disk holding %s is full '
+                       r'\(the export needs more than the .* MiB free there\); nothing was changed in %s$'
+                       % ((prefix,) + (str(tmp_path),) * 2)):
+        export_module.export(other, prefix, 32)
+    assert before == {k: sha(p) for k, p in files.items()}
+    assert sorted(os.listdir(str(tmp_path))) == ['m-0000.params', 'm-symbol.json', 'm.onnx']
+
+
+@needs_mounts
+def test_13_full_disk_during_export_in_a_small_tmpfs(tmp_path):
+    target = tmp_path / 'small_disk'
+    target.mkdir()
+    run = python_with_mount(target, 'size=16m', '''
+        import json, os, sys
+        import gluon_asymmnet as ga
+        from gluon_asymmnet.export import ExportError, export
+        folder = sys.argv[1]
+        net = ga.get_model('asymmnet_small', multiplier=0.5, classes=10)
+        net.initialize()
+        files = export(net, os.path.join(folder, 'm'), 32)
+        before = {k: open(p, 'rb').read() for k, p in files.items()}
+        free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+        with open(os.path.join(folder, 'filler'), 'wb') as f:
+            f.write(b'\\0' * (free - 64 * 1024))
+        net.initialize(force_reinit=True)
+        try:
+            export(net, os.path.join(folder, 'm'), 32)
+            message = None
+        except ExportError as err:
+            message = str(err)
+        after = {k: open(p, 'rb').read() for k, p in files.items()}
+        print(json.dumps(dict(message=message, intact=before == after, listing=sorted(os.listdir(folder)))))
+        ''', target)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result['message'].startswith('export to %s failed: the disk holding %s is full' % (target / 'm', target))
+    assert result['intact'] and result['listing'] == ['filler', 'm-0000.params', 'm-symbol.json', 'm.onnx']
+
+
+@needs_mounts
+def test_13_export_cli_into_a_read_only_folder_names_it(exported, tmp_path):
+    target = tmp_path / 'read_only'
+    target.mkdir()
+    run = python_with_mount(target, 'ro', 'import sys; from gluon_asymmnet.export import main; sys.exit(main())',
+                            '--model', 'asymmnet_small', '--multiplier', '0.5', '--classes', '10', '--params',
+                            exported['gluon'], '--prefix', target / 'sub' / 'm', '--input-size', '32')
+    assert run.returncode == 2 and 'Traceback' not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        'error: cannot create the export folder %s: Read-only file system' % (target / 'sub'))
+    run = python_with_mount(target, 'ro', 'import sys; from gluon_asymmnet.export import main; sys.exit(main())',
+                            '--model', 'asymmnet_small', '--multiplier', '0.5', '--classes', '10', '--params',
+                            exported['gluon'], '--prefix', target / 'm', '--input-size', '32')
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1] == (
+        'error: cannot write in the export folder %s: read-only file system' % target)
