@@ -8,9 +8,6 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
-import sys
-import textwrap
 
 import mxnet as mx
 import numpy as np
@@ -18,9 +15,9 @@ import pytest
 
 import gluon_asymmnet as ga
 from conftest import randomized
+from faults import needs_mounts, python, python_with_mount
 from gluon_asymmnet.checkpoint import CheckpointError, import_symbol_block, load_param_dict, read_symbol
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(multiplier=0.5, classes=10)
 X = mx.nd.array(np.random.RandomState(3).uniform(-1, 1, (2, 3, 64, 64)))
 
@@ -38,12 +35,6 @@ def assert_same(before, after):
     assert before.keys() == after.keys()
     for k in before:
         assert np.array_equal(before[k], after[k]), k
-
-
-def python(code, *args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope='module')
@@ -359,15 +350,12 @@ if __name__ == '__main__':
 '''
 
 
-def test_10_parameter_reads_after_an_unawaited_call_agree_in_20_fresh_processes(tmp_path):
+def test_10_parameter_reads_after_an_unawaited_call_agree_in_20_fresh_processes():
     """oneDNN rewrote weights in place after net(x) returned (gluon_asymmnet/weight_layout.py).
 
     Without the guard, 2 to 5 of 20 such processes read torn values (AsymmNet-L 0.5 at 96 px).
     """
-    script = tmp_path / 'fresh_reads.py'
-    script.write_text(_FRESH_READS)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
-    run = subprocess.run([sys.executable, str(script), '20'], capture_output=True, text=True, timeout=600, env=env)
+    run = python(_FRESH_READS, 20, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == str([0] * 20)
 
@@ -447,29 +435,6 @@ def test_10_the_guard_waits_only_when_a_call_can_rewrite_weights(monkeypatch):
     net.initialize(force_reinit=True)
     assert calls(3) == 1  # new parameter arrays
     assert calls(3) == 0
-
-
-# -- file-system faults: a small tmpfs or a read-only one in a private mount namespace ------------------
-
-def _private_mounts_work():
-    probe = 'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"; r=$?; rmdir "$d"; exit $r'
-    try:
-        return subprocess.run(['unshare', '-m', 'sh', '-c', probe], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-needs_mounts = pytest.mark.skipif(not _private_mounts_work(),
-                                  reason='needs `unshare -m` and tmpfs mounts (root or user namespaces)')
-
-
-def python_with_mount(folder, options, code, *args, timeout=300):
-    """Run ``code`` with a tmpfs (mount ``options``) on ``folder``, in a private mount namespace."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
-    shell = 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"'
-    return subprocess.run(['unshare', '-m', 'sh', '-c', shell, 'sh', options, str(folder), sys.executable, '-c',
-                           textwrap.dedent(code)] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 # -- 13. export writes all files or none --------------------------------------------------------------
