@@ -526,8 +526,9 @@ def read_symbol(path):
     try:
         graph = json.loads(text)
     except ValueError as err:
-        cut = ' (the file ends there: truncated?)' if err.pos >= len(text.rstrip()) else ''
-        raise CheckpointError('%s: not an MXNet symbol JSON: %s at line %d column %d%s'
+        # A graph is one JSON object: text that does not end with its closing brace was cut short.
+        cut = '; the file ends before the JSON does (truncated?)' if not text.rstrip().endswith('}') else ''
+        raise CheckpointError('%s: not an MXNet symbol JSON: %s (line %d column %d)%s'
                               % (path, err.msg, err.lineno, err.colno, cut)) from None
     if not isinstance(graph, dict) or not isinstance(graph.get('nodes'), list) or 'heads' not in graph:
         raise CheckpointError('%s: not an MXNet symbol JSON: it has no "nodes" and "heads" (another JSON file?)' % path)

@@ -121,7 +121,8 @@ def test_1_bad_symbol_files_and_mismatched_params_are_one_line_errors(exported, 
     with open(exported['symbol'], 'rb') as f:
         graph = f.read()
     bad = {'empty': (b'', 'empty'),
-           'truncated': (graph[:len(graph) // 2], 'truncated?'),
+           'truncated': (graph[:len(graph) // 2], 'the file ends before the JSON does (truncated?)'),
+           'cut-in-a-string': (graph[:graph.index(b'"name"') + 3], 'truncated?'),
            'binary': (b'\xff\xfe\x00garbage', 'not UTF-8'),
            'params-as-symbol': (open(exported['params'], 'rb').read(), 'parameter file'),
            'other-json': (b'{"a": 1}', 'no "nodes"')}
