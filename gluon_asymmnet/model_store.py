@@ -36,7 +36,6 @@ import os
 import posixpath
 import re
 import secrets
-import shutil
 import zipfile
 from collections import OrderedDict, namedtuple
 from urllib.parse import urlparse
