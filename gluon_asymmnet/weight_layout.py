@@ -9,18 +9,20 @@ while it runs, that is after the forward call has returned, so a read of the
 parameter made in between (``net(x)`` then ``p.data().asnumpy()``, nothing
 awaited) has already passed its wait and copies the buffer while it is
 rewritten: values that are neither before nor after. It hit SE convolutions,
-the 1x1 convolutions and the classifier of AsymmNet-L in about half of fresh
-processes; NaiveEngine or ``MXNET_MKLDNN_ENABLED=0`` never.
+1x1 convolutions and the classifier of AsymmNet-L in about half of fresh
+processes; never with NaiveEngine or ``MXNET_MKLDNN_ENABLED=0``. (Loading
+into a network is unaffected: ``set_data`` of an NDArray copies into the
+blocked layout in engine order.)
 
 The rewrite happens once per weight array and mode: later calls in the same
 mode use the weights as they are. :class:`WeightLayoutSafeBlock` (the base of
 the package's networks and feature extractor) therefore has its
 :class:`WeightLayoutGuard` wait for the engine (``mx.nd.waitall``) at the end
-of the calls that can rewrite weights, and only those: the first call in a mode (training or inference)
-after the previous call ran in the other mode, after a parameter got new
-arrays (``initialize``, ``cast``, ``reset_ctx``, a first load), or after
-``hybridize``; and the first inference call at a new input shape (oneDNN may
-choose another layout for it). All other calls return at once. Calling a
+of the calls that can rewrite weights, and only those: the first call in a
+mode (training or inference) after the previous call ran in the other mode,
+after a parameter got new arrays (``initialize``, ``cast``, ``reset_ctx``, a
+first load), or after ``hybridize``; and the first inference call at a new
+input shape (oneDNN may choose another layout for it). All other calls return at once. Calling a
 child block directly (``net.features(x)``) is not guarded.
 """
 import operator

@@ -354,7 +354,8 @@ if __name__ == '__main__':
 def test_10_parameter_reads_after_an_unawaited_call_agree_in_20_fresh_processes():
     """oneDNN rewrote weights in place after net(x) returned (gluon_asymmnet/weight_layout.py).
 
-    Without the guard, 2 to 5 of 20 such processes read torn values (AsymmNet-L 0.5 at 96 px).
+    Without the guard 3 or 4 of 20 such processes read torn values (AsymmNet-L 0.5 at 96 px, two runs), and
+    the next test fails every time.
     """
     run = python(_FRESH_READS, 20, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
