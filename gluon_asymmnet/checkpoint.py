@@ -24,22 +24,30 @@ Layouts (DESIGN.md section 6), detected automatically from the file's keys:
 
 Files saved in float16 (or float64) are cast to the network's dtype on load.
 
-The file's structure is parsed here, without MXNet, before anything is loaded:
-``mx.nd.load`` trusts the sizes written in the file, and a damaged header can
-crash the process (a shape of ``ndim = -1`` is a segmentation fault in MXNet
-1.9.1) instead of raising. Only a file that parses completely, whose every key
-and shape fits the network, is handed to MXNet. Parameter files are NDArray
-lists, never Python pickles; this module never unpickles anything (Trainer
-``.states`` files are pickles and are refused).
+Every parameter file is read here, without ``mx.nd.load``: ``mx.nd.load``
+trusts the sizes written in the file, and a damaged header can crash the
+process (a shape of ``ndim = -1`` is a segmentation fault in MXNet 1.9.1, a
+declared dimension of 2**40 an allocation of that size) instead of raising.
+:func:`read_index` parses the structure and checks every size against the
+file's length; :func:`load_param_dict` then reads the arrays with NumPy and
+refuses NaN or infinite values unless told otherwise. Every reader of a
+parameter file goes through it: :func:`load_checkpoint` (a Gluon network),
+:func:`import_symbol_block` (an exported symbol JSON + params, as
+``SymbolBlock.imports``), and any caller that needs the arrays themselves.
+Parameter files are NDArray lists, never Python pickles; this module never
+unpickles anything (Trainer ``.states`` files are pickles and are refused).
 """
+import json
 import os
+import re
 import struct
 from collections import Counter, OrderedDict
 
 import mxnet as mx
 import numpy as np
 
-__all__ = ['CheckpointError', 'LAYOUTS', 'read_index', 'detect_layout', 'load_checkpoint']
+__all__ = ['CheckpointError', 'LAYOUTS', 'read_index', 'load_param_dict', 'detect_layout', 'load_checkpoint',
+           'read_symbol', 'import_symbol_block']
 
 
 class CheckpointError(ValueError):
@@ -60,7 +68,10 @@ PREPROCESS_KEYS = ('preprocess_mean', 'preprocess_std')
 _LIST_MAGIC = 0x112
 _ND_V1, _ND_V2, _ND_V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 _CPU_DEVICE_TYPES = (1, 2, 3, 5)  # cpu, gpu, cpu_pinned, cpu_shared: all load onto the CPU
-_FLOAT_TYPES = {0: np.dtype('float32'), 1: np.dtype('float64'), 2: np.dtype('float16')}
+_FLOAT_TYPES = {0: np.dtype('<f4'), 1: np.dtype('<f8'), 2: np.dtype('<f2')}
+# The integer arrays of a quantized (INT8) model's file, beside its float ones.
+_QUANTIZED_TYPES = dict(_FLOAT_TYPES)
+_QUANTIZED_TYPES.update({3: np.dtype('u1'), 4: np.dtype('<i4'), 5: np.dtype('i1'), 6: np.dtype('<i8')})
 _OTHER_TYPES = {3: 'uint8', 4: 'int32', 5: 'int8', 6: 'int64', 7: 'bool', 12: 'bfloat16'}
 _STORAGE = {1: 'row_sparse', 2: 'csr'}
 _MAX_NDIM = 32
@@ -113,7 +124,7 @@ def _describe_start(head):
     return 'it starts with bytes %s, not the NDArray-list header 0x112' % head[:8].hex()
 
 
-def read_index(path):
+def read_index(path, quantized=False):
     """Parse an MXNet NDArray-list file without loading it: names, shapes, dtypes.
 
     The format (``mx.nd.save``): ``uint64 0x112``, ``uint64 0``, ``uint64 n``,
@@ -126,6 +137,9 @@ def read_index(path):
     ----------
     path : str
         The parameter file.
+    quantized : bool
+        Also accept the integer arrays (uint8, int8, int32, int64) of a
+        quantized model's file; otherwise only float16/32/64 arrays.
 
     Returns
     -------
@@ -138,6 +152,11 @@ def read_index(path):
         For a missing, empty, truncated, damaged or foreign file, naming the
         file, the array and the byte offset of the problem.
     """
+    return OrderedDict((k, (shape, dtype)) for k, (shape, dtype, _) in _parse(path, quantized).items())
+
+
+def _parse(path, quantized):
+    """``name -> (shape, dtype, byte offset of the data)``; see :func:`read_index`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError('%s: no such parameter file' % path)
@@ -181,13 +200,17 @@ def read_index(path):
             if dev_type not in _CPU_DEVICE_TYPES:
                 r.fail('%s has device type %d' % (where, dev_type))
             code, = r.unpack('<i', where + ' dtype')
-            if code not in _FLOAT_TYPES:
-                r.fail('%s has dtype %s; parameters are float16, float32 or float64'
-                       % (where, _OTHER_TYPES.get(code, 'code %d' % code)))
-            dtype = _FLOAT_TYPES[code]
+            types = _QUANTIZED_TYPES if quantized else _FLOAT_TYPES
+            if code not in types:
+                r.fail('%s has dtype %s; parameters are %s'
+                       % (where, _OTHER_TYPES.get(code, 'code %d' % code),
+                          'float or (quantized) int8, uint8, int32, int64' if quantized
+                          else 'float16, float32 or float64'))
+            dtype = types[code]
             nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            offset = r.pos
             r.skip(nbytes, '%s data (shape %s, %s)' % (where, shape, dtype.name))
-            arrays.append((tuple(int(d) for d in shape), dtype))
+            arrays.append((tuple(int(d) for d in shape), dtype, offset))
         nnames, = r.unpack('<Q', 'the name count')
         if nnames != count:
             r.fail('it holds %d arrays but %d names (an unnamed list from mx.nd.save?)' % (count, nnames))
@@ -206,6 +229,115 @@ def read_index(path):
         raise CheckpointError('%s: not a valid MXNet parameter file: the name %r occurs %d times'
                               % (path, dup[0], names.count(dup[0])))
     return OrderedDict(zip(names, arrays))
+
+
+def _contexts(ctx, where):
+    """``ctx`` as a non-empty list of contexts this MXNet can use (None stays None).
+
+    Checked before anything is read or touched: loading onto a GPU that a
+    CPU build of MXNet cannot use failed only after the first parameter had
+    moved, leaving the network unusable.
+    """
+    if ctx is None:
+        return None
+    ctxs = [ctx] if isinstance(ctx, mx.Context) else list(ctx) if isinstance(ctx, (list, tuple)) else None
+    if not ctxs or not all(isinstance(c, mx.Context) for c in ctxs):
+        raise CheckpointError('%s: ctx must be an mx.Context or a non-empty list of them, got %r' % (where, ctx))
+    gpus = [c for c in ctxs if c.device_type == 'gpu']
+    if gpus:
+        try:
+            count, reason = mx.context.num_gpus(), None
+        except mx.base.MXNetError as err:
+            count, reason = 0, _last_line(err)
+        beyond = [c for c in gpus if c.device_id >= count]
+        if beyond:
+            raise CheckpointError('%s: cannot load onto %s: %s; nothing was loaded'
+                                  % (where, beyond[0], reason or (
+                                      'this MXNet sees no GPU (a CPU-only build, or no GPU visible)' if not count
+                                      else 'this MXNet sees %d GPU%s' % (count, 's' if count > 1 else ''))))
+    return ctxs
+
+
+def _last_line(err):
+    """The informative line of an MXNetError (its check or operator), without log prefixes."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    chosen = next((line for line in lines if 'Error in operator' in line or 'Check failed' in line),
+                  lines[-1] if lines else type(err).__name__)
+    return re.sub(r'^(MXNetError: )?(\[[\d:]+\] \S+:\d+: )?', '', chosen)
+
+
+def _read_arrays(path, index):
+    """``name -> numpy array`` for an index from :func:`_parse`, read at its data offsets."""
+    arrays = OrderedDict()
+    with open(path, 'rb') as f:
+        for name, (shape, dtype, offset) in index.items():
+            f.seek(offset)
+            count = int(np.prod(shape, dtype=np.int64))
+            data = np.fromfile(f, dtype=dtype, count=count)
+            if data.size != count:
+                raise CheckpointError('%s: the file changed while it was read (array %s is cut short)' % (path, name))
+            arrays[name] = data.reshape(shape)
+    return arrays
+
+
+def _check_finite(where, arrays, allow_non_finite):
+    """Refuse NaN and infinite values, naming the arrays that hold them."""
+    if allow_non_finite:
+        return
+    bad = []
+    for name, a in arrays.items():
+        if a.dtype.kind == 'f' and not np.isfinite(a).all():
+            nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+            what = ', '.join(w for w in ('%d NaN' % nan if nan else '', '%d infinite' % inf if inf else '') if w)
+            bad.append('%s (%s of %d values)' % (name, what, a.size))
+    if bad:
+        more = ' and %d more' % (len(bad) - 5) if len(bad) > 5 else ''
+        raise CheckpointError('%s: %d array%s hold%s NaN or infinite values: %s%s (a diverged run or a float16 '
+                              'overflow?); pass allow_non_finite=True to load them anyway'
+                              % (where, len(bad), 's' if len(bad) > 1 else '', '' if len(bad) > 1 else 's',
+                                 '; '.join(bad[:5]), more))
+
+
+def load_param_dict(path, ctx=None, allow_non_finite=False, quantized=False):
+    """Read a parameter file into NDArrays, safely: the replacement for ``mx.nd.load``.
+
+    The file is parsed by :func:`read_index` (every size checked against the
+    file's length) and read with NumPy, so a damaged or hostile file raises
+    :class:`CheckpointError` instead of crashing the process or allocating
+    what its header claims.
+
+    Parameters
+    ----------
+    path : str
+        An NDArray-dict file (``.params``; any layout, ``arg:``/``aux:`` keys
+        are returned as they are).
+    ctx : Context, optional
+        Where the arrays are created (default the CPU).
+    allow_non_finite : bool
+        Return arrays that hold NaN or infinite values instead of refusing
+        the file.
+    quantized : bool
+        Accept the integer arrays of a quantized model's file (see
+        :func:`read_index`).
+
+    Returns
+    -------
+    OrderedDict
+        ``name -> NDArray`` in file order, each in the dtype of the file.
+
+    Raises
+    ------
+    CheckpointError
+        A missing, damaged or foreign file, an unusable ``ctx``, or
+        non-finite values; the message names the file.
+    """
+    path = os.fspath(path)
+    if ctx is not None and not isinstance(ctx, mx.Context):
+        raise CheckpointError('%s: ctx must be one mx.Context, got %r' % (path, ctx))
+    ctx = (_contexts(ctx, path) or [mx.cpu()])[0]
+    arrays = _read_arrays(path, _parse(path, quantized))
+    _check_finite(path, arrays, allow_non_finite)
+    return OrderedDict((k, mx.nd.array(v, ctx=ctx, dtype=v.dtype)) for k, v in arrays.items())
 
 
 def detect_layout(keys, net=None):
@@ -277,13 +409,15 @@ def _fits(expected, found):
     return len(expected) == len(found) and all(e in (0, f) for e, f in zip(expected, found))
 
 
-def load_checkpoint(net, path, ctx=None, layout=None):
+def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False):
     """Load a parameter file of any known layout into ``net``, all or nothing.
 
-    Every key and shape is checked before the network is touched; on any
-    problem the network keeps its parameters and :class:`CheckpointError`
-    names the file and the first missing, unexpected or mismatched key (with
-    the expected and found shapes).
+    Every key and shape is checked, every value read and checked finite, and
+    ``ctx`` checked usable, before the network is touched; on any problem the
+    network keeps its parameters and :class:`CheckpointError` names the file
+    and the first missing, unexpected or mismatched key (with the expected
+    and found shapes), the arrays holding NaN or infinite values, or the
+    unusable context.
 
     Parameters
     ----------
@@ -297,6 +431,10 @@ def load_checkpoint(net, path, ctx=None, layout=None):
         parameters are, the CPU for the others.
     layout : str, optional
         Force a layout from :data:`LAYOUTS` instead of detecting it.
+    allow_non_finite : bool
+        Load NaN or infinite values instead of refusing the file (they are
+        refused by default: an overflowed float16 file can still give finite
+        logits, and a diverged run's weights train nothing).
 
     Returns
     -------
@@ -311,7 +449,8 @@ def load_checkpoint(net, path, ctx=None, layout=None):
     path = os.fspath(path)
     if layout is not None and layout not in LAYOUTS:
         raise CheckpointError('unknown layout %r; known: %s' % (layout, ', '.join(LAYOUTS)))
-    index = read_index(path)
+    ctx = _contexts(ctx, path)
+    index = _parse(path, False)
     if not index:
         raise CheckpointError('%s: holds no parameters' % path)
     name = layout or detect_layout(index, net)
@@ -344,17 +483,11 @@ def load_checkpoint(net, path, ctx=None, layout=None):
                 len(problems), counts['missing'], counts['mismatched'], counts['unexpected'])
         raise CheckpointError('%s: %s%s' % (where, problems[0], more))
 
-    try:
-        loaded = mx.nd.load(path)
-    except mx.base.MXNetError as err:
-        raise CheckpointError('%s: MXNet could not read the file: %s' % (where, str(err).strip().splitlines()[-1]))
-    if isinstance(ctx, mx.Context):
-        ctx = [ctx]
+    arrays = _read_arrays(path, OrderedDict((k, index[k]) for k in mapping.values()))
+    _check_finite(where, arrays, allow_non_finite)
     for key, file_key in mapping.items():
         param = params[key]
-        data = loaded[file_key]
-        if param.dtype is not None and data.dtype != np.dtype(param.dtype):
-            data = data.astype(param.dtype)
+        data = mx.nd.array(arrays[file_key], dtype=param.dtype if param.dtype is not None else arrays[file_key].dtype)
         if param._data is None:
             param._load_init(data, None if param._deferred_init else (ctx or [mx.cpu()]))
             if ctx and set(ctx) != set(param.list_ctx()):
@@ -364,3 +497,122 @@ def load_checkpoint(net, path, ctx=None, layout=None):
                 param.reset_ctx(ctx)
             param.set_data(data)
     return name
+
+
+def read_symbol(path):
+    """An MXNet symbol JSON file as a Symbol; anything else is refused with one line naming the file.
+
+    Raises
+    ------
+    CheckpointError
+        A missing, empty, truncated, binary or foreign file, or a graph MXNet
+        cannot build.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError('%s: no such symbol file' % path)
+    with open(path, 'rb') as f:
+        raw = f.read()
+    if not raw.strip():
+        raise CheckpointError('%s: the file is empty (%d bytes), not an MXNet symbol JSON' % (path, len(raw)))
+    if raw[:8] == struct.pack('<Q', _LIST_MAGIC):
+        raise CheckpointError('%s: it is an MXNet parameter file (PREFIX-NNNN.params), not the PREFIX-symbol.json '
+                              'graph' % path)
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as err:
+        raise CheckpointError('%s: not an MXNet symbol JSON: byte %d is not UTF-8 text (binary data, starting %s)'
+                              % (path, err.start, raw[:8].hex())) from None
+    try:
+        graph = json.loads(text)
+    except ValueError as err:
+        # A graph is one JSON object: text that does not end with its closing brace was cut short.
+        cut = '; the file ends before the JSON does (truncated?)' if not text.rstrip().endswith('}') else ''
+        raise CheckpointError('%s: not an MXNet symbol JSON: %s (line %d column %d)%s'
+                              % (path, err.msg, err.lineno, err.colno, cut)) from None
+    if not isinstance(graph, dict) or not isinstance(graph.get('nodes'), list) or 'heads' not in graph:
+        raise CheckpointError('%s: not an MXNet symbol JSON: it has no "nodes" and "heads" (another JSON file?)' % path)
+    try:
+        return mx.sym.load_json(text)
+    except mx.base.MXNetError as err:
+        raise CheckpointError('%s: MXNet cannot build this graph: %s' % (path, _last_line(err))) from None
+
+
+def import_symbol_block(symbol_file, params_file, ctx=None, input_name='data', input_dtype='float32',
+                        input_shape=None, allow_non_finite=False, quantized=False):
+    """``SymbolBlock.imports`` through the safe reader: an exported graph and its parameters, checked first.
+
+    The graph is read by :func:`read_symbol`, the parameters by the parser of
+    :func:`load_param_dict`; every parameter the graph needs must be in the
+    file (``arg:``/``aux:`` keys, as ``HybridBlock.export`` writes) and the
+    file must hold nothing else. With ``input_shape`` the graph's shapes are
+    inferred and compared with the file's, so a file of another width or
+    model is refused here instead of failing at the first forward pass.
+    Parameters keep the file's dtypes.
+
+    Parameters
+    ----------
+    symbol_file, params_file : str
+        ``PREFIX-symbol.json`` and ``PREFIX-NNNN.params``.
+    ctx : Context or list of Context, optional
+        Default: the CPU.
+    input_name : str
+        The graph's input.
+    input_dtype : str or None
+        The input's dtype (``'uint8'`` for a graph exported with
+        preprocessing); None leaves it for MXNet to find at the first call.
+    input_shape : tuple of int, optional
+        An input shape to check the parameters' shapes at.
+    allow_non_finite, quantized : bool
+        As for :func:`load_param_dict`.
+
+    Returns
+    -------
+    mxnet.gluon.SymbolBlock
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and the first problem.
+    """
+    symbol_file, params_file = os.fspath(symbol_file), os.fspath(params_file)
+    ctx = _contexts(ctx, params_file) or [mx.cpu()]
+    sym = read_symbol(symbol_file)
+    if input_name not in sym.list_inputs():
+        raise CheckpointError('%s: the graph has no input named %r; its inputs begin %s'
+                              % (symbol_file, input_name, ', '.join(sym.list_inputs()[:3])))
+    wanted = [a for a in sym.list_arguments() if a != input_name] + sym.list_auxiliary_states()
+    index = _parse(params_file, quantized)
+    by_name = OrderedDict()
+    for key in index:
+        name = _strip_export(key)
+        if name in by_name:
+            raise CheckpointError('%s: holds %s twice (%s and %s)' % (params_file, name, by_name[name], key))
+        by_name[name] = key
+    where = '%s does not fit %s' % (params_file, symbol_file)
+    problems = ['missing parameter %s' % n for n in wanted if n not in by_name]
+    problems += ['unexpected parameter %s (shape %s)' % (k, index[k][0]) for n, k in by_name.items()
+                 if n not in set(wanted)]
+    if problems:
+        raise CheckpointError('%s: %s%s' % (where, problems[0], ' (%d problems in all)' % len(problems)
+                                            if len(problems) > 1 else ''))
+    if input_shape is not None:
+        shape = tuple(int(d) for d in input_shape)
+        try:
+            arg_shapes, _, aux_shapes = sym.infer_shape(**{input_name: shape})
+        except mx.base.MXNetError as err:
+            raise CheckpointError('%s: the graph does not take a %s input of shape %s: %s'
+                                  % (symbol_file, input_name, shape, _last_line(err))) from None
+        graph_shapes = dict(zip(sym.list_arguments() + sym.list_auxiliary_states(), arg_shapes + aux_shapes))
+        for n in wanted:
+            found = index[by_name[n]][0]
+            if graph_shapes.get(n) and tuple(graph_shapes[n]) != found:
+                raise CheckpointError('%s: parameter %s has shape %s in the file, the graph expects %s for input '
+                                      'shape %s' % (where, n, found, tuple(graph_shapes[n]), shape))
+    arrays = _read_arrays(params_file, index)
+    _check_finite(params_file, arrays, allow_non_finite)
+    block = mx.gluon.SymbolBlock(sym, mx.sym.var(input_name, dtype=input_dtype) if input_dtype
+                                 else mx.sym.var(input_name))
+    block.collect_params().load_dict({n: mx.nd.array(arrays[k], dtype=arrays[k].dtype) for n, k in by_name.items()},
+                                     ctx=ctx, cast_dtype=True, dtype_source='saved')
+    return block

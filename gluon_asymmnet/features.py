@@ -13,11 +13,13 @@ stride-32 map, the one GluonCV's MobileNetV3 backbones hand to detection heads.
 
 The extractor is built from the network's own child blocks, so it shares the
 network's parameters (loading a checkpoint into the network fills both), and
-it hybridizes like any HybridBlock.
+it hybridizes like any HybridBlock. Like the network, its calls return only when
+oneDNN's weight-layout rewrites are done (see :mod:`.backend.weight_layout`).
 """
 import mxnet as mx
 from mxnet.gluon import nn
-from mxnet.gluon.block import HybridBlock
+
+from .backend.weight_layout import WeightLayoutSafeBlock
 
 __all__ = ['FeatureExtractor', 'layer_strides', 'get_feature_extractor']
 
@@ -50,7 +52,7 @@ def layer_strides(net):
     return [(_PROBE // s[2] if s[2] > 1 else 0, s[1]) for s in shapes]
 
 
-class FeatureExtractor(HybridBlock):
+class FeatureExtractor(WeightLayoutSafeBlock):
     """The feature maps of a network at several output strides.
 
     Parameters

@@ -13,20 +13,29 @@ folder, verifies the hash and renames it into place atomically, so the final
 name only ever holds a complete, verified file; the others wait for the lock
 and then find the file. A download whose hash does not match is deleted.
 When the source cannot be reached, :class:`ModelStoreError` says where to put
-the file by hand and which hash it must have.
+the file by hand and which hash it must have; a store folder that cannot be
+written (read-only, not a folder, a full disk) is named as such, with what
+to do instead. Files are created with the process's umask, like any other
+file, so a shared ``MXNET_HOME`` works for every account the umask admits.
+
+As in GluonCV, ``MXNET_GLUON_REPO`` points downloads at a mirror: an entry's
+file is then fetched from ``$MXNET_GLUON_REPO/gluon/models/<name>``, where
+``<name>`` is the last part of its URL (GluonCV's mirror layout; a local
+folder works too).
 
 The store only serves ``.params`` files (NDArray lists, parsed without
 pickle). Trainer ``.states`` files are Python pickles, which can run arbitrary
 code when loaded: this library never loads one that came from the store or a
 URL, and :func:`register` refuses entries for them.
 """
+import errno
 import hashlib
 import json
 import logging
 import os
+import posixpath
 import re
-import shutil
-import tempfile
+import secrets
 import zipfile
 from collections import OrderedDict, namedtuple
 from urllib.parse import urlparse
@@ -40,7 +49,7 @@ from .home import mxnet_home
 
 __all__ = ['DEFAULT_ROOT', 'ModelStoreError', 'StoreEntry', 'resolve_root', 'file_hash',
            'pretrained_entries', 'pretrained_model_list', 'register', 'unregister', 'find_entry',
-           'get_model_file']
+           'source_url', 'get_model_file']
 
 log = logging.getLogger(__name__)
 
@@ -215,34 +224,95 @@ def _how_to_check(entry):
     return 'git hash-object' if entry.hash_type == 'git-blob' else 'sha1sum'
 
 
-def _offline_message(entry, path, reason):
+def source_url(entry):
+    """Where ``entry`` is downloaded from: its URL, or its file on the ``MXNET_GLUON_REPO`` mirror."""
+    repo = os.environ.get('MXNET_GLUON_REPO')
+    if not repo:
+        return entry.url
+    name = posixpath.basename(urlparse(entry.url).path) or entry.file_name
+    return repo.rstrip('/') + '/gluon/models/' + name
+
+
+def _offline_message(entry, url, path, reason):
     unpack = ' (the URL serves a zip archive: unpack %s from it)' % entry.file_name if entry.archive else ''
-    return ('cannot fetch %s for %s from %s: %s. Without network access, download it elsewhere%s and put it '
+    mirror = ' (the MXNET_GLUON_REPO mirror of %s)' % entry.url if url != entry.url else ''
+    return ('cannot fetch %s for %s from %s%s: %s. Without network access, download it elsewhere%s and put it '
             'at %s (the store folder is root=, or $MXNET_HOME/models when MXNET_HOME is set); its %s must be '
             '%s (check with `%s %s`).'
-            % (entry.file_name, entry.name, entry.url, reason, unpack, path, _HASH_NAMES[entry.hash_type],
+            % (entry.file_name, entry.name, url, mirror, reason, unpack, path, _HASH_NAMES[entry.hash_type],
                entry.hash, _how_to_check(entry), path))
 
 
-def _fetch(entry, out, path, timeout):
-    """Copy the entry's URL (http, https, file or a plain path) into the open file ``out``."""
-    url = entry.url
+def _umask():
+    """The process's umask, read without changing it where Linux allows."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _store_failure(entry, path, err):
+    """A ModelStoreError for a store folder that cannot take the file, with the advice that fits."""
+    folder = os.path.dirname(path)
+    code = getattr(err, 'errno', None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        why, advice = 'the disk holding %s is full' % folder, 'free some space there'
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = 'the store folder %s is not writable (%s)' % (folder, os.strerror(code))
+        advice = 'or have its owner put the file at %s (%s %s)' % (path, _HASH_NAMES[entry.hash_type], entry.hash)
+    else:
+        why, advice = 'writing in %s failed: %s' % (folder, err.strerror or err), 'check that folder'
+    return ModelStoreError('cannot store %s for %s: %s; nothing was stored. Point root= (or MXNET_HOME) at another '
+                           'folder, %s.' % (entry.file_name, entry.name, why,
+                                            advice if advice.startswith('or ') else 'or ' + advice))
+
+
+def _new_part(entry, folder):
+    """A new, empty temporary file beside the final one, created with the umask's permissions."""
+    part = os.path.join(folder, '%s.part-%s' % (entry.file_name, secrets.token_hex(6)))
+    return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), part
+
+
+class _StoreWrite(Exception):
+    """A failed write into the store folder (kept apart from failures to read the source)."""
+
+    def __init__(self, err):
+        super().__init__(err)
+        self.err = err
+
+
+def _write(out, chunk):
+    try:
+        out.write(chunk)
+    except OSError as err:
+        raise _StoreWrite(err) from None
+
+
+def _fetch(entry, url, out, path, timeout):
+    """Copy ``url`` (http, https, file or a plain path) into the open file ``out``."""
     scheme = urlparse(url).scheme
     try:
         if scheme in ('http', 'https'):
             with requests.get(url, stream=True, timeout=timeout) as resp:
                 resp.raise_for_status()
                 for chunk in resp.iter_content(_CHUNK):
-                    out.write(chunk)
+                    _write(out, chunk)
         else:
             local = url2pathname(urlparse(url).path) if scheme == 'file' else url
             with open(local, 'rb') as src:
-                shutil.copyfileobj(src, out, _CHUNK)
+                for chunk in iter(lambda: src.read(_CHUNK), b''):
+                    _write(out, chunk)
     except (requests.RequestException, OSError) as err:
-        raise ModelStoreError(_offline_message(entry, path, '%s: %s' % (type(err).__name__, err))) from None
+        raise ModelStoreError(_offline_message(entry, url, path, '%s: %s' % (type(err).__name__, err))) from None
 
 
-def _unzip(entry, archive, folder):
+def _unzip(entry, url, archive, folder, parts):
     """Extract ``entry.file_name`` from a downloaded zip into a new temporary file; returns its path."""
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -250,35 +320,46 @@ def _unzip(entry, archive, folder):
             member = next((n for n in names if os.path.basename(n) == entry.file_name), None)
             if member is None:
                 raise ModelStoreError('%s: the zip archive from %s holds %s, not %s'
-                                      % (entry.name, entry.url, ', '.join(names) or 'nothing', entry.file_name))
-            fd, part = tempfile.mkstemp(prefix=entry.file_name + '.part-', dir=folder)
+                                      % (entry.name, url, ', '.join(names) or 'nothing', entry.file_name))
+            fd, part = _new_part(entry, folder)
+            parts.append(part)
             with zf.open(member) as src, os.fdopen(fd, 'wb') as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
+                for chunk in iter(lambda: src.read(_CHUNK), b''):
+                    _write(dst, chunk)
             return part
     except zipfile.BadZipFile:
-        raise ModelStoreError('%s: %s did not serve a zip archive' % (entry.name, entry.url)) from None
+        raise ModelStoreError('%s: %s did not serve a zip archive' % (entry.name, url)) from None
 
 
 def _download(entry, path, timeout):
     folder = os.path.dirname(path)
+    url = source_url(entry)
     parts = []
     try:
-        fd, part = tempfile.mkstemp(prefix=entry.file_name + '.part-', dir=folder)
+        fd, part = _new_part(entry, folder)
         parts.append(part)
         with os.fdopen(fd, 'wb') as out:
-            _fetch(entry, out, path, timeout)
-            out.flush()
-            os.fsync(out.fileno())
+            _fetch(entry, url, out, path, timeout)
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as err:
+                raise _StoreWrite(err) from None
         if entry.archive == 'zip':
-            part = _unzip(entry, part, folder)
-            parts.append(part)
+            part = _unzip(entry, url, part, folder, parts)
         found = file_hash(part, entry.hash_type)
         if found != entry.hash:
             raise ModelStoreError('%s: the file downloaded from %s has %s %s, expected %s; it was deleted, '
-                                  'not stored as %s' % (entry.name, entry.url, _HASH_NAMES[entry.hash_type], found,
+                                  'not stored as %s' % (entry.name, url, _HASH_NAMES[entry.hash_type], found,
                                                         entry.hash, path))
         os.replace(part, path)
         log.info('stored %s (%s %s) at %s', entry.name, entry.hash_type, entry.hash, path)
+    except _StoreWrite as failed:
+        raise _store_failure(entry, path, failed.err) from None
+    except ModelStoreError:
+        raise
+    except OSError as err:  # creating, closing or renaming the files in the store folder
+        raise _store_failure(entry, path, err) from None
     finally:
         for p in parts:
             if os.path.exists(p):
@@ -321,8 +402,15 @@ def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
     # Files only appear under their final name by atomic rename, so a hit needs no lock.
     if os.path.isfile(path) and file_hash(path, entry.hash_type) == entry.hash:
         return path
-    os.makedirs(folder, exist_ok=True)
-    lock = filelock.FileLock(path + '.lock', timeout=lock_timeout)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ModelStoreError('the model store folder %s is not a folder; point root= (or MXNET_HOME, whose '
+                              'models/ subfolder is the store) at a folder' % folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ModelStoreError('cannot create the model store folder %s: %s; point root= (or MXNET_HOME) at a '
+                              'folder you can write' % (folder, err.strerror or err)) from None
+    lock = filelock.FileLock(path + '.lock', timeout=lock_timeout, mode=0o666 & ~_umask())
     try:
         with lock:
             stale = None
@@ -342,4 +430,8 @@ def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
     except filelock.Timeout:
         raise ModelStoreError('waited %gs for %s, held by another download of %s; if no download is '
                               'running, delete the lock file' % (lock_timeout, lock.lock_file, entry.name)) from None
+    except ModelStoreError:
+        raise
+    except OSError as err:  # the lock file cannot be created or opened
+        raise _store_failure(entry, path, err) from None
     return path

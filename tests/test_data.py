@@ -468,8 +468,9 @@ def test_missing_and_malformed_files_are_named(packed, tmp_path):
     with pytest.raises(DataError, match='record 1 at offset 99999999 lies outside'):
         get_data_loaders(rec_train=rec, rec_train_idx=str(far_idx), val=False)
     shifted_idx = tmp_path / 'shifted.idx'
-    shifted_idx.write_text('0\t0\n1\t12\n')
-    with pytest.raises(DataError, match='holds no record at offset 12, where index .*shifted.idx puts record 1'):
+    shifted_idx.write_text('0\t12\n1\t24\n')
+    with pytest.raises(DataError, match='holds no record at offset 12, where index .*shifted.idx puts record 0 '
+                                        r'\(2 of 2 records checked'):
         get_data_loaders(rec_train=rec, rec_train_idx=str(shifted_idx), val=False)
     with pytest.raises(DataError, match='is a directory'):
         get_data_loaders(rec_train=str(tmp_path), rec_train_idx=idx, val=False)

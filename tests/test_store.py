@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
+from faults import needs_mounts, python_with_mount
 from gluon_asymmnet import model_store as ms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -361,3 +362,126 @@ def test_get_model_pretrained_errors(tmp_path):
     with pytest.raises(ValueError, match='pretrained must be'):
         ga.get_model('asymmnet_large', pretrained=3)
     assert os.listdir(str(tmp_path)) == []
+
+
+# -- faults (issue 11, "Also"): permissions, mirrors, unwritable folders, a full disk --------------------
+
+@pytest.mark.parametrize('umask', [0o022, 0o002])
+def test_store_files_follow_the_umask(server, payload, entries, tmp_path, umask):
+    server.files['/w.params'] = payload['data']
+    entry = entries(hash=payload['sha1'], url=server.url('/w.params'))
+    old = os.umask(umask)
+    try:
+        path = ms.get_model_file(entry, root=str(tmp_path / 'store'))
+    finally:
+        os.umask(old)
+    for p in (path, path + '.lock'):
+        assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask, p
+
+
+def test_mxnet_gluon_repo_points_downloads_at_a_mirror(server, payload, entries, tmp_path, monkeypatch):
+    server.files['/mirror/gluon/models/w.params'] = payload['data']
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as zf:
+        zf.writestr('asymmnet_small-zip.params', payload['data'])
+    server.files['/mirror/gluon/models/asymmnet_small-zip-0123abcd.zip'] = buf.getvalue()
+    origin = 'http://127.0.0.1:%d' % closed_port()
+    plain = entries(hash=payload['sha1'], url=origin + '/releases/download/v1/w.params')
+    zipped = entries(hash=payload['sha1'], url=origin + '/gluon/models/asymmnet_small-zip-0123abcd.zip',
+                     archive='zip', file_name='asymmnet_small-zip.params')
+    monkeypatch.setenv('MXNET_GLUON_REPO', server.url('/mirror/'))
+    assert ms.source_url(plain) == server.url('/mirror/gluon/models/w.params')
+    for entry in (plain, zipped):
+        path = ms.get_model_file(entry, root=str(tmp_path / 'store'))
+        assert ms.file_hash(path) == payload['sha1']
+    assert server.hits == {'/mirror/gluon/models/w.params': 1,
+                           '/mirror/gluon/models/asymmnet_small-zip-0123abcd.zip': 1}
+    # A local folder serves as a mirror too; an incomplete mirror is named in the error.
+    local = tmp_path / 'local_mirror' / 'gluon' / 'models'
+    local.mkdir(parents=True)
+    (local / 'w.params').write_bytes(payload['data'])
+    monkeypatch.setenv('MXNET_GLUON_REPO', str(tmp_path / 'local_mirror'))
+    assert ms.file_hash(ms.get_model_file(plain, root=str(tmp_path / 'other'))) == payload['sha1']
+    with pytest.raises(ms.ModelStoreError) as err:
+        ms.get_model_file(zipped, root=str(tmp_path / 'other'))
+    assert ('from %s (the MXNET_GLUON_REPO mirror of %s)' % (local / 'asymmnet_small-zip-0123abcd.zip', zipped.url)
+            in str(err.value))
+
+
+def test_store_root_that_is_not_a_folder(payload, entries, tmp_path):
+    entry = entries(hash=payload['sha1'], url=payload['path'])
+    afile = tmp_path / 'afile'
+    afile.write_text('not a folder')
+    with pytest.raises(ms.ModelStoreError, match='the model store folder %s is not a folder; point root=' % afile):
+        ms.get_model_file(entry, root=str(afile))
+    with pytest.raises(ms.ModelStoreError, match='cannot create the model store folder %s: Not a directory'
+                       % (afile / 'models')):
+        ms.get_model_file(entry, root=str(afile / 'models'))
+    assert afile.read_text() == 'not a folder'
+
+
+@needs_mounts
+def test_read_only_store_serves_its_files_and_names_itself_for_missing_ones(payload, tmp_path):
+    store = tmp_path / 'ro_store'
+    store.mkdir()
+    fields = dict(name='test-ro', model='asymmnet_small', kwargs=SMALL, file_name='here.params',
+                  hash=payload['sha1'], hash_type='sha1', url=payload['path'])
+    run = python_with_mount(store, 'size=64m', '''
+        import json, sys
+        from gluon_asymmnet import model_store as ms
+        fields = json.loads(sys.argv[1])
+        present = ms.register(fields)
+        missing = ms.register(dict(fields, name='test-ro-missing', file_name='missing.params'))
+        print(ms.get_model_file(present, root=sys.argv[2]))
+        try:
+            ms.get_model_file(missing, root=sys.argv[2])
+        except ms.ModelStoreError as err:
+            print(err)
+        ''', json.dumps(fields), store,
+        prepare='cp "%s" "$DIR/here.params" && mount -o remount,ro "$DIR"' % payload['path'])
+    assert run.returncode == 0, run.stderr[-2000:]
+    found, message = run.stdout.strip().splitlines()
+    assert found == str(store / 'here.params')
+    assert message == ('cannot store missing.params for test-ro-missing: the store folder %s is not writable '
+                       '(Read-only file system); nothing was stored. Point root= (or MXNET_HOME) at another folder, '
+                       'or have its owner put the file at %s (sha1 %s).'
+                       % (store, store / 'missing.params', payload['sha1']))
+
+
+@needs_mounts
+def test_full_disk_during_download_says_so(server, payload, tmp_path):
+    server.files['/w.params'] = payload['data']
+    store = tmp_path / 'small_store'
+    store.mkdir()
+    fields = dict(name='test-full', model='asymmnet_small', kwargs=SMALL, file_name='w.params',
+                  hash=payload['sha1'], hash_type='sha1', url=server.url('/w.params'))
+    assert len(payload['data']) > 256 * 1024
+    run = python_with_mount(store, 'size=256k', '''
+        import json, os, sys
+        from gluon_asymmnet import model_store as ms
+        try:
+            ms.get_model_file(ms.register(json.loads(sys.argv[1])), root=sys.argv[2])
+        except ms.ModelStoreError as err:
+            print(err)
+        print(json.dumps(sorted(os.listdir(sys.argv[2]))))
+        ''', json.dumps(fields), store)
+    assert run.returncode == 0, run.stderr[-2000:]
+    message, listing = run.stdout.strip().splitlines()
+    assert message == ('cannot store w.params for test-full: the disk holding %s is full; nothing was stored. '
+                       'Point root= (or MXNET_HOME) at another folder, or free some space there.' % store)
+    assert json.loads(listing) == ['w.params.lock']
+
+
+def test_write_failure_after_download_is_not_called_offline(server, payload, entries, tmp_path, monkeypatch):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    server.files['/w.params'] = payload['data']
+    entry = entries(hash=payload['sha1'], url=server.url('/w.params'))
+    monkeypatch.setattr(ms.os, 'fsync', full)
+    with pytest.raises(ms.ModelStoreError, match=r'the disk holding .* is full; nothing was stored') as err:
+        ms.get_model_file(entry, root=str(tmp_path))
+    assert 'Without network access' not in str(err.value)
+    assert not os.path.exists(str(tmp_path / entry.file_name)) and leftovers(str(tmp_path)) == []

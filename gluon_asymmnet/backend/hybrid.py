@@ -3,11 +3,12 @@ from mxnet import autograd, ndarray
 from mxnet.gluon.block import HybridBlock
 
 from .modes import tracing_mode
+from .weight_layout import WeightLayoutSafeBlock
 
 __all__ = ['TrainInferHybridBlock']
 
 
-class TrainInferHybridBlock(HybridBlock):
+class TrainInferHybridBlock(WeightLayoutSafeBlock):
     """A HybridBlock that, hybridized, keeps one cached graph per autograd mode.
 
     Calls under ``autograd.record()`` run a graph traced for ``'train'``,
@@ -19,7 +20,9 @@ class TrainInferHybridBlock(HybridBlock):
     graph built outside a call (``optimize_for``, ``infer_shape``) is traced
     for either mode and serves training. ``export`` writes the inference
     graph; ``save_parameters`` and ``export`` wait for pending computation
-    first.
+    first. A call that makes oneDNN rewrite the weights' layout returns only
+    when the rewrite is done (:class:`WeightLayoutSafeBlock`), so reading a
+    parameter right after a call is safe.
 
     MXNet 1.9.1's ``HybridBlock`` keeps its one graph in ``_cached_graph``,
     ``_cached_op`` and ``_cached_op_args``, built by ``_call_cached_op`` and

@@ -55,13 +55,19 @@ def encode_image(payload, resize=None, quality=95, pass_through=True):
     Returns
     -------
     bytes or None
-        The JPEG payload; None when ``payload`` is not a decodable image.
+        The JPEG payload; None when ``payload`` is empty or not a decodable
+        image.
     """
+    if not payload:
+        return None
     arr = np.frombuffer(payload, dtype=np.uint8)
-    if pass_through and not resize and payload[:2] == _JPEG_SOI:
-        # A reduced decode still parses the whole stream, at a fraction of the cost.
-        return payload if cv2.imdecode(arr, cv2.IMREAD_REDUCED_COLOR_4) is not None else None
-    img = cv2.imdecode(arr, cv2.IMREAD_COLOR)
+    try:
+        if pass_through and not resize and payload[:2] == _JPEG_SOI:
+            # A reduced decode still parses the whole stream, at a fraction of the cost.
+            return payload if cv2.imdecode(arr, cv2.IMREAD_REDUCED_COLOR_4) is not None else None
+        img = cv2.imdecode(arr, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
     if img is None:
         return None
     if resize:
@@ -76,6 +82,15 @@ def encode_image(payload, resize=None, quality=95, pass_through=True):
     return buf.tobytes() if ok else None
 
 
+def _truncated_jpeg(payload):
+    """A JPEG cut short: no end-of-image marker after its last scan (libjpeg would fill the rest with grey).
+
+    The marker cannot occur inside scan data (0xFF is always escaped there);
+    an EXIF thumbnail's own end marker comes before the main image's scan.
+    """
+    return payload[:2] == _JPEG_SOI and payload.rfind(b'\xff\xd9') < payload.rfind(b'\xff\xda')
+
+
 def _encode_file(args):
     path, resize, quality, pass_through = args
     try:
@@ -83,6 +98,10 @@ def _encode_file(args):
             payload = f.read()
     except OSError as e:
         return None, 'cannot be read: %s' % (e.strerror or e)
+    if not payload:
+        return None, 'is empty (0 bytes)'
+    if _truncated_jpeg(payload):
+        return None, 'is a truncated JPEG (%d bytes, no end-of-image marker)' % len(payload)
     out = encode_image(payload, resize, quality, pass_through)
     return out, (None if out is not None else 'is not a decodable image')
 
@@ -228,6 +247,29 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
                 classes=classes, num_images=key, skipped=skipped)
 
 
+# Record headers store the label as float32, exact for integers below 2**24.
+_MAX_LABEL = 1 << 24
+
+
+def _check_labels(labels, classes=None):
+    """Class labels as an int64 array; a non-integer, negative, NaN or too large label raises ValueError."""
+    raw = np.asarray(labels)
+    if raw.ndim != 1:
+        raise ValueError('pack_arrays: labels must be a sequence of class indices, got shape %s' % (raw.shape,))
+    if raw.dtype.kind not in 'iuf':
+        raise ValueError('pack_arrays: labels must be numbers (class indices), got dtype %s' % raw.dtype)
+    values = raw.astype(np.float64)
+    limit = len(classes) if classes is not None else _MAX_LABEL
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= limit))
+    if bad.size:
+        i = int(bad[0])
+        rule = ('integers in [0, %d) (the %d classes given)' % (limit, limit) if classes is not None
+                else 'integers >= 0 and below 2**24 (stored as float32)')
+        raise ValueError('pack_arrays: label %d is %r; labels must be %s%s'
+                         % (i, raw[i].item(), rule, ' (%d bad labels in all)' % bad.size if bad.size > 1 else ''))
+    return values.astype(np.int64)
+
+
 def pack_arrays(images, labels, prefix, quality=95, classes=None, source_ids=None):
     """Pack in-memory RGB images into ``prefix.rec`` + ``prefix.idx`` (keys 0..N-1).
 
@@ -235,8 +277,9 @@ def pack_arrays(images, labels, prefix, quality=95, classes=None, source_ids=Non
     ----------
     images : array (N, H, W, 3) uint8, or a sequence of (H, W, 3) uint8 arrays
         RGB images.
-    labels : sequence of N numbers
-        Class labels.
+    labels : sequence of N integers
+        Class labels: whole numbers >= 0 (below ``len(classes)`` when
+        ``classes`` is given), stored exactly as float32 (so below 2**24).
     prefix : str
         Output path without extension.
     quality : int
@@ -252,7 +295,7 @@ def pack_arrays(images, labels, prefix, quality=95, classes=None, source_ids=Non
     dict
         ``rec``, ``idx``, ``num_images`` (and ``classes_file`` with ``classes``).
     """
-    labels = np.asarray(labels)
+    labels = _check_labels(labels, classes)
     if len(images) != len(labels):
         raise ValueError('pack_arrays: %d images but %d labels' % (len(images), len(labels)))
     if source_ids is not None and len(source_ids) != len(labels):

@@ -19,7 +19,8 @@ _MAGIC = 0xced7230a
 _MAGIC_BYTES = struct.pack('<I', _MAGIC)
 _IR_FORMAT = 'IfQQ'
 _IR_SIZE = struct.calcsize(_IR_FORMAT)
-# How many record offsets are spot-checked for a magic number when a file is opened.
+# How many record offsets are spot-checked for a magic number when a file is opened; the index
+# is refused when more than half of them miss.
 _SPOT_CHECKS = 64
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -86,7 +87,9 @@ class RecordSource(object):
     ------
     DataError
         When a file is missing or unreadable, the index does not parse, or the
-        index points at places of the ``.rec`` file that hold no record.
+        index points outside the ``.rec`` file or, at most of the places
+        checked, at no record. A single damaged record is not an error here:
+        reading it gives no image, and the loaders skip and count it.
     """
 
     _fd = None
@@ -101,30 +104,34 @@ class RecordSource(object):
         size = os.path.getsize(rec)
         if size < 8:
             raise DataError('RecordIO file %s is empty or truncated (%d bytes)' % (rec, size))
-        if self._pread(4, 0) != _MAGIC_BYTES:
+        keys, offsets = _parse_idx(idx)
+        order = np.argsort(keys, kind='stable')
+        self._keys = keys[order]
+        self._offsets = offsets[order]
+        # Whether the index fits the file is judged on a sample of records taken together: one
+        # damaged record is skipped and counted when read, wherever it lies; an index of another
+        # file (or a file that is not RecordIO) misses the record magic at most places.
+        spots = np.unique(np.linspace(0, len(keys) - 1, min(_SPOT_CHECKS, len(keys))).astype(int))
+        inside = [i for i in spots if 0 <= self._offsets[i] <= size - 8]
+        missed = [i for i in inside if self._pread(4, int(self._offsets[i])) != _MAGIC_BYTES]
+        if self._pread(4, 0) != _MAGIC_BYTES and len(missed) == len(inside):
             raise DataError('RecordIO file %s is not a RecordIO file: it does not start with the '
                             'record magic number' % rec)
-        keys, offsets = _parse_idx(idx)
         bad = np.flatnonzero((offsets < 0) | (offsets > size - 8))
         if bad.size:
             i = int(bad[0])
             raise DataError('index file %s: record %d at offset %d lies outside %s (%d bytes); '
                             'is it the index of another file?' % (idx, keys[i], offsets[i], rec, size))
-        order = np.argsort(keys, kind='stable')
-        self._keys = keys[order]
-        self._offsets = offsets[order]
+        if 2 * len(missed) > len(spots):
+            i = missed[0]
+            raise DataError('RecordIO file %s holds no record at offset %d, where index %s puts record %d '
+                            '(%d of %d records checked are not where the index says); is it the index of '
+                            'another file?' % (rec, self._offsets[i], idx, self._keys[i], len(missed), len(spots)))
         # A record's extent ends where the next record (in file order) starts.
         sorted_offsets = np.unique(offsets)
         nxt = np.searchsorted(sorted_offsets, self._offsets, side='right')
         ends = np.append(sorted_offsets, size)[nxt]
         self._lengths = ends - self._offsets
-        spots = np.unique(np.linspace(0, len(self._keys) - 1, min(_SPOT_CHECKS, len(self._keys))).astype(int))
-        for i in spots:
-            head = self._pread(8, int(self._offsets[i]))
-            if head[:4] != _MAGIC_BYTES:
-                raise DataError('RecordIO file %s holds no record at offset %d, where index %s puts '
-                                'record %d; is it the index of another file?'
-                                % (rec, self._offsets[i], idx, self._keys[i]))
 
     def __len__(self):
         return len(self._keys)

@@ -22,15 +22,15 @@ Command line::
     python -m gluon_asymmnet.export --model asymmnet_large --params FILE --prefix out/asymmnet_large
 """
 import argparse
+import errno
 import os
 import tempfile
-import warnings
 
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, import_symbol_block, read_index, read_symbol
 from ..metrics import relative_error
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
@@ -102,15 +102,20 @@ def _context(net):
     return params[0].list_ctx()[0] if params else mx.cpu()
 
 
-def _to_onnx(symbol_file, params_file, shape, dtype, path):
-    """MXNet's ONNX exporter, then initializers out of the graph inputs and a named batch dimension."""
+def _to_onnx(symbol_file, params_file, shape, dtype, path, name):
+    """MXNet's ONNX exporter, then initializers out of the graph inputs and a named batch dimension.
+
+    ``name`` (the export's prefix) is what error messages call the graph.
+    """
     import onnx
     try:
         mx.onnx.export_model(symbol_file, params_file, in_shapes=[shape], in_types=[dtype],
                              onnx_file_path=path, dynamic=True, dynamic_input_shapes=[(None,) + shape[1:]])
+    except OSError:
+        raise  # writing failed (a full disk): export() says so, naming the target
     except Exception as err:  # mx2onnx raises bare AttributeError/NotImplementedError/KeyError per operator
         raise ExportError('ONNX export of %s failed in MXNet\'s converter: %s: %s'
-                          % (symbol_file, type(err).__name__, err)) from err
+                          % (name, type(err).__name__, err)) from err
     model = onnx.load(path)
     weights = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in weights]
@@ -126,17 +131,75 @@ def _to_onnx(symbol_file, params_file, shape, dtype, path):
     return path
 
 
-def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
-    """Export ``net`` as symbol JSON + params and/or ONNX.
+def _target(prefix, formats):
+    """The folder and the final paths of an export, checked writable before anything is computed."""
+    prefix = os.fspath(prefix)
+    if not prefix or prefix.endswith((os.sep, '/')) or os.path.isdir(prefix):
+        raise ValueError('export prefix %r names a folder; give a path prefix inside it, e.g. %s (writes %s-symbol.json, '
+                         '%s-0000.params, %s.onnx)' % ((prefix, os.path.join(prefix, 'model')) +
+                                                       (os.path.join(prefix, 'model'),) * 3))
+    folder = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ExportError('cannot create the export folder %s: %s' % (folder, err.strerror or err)) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError('cannot write in the export folder %s: %s'
+                          % (folder, 'read-only file system' if _read_only(folder) else 'permission denied'))
+    final = {}
+    if 'symbol' in formats:
+        final.update(symbol=prefix + '-symbol.json', params=prefix + '-0000.params')
+    if 'onnx' in formats:
+        final['onnx'] = prefix + '.onnx'
+    for path in final.values():
+        if os.path.isdir(path):
+            raise ExportError('cannot export to %s: it is a folder' % path)
+    return folder, final
 
-    The network is hybridized (a side effect, as for ``HybridBlock.export``).
+
+def _read_only(folder):
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _free_bytes(folder):
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _write_failure(prefix, folder, err, free):
+    """One line for a failed export write; a full disk (``free`` bytes left at the failure) is named as such."""
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else \
+        (str(err).strip().splitlines() or [type(err).__name__])[-1]
+    if getattr(err, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'Write incomplete' in str(err) or \
+            (free is not None and free < (1 << 20)):
+        now = _free_bytes(folder)
+        reason = 'the disk holding %s is full%s' % (
+            folder, ' (the export needs more than the %.1f MiB free there)' % (now / 2. ** 20) if now else '')
+    return 'export to %s failed: %s; nothing was changed in %s' % (prefix, reason, folder)
+
+
+def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
+    """Export ``net`` as symbol JSON + params and/or ONNX, all files or none.
+
+    Every file is written under a temporary name in the target folder,
+    checked (the symbol JSON and the parameter file are parsed back), and
+    only then are all renamed to their final names: a failure (a full disk,
+    a converter error) leaves no partial file and an earlier export under
+    the same prefix as it was. The network is hybridized (a side effect, as
+    for ``HybridBlock.export``).
 
     Parameters
     ----------
     net : HybridBlock
         An initialized network taking float32 NCHW input.
     prefix : str
-        Output path prefix; folders are created.
+        Output path prefix (not a folder); folders are created.
     input_size : int or (int, int)
         Height and width the graph is traced at (ONNX keeps them fixed, the
         batch dimension is dynamic).
@@ -151,10 +214,19 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     dict
         ``'symbol'`` and ``'params'`` (with ``'symbol'``), ``'onnx'`` (with
         ``'onnx'``): the paths written.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (a prefix that is a folder, an uninitialized network).
+    ExportError
+        A folder that cannot be written, a failed write (naming the prefix
+        and, for a full disk, saying so), or a converter failure.
     """
     formats = _formats(formats)
     height, width = _size(input_size)
     ctx = _context(net)
+    folder, final = _target(prefix, formats)
     block = net
     if preprocess:
         block = Preprocess(net)
@@ -165,17 +237,29 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
         shape, dtype = (1, 3, height, width), np.float32
     block.hybridize()
     block(mx.nd.zeros(shape, dtype=dtype, ctx=ctx))
-    folder = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(folder, exist_ok=True)
-    files = {}
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        base = prefix if 'symbol' in formats else os.path.join(tmp, 'model')
-        block.export(base, epoch=0)
-        if 'symbol' in formats:
-            files['symbol'], files['params'] = base + '-symbol.json', base + '-0000.params'
-        if 'onnx' in formats:
-            files['onnx'] = _to_onnx(base + '-symbol.json', base + '-0000.params', shape, dtype, prefix + '.onnx')
-    return files
+    failure = None
+    try:
+        with tempfile.TemporaryDirectory(prefix='.%s.export-' % os.path.basename(prefix), dir=folder) as tmp:
+            try:
+                base = os.path.join(tmp, 'model')
+                block.export(base, epoch=0)
+                written = {'symbol': base + '-symbol.json', 'params': base + '-0000.params'}
+                # MXNet writes a symbol file cut short by a full disk without an error: read both back.
+                read_symbol(written['symbol'])
+                read_index(written['params'], quantized=True)
+                if 'onnx' in formats:
+                    written['onnx'] = _to_onnx(written['symbol'], written['params'], shape, dtype,
+                                               base + '.onnx', prefix)
+                for kind, path in final.items():
+                    os.replace(written[kind], path)
+            except (OSError, mx.base.MXNetError, CheckpointError) as err:
+                # Judged before the temporary files are removed: a full disk has nothing left now.
+                failure = _write_failure(prefix, folder, err, _free_bytes(folder))
+    except OSError as err:
+        failure = _write_failure(prefix, folder, err, None)
+    if failure:
+        raise ExportError(failure)
+    return final
 
 
 def _normalise(images):
@@ -213,10 +297,8 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     rng = np.random.RandomState(seed)
     runners = {}
     if 'symbol' in files:
-        with warnings.catch_warnings():
-            # The graph's input dtype is only known at the first call (uint8 or float32); MXNet warns about it.
-            warnings.filterwarnings('ignore', 'Cannot decide type for the following arguments')
-            with_symbol = mx.gluon.SymbolBlock.imports(files['symbol'], ['data'], files['params'], ctx=ctx)
+        with_symbol = import_symbol_block(files['symbol'], files['params'], ctx=ctx,
+                                          input_dtype='uint8' if preprocess else 'float32')
         runners['symbol'] = lambda x: with_symbol(mx.nd.array(x, dtype=x.dtype, ctx=ctx)).asnumpy()
     if 'onnx' in files:
         import onnxruntime
