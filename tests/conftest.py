@@ -11,16 +11,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, 'tests', 'data')
 sys.path.insert(0, ROOT)
 
+from gluon_asymmnet.metrics import relative_error as rel_err  # noqa: E402
 from reference_weights import network_reference_weights, reference_input, reference_weights  # noqa: E402
 
 # The first block's depthwise weights: every network has them, and any change of
 # the first block (the original codes' quirk, docs/design.md section 8) passes through them.
 FIRST_BLOCK_WEIGHT = 'features.3.conv1.conv.weight'
-
-
-def rel_err(a, b):
-    """Largest absolute difference relative to the largest magnitude of ``b``."""
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def manifest(name):
@@ -54,20 +50,29 @@ def logit_tolerance(net, x):
     return max(1e-4, 5 * noise_floor(net, x))
 
 
-def assert_sensitive(net, x, key=FIRST_BLOCK_WEIGHT, factor=1.5, at_least=1e-3):
+def _outputs(forward, x):
+    out = forward(x)
+    return [o.asnumpy() for o in out] if isinstance(out, (list, tuple)) else [out.asnumpy()]
+
+
+def assert_sensitive(net, x, key=FIRST_BLOCK_WEIGHT, factor=1.5, at_least=1e-3, forward=None):
     """Fail unless scaling ``net``'s parameter ``key`` by ``factor`` moves its output by more than ``at_least``.
 
     A comparison against ``net``'s output at a tolerance below ``at_least`` can
     then fail: a saturated network (every logit its classifier bias) would pass
-    any comparison. The parameter is restored; returns the relative move.
+    any comparison. ``forward`` (default ``net``) computes the output from
+    ``x`` with ``net``'s parameters; when it returns several outputs (feature
+    maps), each must move. The parameter is restored; returns the smallest
+    relative move.
     """
     import mxnet as mx
+    forward = forward or net
     param = net._collect_params_with_prefix()[key]
-    before = net(x).asnumpy()
+    before = _outputs(forward, x)
     saved = param.data().copy()
     param.set_data(saved * factor)
     try:
-        moved = rel_err(net(x).asnumpy(), before)
+        moved = min(rel_err(a, b) for a, b in zip(_outputs(forward, x), before))
     finally:
         param.set_data(saved)
     mx.nd.waitall()

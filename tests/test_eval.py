@@ -10,7 +10,7 @@ import pytest
 from filelock import FileLock
 
 import gluon_asymmnet as ga
-from conftest import DATA
+from conftest import DATA, assert_sensitive, rel_err
 from gluon_asymmnet.data import folder_batches, get_data_loaders
 from gluon_asymmnet.evaluation import (EvalError, eval_batches, load_model, main, random_weights, summary_rows)
 from gluon_asymmnet.pack import pack_arrays
@@ -110,8 +110,22 @@ def _predict(net, batches):
 
 @pytest.fixture(scope='module')
 def small_net():
-    mx.random.seed(3)
     return random_weights(ga.get_model('asymmnet_small', **SMALL), seed=3)
+
+
+def test_random_weights_are_seeded_and_well_conditioned():
+    """The benchmark's random network computes something: its outputs differ per image and follow its first block."""
+    from reference_weights import network_reference_weights
+    net = random_weights(ga.get_model('asymmnet_large', multiplier=0.5, classes=10), seed=5)
+    again = ga.get_model('asymmnet_large', multiplier=0.5, classes=10)
+    again.initialize()
+    drawn = network_reference_weights(again, seed=5)  # the same distributions (tests/reference_weights.py)
+    for key, p in net._collect_params_with_prefix().items():
+        assert np.array_equal(p.data().asnumpy(), drawn[key]), key
+    x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (2, 3, 64, 64)))
+    out = net(x).asnumpy()
+    assert rel_err(out[0], out[1]) > 0.1
+    assert_sensitive(net, x)
 
 
 def test_eval_on_recordio_with_known_answer(small_net, tmp_path, capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
-from conftest import randomized, rel_err
+from conftest import assert_sensitive, randomized, rel_err
 from gluon_asymmnet.export import MEAN_RGB, STD_RGB, ExportError, compare_exported, export, main
 
 # SymbolBlock.imports cannot know the input dtype (uint8 or float32) before the first call and says so.
@@ -32,7 +32,10 @@ def normalise(images):
 
 @pytest.fixture(scope='module', params=CASES, ids=['%s-%s' % (m, 'uint8' if p else 'float') for m, p in CASES])
 def case(request, tmp_path_factory):
-    """A randomized network, inputs for batch 1 and 2 and its imperative (not hybridized) outputs."""
+    """A randomized network, inputs for batch 1 and 2 and its imperative (not hybridized) outputs.
+
+    The outputs follow the first block beyond every tolerance below (1e-5, 1e-4): comparisons can fail.
+    """
     model, preprocess = request.param
     name, kwargs = MODELS[model]
     net = randomized(name, kwargs)
@@ -45,6 +48,7 @@ def case(request, tmp_path_factory):
         else:
             inputs[batch] = plain = rng.standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32)
         expected[batch] = net(mx.nd.array(plain)).asnumpy()
+    assert_sensitive(net, mx.nd.array(plain))
     return dict(model=model, name=name, kwargs=kwargs, net=net, preprocess=preprocess, inputs=inputs,
                 expected=expected, dir=str(tmp_path_factory.mktemp(model)))
 
@@ -111,6 +115,7 @@ def test_asymmnet_large_at_224(tmp_path):
     net = randomized('asymmnet_large', {})
     errors = compare_exported(net, export(net, str(tmp_path / 'asymmnet_large')), 224)
     assert errors['symbol'] < 1e-5 and errors['onnx'] < 1e-4
+    assert_sensitive(net, mx.nd.array(np.random.RandomState(0).standard_normal((1, 3, 224, 224))))  # its batch 1
 
 
 def test_released_layout_export_reproduces_authors_logits(released_params, reference_batch, reference_logits,
@@ -121,6 +126,7 @@ def test_released_layout_export_reproduces_authors_logits(released_params, refer
     files = export(net, str(tmp_path / 'released'), formats=('symbol',))
     block = mx.gluon.SymbolBlock.imports(files['symbol'], ['data'], files['params'])
     assert rel_err(block(mx.nd.array(reference_batch)).asnumpy(), reference_logits) < 1e-4
+    assert_sensitive(net, mx.nd.array(reference_batch))
 
 
 def test_preprocess_wrapper_is_the_normalisation():
@@ -132,6 +138,7 @@ def test_preprocess_wrapper_is_the_normalisation():
     x = np.random.RandomState(2).randint(0, 256, (2, 32, 48, 3)).astype(np.uint8)
     got = wrapped(mx.nd.array(x, dtype='uint8')).asnumpy()
     assert rel_err(got, net(mx.nd.array(normalise(x))).asnumpy()) < 1e-5
+    assert_sensitive(net, mx.nd.array(normalise(x)))
     with pytest.raises(ValueError, match='3 values each'):
         Preprocess(net, mean=(1, 2))
 

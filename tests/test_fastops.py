@@ -131,7 +131,7 @@ def _ops(sym):
 ])
 @pytest.mark.parametrize('batch', [1, 2])
 def test_fast_inference_symbol_matches_the_network(name, kwargs, batch):
-    from conftest import randomized
+    from conftest import assert_sensitive, randomized
     net = randomized(name, dict(kwargs, classes=10))
     plain = inference_symbol(net, input_shape=(batch, 3, 64, 96))
     fast = inference_symbol(net, input_shape=(batch, 3, 64, 96), fast_ops=True)
@@ -151,6 +151,7 @@ def test_fast_inference_symbol_matches_the_network(name, kwargs, batch):
     pools = _ops(fast).count('ga_global_avg_pool')
     assert pools >= 1 and pools + _ops(fast).count('Pooling') == _ops(plain).count('Pooling')
     x = mx.nd.array(np.random.RandomState(1).uniform(-1, 1, (batch, 3, 64, 96)))
+    assert_sensitive(net, x)  # the comparisons below (2e-6, exact) can fail
     block = mx.gluon.SymbolBlock(fast, mx.sym.var('data', dtype='float32'), params=net.collect_params())
     block.hybridize(static_alloc=True, static_shape=True)
     found, expected = block(x).asnumpy(), net(x).asnumpy()
@@ -166,10 +167,11 @@ def test_fast_inference_symbol_matches_the_network(name, kwargs, batch):
 
 
 def test_fused_backend_uses_the_library_and_falls_back_with_a_warning(monkeypatch):
-    from conftest import randomized
+    from conftest import assert_sensitive, randomized
     net = randomized('asymmnet_small', dict(multiplier=0.35, classes=10))
     x = np.random.RandomState(2).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
     expected = net(mx.nd.array(x)).asnumpy()
+    assert_sensitive(net, mx.nd.array(x))  # the comparisons below (1e-5) can fail
     fast = build_predictor('mxnet-fused', net, 2, 32)
     plain = build_predictor('mxnet-fused', net, 2, 32, fast_ops=False)
     assert fast.info['fast_ops'] is True and plain.info['fast_ops'] is False

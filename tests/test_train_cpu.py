@@ -17,6 +17,7 @@ from gluon_asymmnet.asymmnet import AsymmNet
 from gluon_asymmnet.backend import TrainInferHybridBlock, graph_mode, tracing_mode
 from gluon_asymmnet.backend.ops import channel_shuffle
 from gluon_asymmnet.block import AsymmBottleneck, feature_reuse_concat
+from conftest import assert_sensitive, network_reference_weights, rel_err
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,10 +71,12 @@ def test_imperative_training_with_onednn_lowers_the_loss():
 def test_per_mode_network_trains_after_inference_and_both_graphs_agree():
     assert all(isinstance(ga.get_model(name), TrainInferHybridBlock) for name in ga.get_model_list())
     net = AsymmNet('small', multiplier=0.35, classes=10, dropout=0)
-    net.initialize(mx.init.MSRAPrelu())
+    net.initialize()
+    network_reference_weights(net)
     net.hybridize(static_alloc=True, static_shape=True)
     x = mx.nd.random.uniform(-1, 1, (2, 3, 96, 96))
     inferred = net(x).asnumpy()
+    assert_sensitive(net, x)  # the graphs' agreement (1e-5) can fail
     inference_graph = net._cached_graph[1]
     with autograd.record(train_mode=False):
         recorded = net(x)
@@ -88,8 +91,9 @@ def test_per_mode_network_trains_after_inference_and_both_graphs_agree():
     assert ('Concat', '1') in ops(inference_graph) and ('Concat', '-3') not in ops(inference_graph)
     assert ('Concat', '-3') in ops(training_graph) and ('Concat', '1') not in ops(training_graph)
     assert ('Activation', None) in ops(inference_graph) and ('clip', None) in ops(training_graph)
-    # Back to inference: the cached inference graph is reused, then training again.
-    assert np.array_equal(net(x).asnumpy(), inferred)
+    # Back to inference: the cached inference graph is reused, then training again. Not bit for bit: MXNet's
+    # BatchNorm backward rewrites the running statistics even when not training (rounding, ~1e-7 relative).
+    assert rel_err(net(x).asnumpy(), inferred) < 1e-5
     assert net._cached_graph[1] is inference_graph
     grad_before = net.features[0].weight.grad().copy()
     with autograd.record():
@@ -224,6 +228,7 @@ def test_shuffle_model_exports_to_onnx_and_matches_onnxruntime(tmp_path):
     net.hybridize(static_alloc=True, static_shape=True)
     x = np.random.RandomState(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     expected = net(mx.nd.array(x)).asnumpy()
+    assert_sensitive(net, mx.nd.array(x))  # the comparison below (1e-4) can fail
     prefix = str(tmp_path / 'shuffle')
     net.export(prefix)
     onnx_file = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params', [(1, 3, 64, 64)],
@@ -248,7 +253,8 @@ def test_per_mode_network_exports_its_inference_graph_to_onnx(tmp_path, infer_fi
     import onnxruntime
 
     net = AsymmNet('small', multiplier=0.5, shuffle_groups=2, classes=10)
-    net.initialize(mx.init.Xavier(magnitude=2))
+    net.initialize()
+    network_reference_weights(net)
     net.hybridize(static_alloc=True, static_shape=True)
     x = np.random.RandomState(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     if infer_first:  # the inference graph is cached before training, else traced by export
@@ -264,6 +270,7 @@ def test_per_mode_network_exports_its_inference_graph_to_onnx(tmp_path, infer_fi
     assert {n['op'] for n in nodes} >= {'Concat', 'Pooling', 'Activation'}
     assert not {n['op'] for n in nodes} & {'mean', 'clip'}
     expected = net(mx.nd.array(x)).asnumpy()
+    assert_sensitive(net, mx.nd.array(x))  # the comparison below (1e-4) can fail
     onnx_file = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params', [(1, 3, 64, 64)],
                                      np.float32, str(tmp_path / 'net.onnx'), dynamic=True,
                                      dynamic_input_shapes=[(None, 3, 64, 64)])

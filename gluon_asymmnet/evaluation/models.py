@@ -130,17 +130,29 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
 
 
 def random_weights(net, seed=0):
-    """Initialise ``net`` for speed-only benchmarks: MSRA weights and non-trivial BatchNorm statistics.
+    """Initialise ``net`` with seeded random weights that keep every layer working, for speed-only runs.
 
-    Follows ``make_reference_checkpoint.py``'s distributions (gamma, running
-    variance ~ U(0.5, 1.5); beta, running mean, biases ~ N(0, 0.1)), so the
-    activations keep a realistic scale and INT8 error figures mean something.
+    Convolution and dense weights are He-normal for their fan-in (standard
+    deviation ``sqrt(2 / fan_in)``, ``fan_in`` the product of all but the first
+    dimension, so a depthwise 3x3 kernel has fan-in 9); BatchNorm gamma and
+    running variance ~ U(0.5, 1.5); beta, running mean and biases ~ N(0, 0.1).
+    Activations then stay of order 1 through the network: the outputs differ
+    from image to image and move with every layer's weights, so errors measured
+    on them (INT8 ``rel_error``) are errors of a network that computes
+    something. (MXNet's ``MSRAPrelu`` averages fan-in and fan-out, which
+    shrinks depthwise kernels by the channel count: every output collapses to
+    the classifier's bias, and any two networks agree.) Deterministic for a
+    given ``seed``; returns ``net``.
     """
     rng = np.random.RandomState(seed)
-    net.initialize(mx.init.MSRAPrelu(), force_reinit=True)
-    for key, p in sorted(net.collect_params().items()):
+    net.initialize(force_reinit=True)
+    # Structural order (features.0.weight, ...): the same draws whatever prefix the network got.
+    for key, p in net._collect_params_with_prefix().items():
         if key.endswith(('running_var', 'gamma')):
-            p.set_data(mx.nd.array(rng.uniform(0.5, 1.5, p.shape)))
+            value = rng.uniform(0.5, 1.5, p.shape)
         elif key.endswith(('running_mean', 'beta', 'bias')):
-            p.set_data(mx.nd.array(rng.normal(0, 0.1, p.shape)))
+            value = rng.normal(0, 0.1, p.shape)
+        else:
+            value = rng.normal(0, np.sqrt(2.0 / np.prod(p.shape[1:])), p.shape)
+        p.set_data(mx.nd.array(value, dtype=p.dtype))
     return net
