@@ -32,6 +32,7 @@ and shape fits the network, is handed to MXNet. Parameter files are NDArray
 lists, never Python pickles; this module never unpickles anything (Trainer
 ``.states`` files are pickles and are refused).
 """
+import fnmatch
 import os
 import struct
 from collections import Counter, OrderedDict
@@ -277,13 +278,33 @@ def _fits(expected, found):
     return len(expected) == len(found) and all(e in (0, f) for e, f in zip(expected, found))
 
 
-def load_checkpoint(net, path, ctx=None, layout=None):
+def _excluded(params, patterns, path):
+    """Network keys matching ``exclude``'s shell patterns; a pattern that matches nothing is an error."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    found = set()
+    for pattern in patterns:
+        hits = fnmatch.filter(params, pattern)
+        if not hits:
+            raise CheckpointError('%s: exclude=%r matches no parameter of the network (structural names such as '
+                                  '%s)' % (path, pattern, next(iter(params), '?')))
+        found.update(hits)
+    return found
+
+
+def load_checkpoint(net, path, ctx=None, layout=None, exclude=()):
     """Load a parameter file of any known layout into ``net``, all or nothing.
 
     Every key and shape is checked before the network is touched; on any
     problem the network keeps its parameters and :class:`CheckpointError`
     names the file and the first missing, unexpected or mismatched key (with
     the expected and found shapes).
+
+    ``exclude`` leaves some parameters out on both sides: they are neither
+    required in the file nor loaded (their file entries, whatever their
+    shapes, are skipped) and keep their values in the network. The rest is
+    still loaded all or nothing. Fine-tuning uses it to load everything but
+    the classifier (:mod:`gluon_asymmnet.finetune`).
 
     Parameters
     ----------
@@ -297,6 +318,9 @@ def load_checkpoint(net, path, ctx=None, layout=None):
         parameters are, the CPU for the others.
     layout : str, optional
         Force a layout from :data:`LAYOUTS` instead of detecting it.
+    exclude : str or sequence of str
+        Shell patterns (``fnmatch``) of structural parameter names
+        (``output.0.*``) to leave out; each must match a parameter.
 
     Returns
     -------
@@ -321,6 +345,11 @@ def load_checkpoint(net, path, ctx=None, layout=None):
     else:
         params = net._collect_params_with_prefix()
         mapping, skipped = _structural_map(name, params), []
+    if exclude:
+        structural = net._collect_params_with_prefix()
+        left_out = {id(structural[k]) for k in _excluded(structural, exclude, path)}
+        for key in [k for k in mapping if id(params[k]) in left_out]:
+            skipped.append(mapping.pop(key))
     where = '%s (layout %s)' % (path, name)
 
     problems, counts = [], Counter()
