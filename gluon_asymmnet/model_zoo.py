@@ -4,6 +4,7 @@ import re
 
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .checkpoint import load_checkpoint
+from .finetune import load_pretrained
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
 
 __all__ = ['get_model', 'get_model_list']
@@ -38,6 +39,11 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         into ``root`` when missing and verified by hash. A string: a
         parameter file of any layout :func:`gluon_asymmnet.load_checkpoint`
         reads, or else a prefix (4 to 40 hex digits) of a store entry's hash.
+        With ``classes`` given, the weights may come from a network with
+        another class count (e.g. the 1000 ImageNet classes): everything but
+        the classifier is loaded and a new classifier is initialised
+        (:func:`gluon_asymmnet.finetune.load_pretrained`; a log line says
+        so), as timm does. Without ``classes`` the file must fit entirely.
     ctx : Context or list of Context, optional
         Where loaded parameters live (default: CPU). Ignored without
         ``pretrained``.
@@ -69,18 +75,28 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
     if pretrained is False or pretrained is None:
         return net
     config = {k: getattr(net, k) for k in _CONFIG if hasattr(net, k)}
+    # Another class count than the weights': the classifier starts anew (fine-tuning).
+    adapt = 'classes' in kwargs
+    ignore = ('classes',) if adapt else ()
     if pretrained is True:
-        entry = find_entry(key, config)
+        entry = find_entry(key, config, ignore=ignore)
     elif isinstance(pretrained, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(pretrained))
         if os.path.isfile(path):
-            load_checkpoint(net, path, ctx=ctx)
+            _load(net, path, ctx, None, adapt)
             return net
         if not re.fullmatch('[0-9a-fA-F]{4,40}', path):
             raise ValueError('pretrained=%r: no such parameter file, and not a hash prefix (4 to 40 hex '
                              'digits) of a store entry' % (pretrained,))
-        entry = find_entry(key, config, tag=path)
+        entry = find_entry(key, config, tag=path, ignore=ignore)
     else:
         raise ValueError('pretrained must be False, True, a file path or a hash prefix, got %r' % (pretrained,))
-    load_checkpoint(net, get_model_file(entry, root=root), ctx=ctx, layout=entry.layout)
+    _load(net, get_model_file(entry, root=root), ctx, entry.layout, adapt)
     return net
+
+
+def _load(net, path, ctx, layout, adapt):
+    if adapt:
+        load_pretrained(net, path, ctx=ctx, layout=layout)
+    else:
+        load_checkpoint(net, path, ctx=ctx, layout=layout)
