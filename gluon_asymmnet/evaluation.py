@@ -3,6 +3,9 @@
 - :func:`load_model`: a model by name with a parameter file of any layout
   (:func:`gluon_asymmnet.load_checkpoint`), with the store's weights
   (``pretrained``), or an exported symbol JSON + params (``model_prefix``).
+  A checkpoint of ``train_imagenet.py`` needs no model flags: its ``.json``
+  names the model, the classes and the preprocessing
+  (:func:`gluon_asymmnet.run_meta.read_run_info`, :func:`run_defaults`).
 - :func:`eval_batches`: validation batches with GluonCV's preprocessing
   (resize the short side to ``ceil(input_size / crop_ratio)``, centre crop)
   from ImageNet RecordIO, an ImageNet folder, any folder of class
@@ -30,6 +33,7 @@ from .inference import BackendError
 from .model_store import DEFAULT_ROOT, ModelStoreError, pretrained_entries
 from .model_zoo import get_model, get_model_list
 from .profiler import format_table, profile
+from .run_meta import read_run_info
 
 __all__ = ['EvalError', 'SUMMARY_WIDTHS', 'SUMMARY_RATES', 'published_figures', 'model_kwargs', 'load_model',
            'eval_batches', 'calibration_images', 'evaluate', 'summary_rows', 'format_summary', 'layer_table']
@@ -195,7 +199,8 @@ def _read_class_names(path):
 
 
 def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, image_folder=None,
-                 class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=0.875):
+                 class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=0.875,
+                 mean=None, std=None, classes=None, run_data=None):
     """Validation batches from exactly one source, with GluonCV's centre-crop preprocessing.
 
     Parameters
@@ -219,6 +224,15 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
     input_size : int, optional
         Network input side (default 224; 32 for the demo).
     crop_ratio : float
+    mean, std : sequence of 3 float, optional
+        RGB normalisation on the 0-255 scale (default ImageNet's).
+    classes : sequence of str, optional
+        With ``image_folder`` and no ``class_names`` file: the class names by
+        label (a checkpoint's, :func:`run_defaults`).
+    run_data : dict, optional
+        Without any other source: a training run's validation data
+        (:attr:`RunInfo.val_data <gluon_asymmnet.run_meta.RunInfo>`; ``{}`` is
+        the digits), e.g. the held-out split of a single image folder.
 
     Returns
     -------
@@ -232,6 +246,20 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
     """
     given = [n for n, v in (('--dataset', dataset), ('--rec-val', rec_val), ('--data-dir', data_dir),
                             ('--image-folder', image_folder)) if v is not None]
+    if not given and run_data is not None:
+        if not run_data:
+            dataset = 'demo'
+        else:
+            input_size = input_size or 224
+            common = dict(batch_size=batch_size, num_workers=num_workers, crop_ratio=crop_ratio)
+            common.update({k: v for k, v in (('mean', mean), ('std', std)) if v is not None})
+            batches = get_data_loaders(train=False, input_size=input_size, **run_data, **common)[1]
+            source = 'the validation data of the checkpoint\'s run (%s)' % ', '.join(
+                '%s=%s' % kv for kv in sorted(run_data.items()))
+            names = getattr(batches, 'class_names', None)
+            return batches, {'source': source, 'input_size': input_size, 'crop_ratio': crop_ratio,
+                             'num_classes': len(names) if names else None, 'num_samples': batches.num_samples}
+        given = ['--dataset']
     if len(given) != 1:
         raise EvalError('give exactly one data source (--dataset demo, --rec-val, --data-dir or '
                         '--image-folder), got %s' % (', '.join(given) or 'none'))
@@ -240,6 +268,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
     if class_names is not None and image_folder is None:
         raise EvalError('--class-names applies to --image-folder only')
     common = dict(batch_size=batch_size, num_workers=num_workers, crop_ratio=crop_ratio)
+    common.update({k: v for k, v in (('mean', mean), ('std', std)) if v is not None})
     num_classes = None
     if dataset is not None:
         if dataset != 'demo':
@@ -261,7 +290,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
         source = os.path.join(data_dir, 'val')
     else:
         input_size = input_size or 224
-        classes = _read_class_names(class_names) if class_names else None
+        classes = _read_class_names(class_names) if class_names else classes
         batches = folder_batches(image_folder, input_size=input_size, classes=classes, **common)
         source = image_folder
         num_classes = len(classes) if classes else None
@@ -270,6 +299,38 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
         num_classes = len(names)
     return batches, {'source': source, 'input_size': input_size, 'crop_ratio': crop_ratio,
                      'num_classes': num_classes, 'num_samples': batches.num_samples}
+
+
+def run_defaults(args):
+    """Fill ``eval.py`` arguments left out from the ``.json`` beside ``--params`` (a training checkpoint).
+
+    The model and its constructor arguments, input size, crop ratio, RGB
+    mean/std and the class names (labels of an ``--image-folder``) come from
+    the run; flags given explicitly win. Returns the run's
+    :class:`~gluon_asymmnet.run_meta.RunInfo` or None (then only the usual
+    defaults apply).
+    """
+    run = None
+    if args.params and not args.model_prefix:
+        try:
+            run = read_run_info(args.params)
+        except ValueError as err:
+            raise EvalError('--params %s: %s' % (args.params, err))
+    if run is not None and args.model in (None, run.model):
+        args.model = run.model
+        kwargs = run.kwargs
+        for name, key in (('multiplier', 'multiplier'), ('asymmrate', 'asymmrate'),
+                          ('shuffle_groups', 'shuffle_groups'), ('classes', 'classes')):
+            if getattr(args, name) is None and key in kwargs:
+                setattr(args, name, kwargs[key])
+        args.input_size = args.input_size or run.input_size
+        if args.crop_ratio is None:
+            args.crop_ratio = run.crop_ratio
+        args.rgb_mean = args.rgb_mean or run.mean
+        args.rgb_std = args.rgb_std or run.std
+    if args.crop_ratio is None:
+        args.crop_ratio = 0.875
+    return run
 
 
 def calibration_images(batches, num_images):
@@ -475,7 +536,7 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
                                     '(CPU inference backends) AsymmNet and MobileNetV3 models.')
-    m = p.add_argument_group('model')
+    m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
     m.add_argument('--model', choices=get_model_list(), help='model name')
     m.add_argument('--width-scale', '--multiplier', dest='multiplier', type=float, default=None,
                    help='width multiplier (default 1.0)')
@@ -484,7 +545,8 @@ def build_parser():
                    help='AsymmNet channel-shuffle groups (default 0)')
     m.add_argument('--classes', type=int, default=None,
                    help='number of classes (default 1000; 10 with --dataset demo)')
-    m.add_argument('--params', '--params-file', dest='params', help='parameter file (any layout load_checkpoint reads)')
+    m.add_argument('--params', '--params-file', dest='params', help='parameter file (any layout load_checkpoint reads); a training checkpoint needs no other '
+                        'model or preprocessing flag')
     m.add_argument('--pretrained', nargs='?', const=True, default=None, metavar='HASH',
                    help="the model store's weights for this configuration, or the entry whose hash starts with HASH")
     m.add_argument('--root', default=DEFAULT_ROOT, help='model store folder')
@@ -497,7 +559,12 @@ def build_parser():
     d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
     d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
     d.add_argument('--input-size', type=int, default=None, help='input side (default 224; 32 for the demo)')
-    d.add_argument('--crop-ratio', type=float, default=0.875, help='centre-crop ratio (default 0.875)')
+    d.add_argument('--crop-ratio', type=float, default=None,
+                   help="centre-crop ratio (default: the checkpoint run's, else 0.875)")
+    d.add_argument('--rgb-mean', type=_rgb, default=None,
+                   help="comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else ImageNet's)")
+    d.add_argument('--rgb-std', type=_rgb, default=None,
+                   help="comma-separated RGB std, 0-255 scale (default: the checkpoint run's, else ImageNet's)")
     d.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
@@ -526,6 +593,13 @@ def build_parser():
                    help="let onnxruntime's idle threads spin (faster alone, but they slow the next backend)")
     b.add_argument('--workdir', default=None, help='folder for the ONNX files (default: a temporary one)')
     return p
+
+
+def _rgb(text):
+    values = tuple(float(v) for v in text.split(','))
+    if len(values) != 3:
+        raise ValueError(text)
+    return values
 
 
 def _exclusions(text):
@@ -567,6 +641,7 @@ def main(argv=None):
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
     try:
+        run = run_defaults(args)
         if args.summary:
             rows = summary_rows(args.model, args.multiplier, args.asymmrate)
             print(format_summary(rows))
@@ -576,12 +651,15 @@ def main(argv=None):
             if args.json:
                 _write_json(args.json, {'summary': rows})
             return 0
-        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder))
+        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder)) or (
+            run is not None and run.val_data is not None)
         batches = info = None
         if has_data or not args.benchmark:
             batches, info = eval_batches(args.dataset, args.rec_val, args.rec_val_idx, args.data_dir,
                                          args.image_folder, args.class_names, args.batch_size, args.num_workers,
-                                         args.input_size, args.crop_ratio)
+                                         args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std,
+                                         run.class_names if run is not None else None,
+                                         run.val_data if run is not None else None)
         classes = args.classes
         if classes is None and args.dataset == 'demo' and args.model_prefix is None:
             classes = info['num_classes']

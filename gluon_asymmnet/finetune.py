@@ -108,6 +108,8 @@ def freeze_stages(net, k):
     if not 0 <= k <= NUM_STAGES:
         raise ValueError('freeze_stages: k must be in 0..%d (stages at strides 2..32), got %r' % (NUM_STAGES, k))
     frozen = []
+    if k == 0:
+        return frozen
     for i, (layer, stage) in enumerate(zip(net.features, stage_of_layers(net))):
         if stage is None or stage > k:
             continue

@@ -109,9 +109,8 @@ def test_distributed_schedule_counts_the_global_batch():
 
 @pytest.mark.parametrize('args, message', [
     (['--dtype', 'float16'], '--dtype float16 needs GPUs'),
-    (['--num-epochs', '5', '--warmup-epochs', '5'], '--warmup-epochs 5 leaves no epoch'),
     (['--rec-train', 'a.rec'], 'missing --rec-train-idx, --rec-val, --rec-val-idx'),
-    (REC + ['--data-dir', 'x'], 'either the RecordIO flags or --data-dir'),
+    (REC + ['--data-dir', 'x'], 'give one data source, not the RecordIO flags and --data-dir'),
     (['--dataset', 'imagenet'], '--dataset imagenet needs data'),
     (['--lr-decay-epoch', '3,x'], '--lr-decay-epoch must be comma-separated integers'),
     (['--resume', '--resume-epoch', '2', '--num-epochs', '4'], '--resume replaces'),
