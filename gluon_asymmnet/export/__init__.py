@@ -15,11 +15,20 @@
 
 With ``preprocess=True`` the exported graph takes uint8 RGB images in NHWC
 layout and normalises them inside (ImageNet mean and std, as the released
-model was trained), like GluonCV's ``export_block``.
+model was trained, or the ``mean``/``std`` given), like GluonCV's ``export_block``.
 
-Command line::
+The symbol is the network's **inference graph**: it uses oneDNN's concat,
+whose backward pass fails on CPUs ("could not construct a sub-memory"), so
+it is for inference only. ``trainable=True`` writes the training graph
+instead (MXNet's concat on ``dim=-3``; the same values): imported with
+``SymbolBlock.imports`` or the Module API it trains and fine-tunes on a
+oneDNN CPU. ONNX always comes from the inference graph.
+
+Command line (a checkpoint of ``train_imagenet.py`` needs no model flags: its
+``.json`` names the model, classes and preprocessing)::
 
     python -m gluon_asymmnet.export --model asymmnet_large --params FILE --prefix out/asymmnet_large
+    python -m gluon_asymmnet.export --params run/0.9500-pets-asymmnet_small-9-best.params --prefix out/pets
 """
 import argparse
 import os
@@ -30,9 +39,11 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ..checkpoint import CheckpointError
+from ..block import TrainInferHybridBlock, tracing_mode
+from ..checkpoint import CheckpointError, load_checkpoint
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
+from ..run_meta import read_run_info
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'FORMATS', 'TOLERANCE', 'ExportError', 'Preprocess', 'export',
            'compare_exported', 'main']
@@ -125,7 +136,8 @@ def _to_onnx(symbol_file, params_file, shape, dtype, path):
     return path
 
 
-def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
+def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, trainable=False, mean=MEAN_RGB,
+           std=STD_RGB):
     """Export ``net`` as symbol JSON + params and/or ONNX.
 
     The network is hybridized (a side effect, as for ``HybridBlock.export``).
@@ -144,6 +156,12 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     preprocess : bool
         Wrap the network in :class:`Preprocess`: the exported graph takes
         uint8 NHWC RGB images.
+    trainable : bool
+        Write the training graph as the symbol (module notes); the default
+        inference graph is for inference only. ONNX is unaffected.
+    mean, std : tuple of 3 float
+        With ``preprocess``: the RGB statistics (0-255 scale) the network was
+        trained with.
 
     Returns
     -------
@@ -156,31 +174,44 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     ctx = _context(net)
     block = net
     if preprocess:
-        block = Preprocess(net)
+        block = Preprocess(net, mean, std)
         block.mean.initialize(ctx=ctx)
         block.std.initialize(ctx=ctx)
         shape, dtype = (1, height, width, 3), np.uint8
     else:
         shape, dtype = (1, 3, height, width), np.float32
     block.hybridize()
-    block(mx.nd.zeros(shape, dtype=dtype, ctx=ctx))
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
     files = {}
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        base = prefix if 'symbol' in formats else os.path.join(tmp, 'model')
-        block.export(base, epoch=0)
         if 'symbol' in formats:
-            files['symbol'], files['params'] = base + '-symbol.json', base + '-0000.params'
+            _export_graph(block, prefix, shape, dtype, ctx, 'train' if trainable else 'inference')
+            files['symbol'], files['params'] = prefix + '-symbol.json', prefix + '-0000.params'
         if 'onnx' in formats:
+            base = prefix if 'symbol' in formats and not trainable else os.path.join(tmp, 'model')
+            if base != prefix:
+                _export_graph(block, base, shape, dtype, ctx, 'inference')
             files['onnx'] = _to_onnx(base + '-symbol.json', base + '-0000.params', shape, dtype, prefix + '.onnx')
     return files
 
 
-def _normalise(images):
+def _export_graph(block, base, shape, dtype, ctx, mode):
+    """``block.export`` of the graph traced for ``mode`` (a wrapper traces its network inside it)."""
+    if isinstance(block, TrainInferHybridBlock):
+        block(mx.nd.zeros(shape, dtype=dtype, ctx=ctx))
+        block.export(base, epoch=0, mode=mode)
+    else:
+        block._clear_cached_op()
+        with tracing_mode(mode):
+            block(mx.nd.zeros(shape, dtype=dtype, ctx=ctx))
+        block.export(base, epoch=0)
+
+
+def _normalise(images, mean=MEAN_RGB, std=STD_RGB):
     """NumPy's float32 twin of :class:`Preprocess` (same operations, same rounding)."""
-    mean = np.array(MEAN_RGB, np.float32).reshape(1, 3, 1, 1)
-    std = np.array(STD_RGB, np.float32).reshape(1, 3, 1, 1)
+    mean = np.array(mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(std, np.float32).reshape(1, 3, 1, 1)
     return (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
 
 
@@ -188,7 +219,8 @@ def _rel_err(found, expected):
     return float(np.abs(found - expected).max() / max(np.abs(expected).max(), 1e-30))
 
 
-def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0):
+def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0, mean=MEAN_RGB,
+                     std=STD_RGB):
     """Largest relative error of each exported file against the Gluon network on random input.
 
     The reference normalises uint8 images with NumPy in float32 (for
@@ -205,6 +237,8 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
         Whether the export took uint8 NHWC images.
     batch_sizes : tuple of int
     seed : int
+    mean, std : tuple of 3 float
+        The statistics the export normalises with (``preprocess``).
 
     Returns
     -------
@@ -229,7 +263,7 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     for batch in batch_sizes:
         if preprocess:
             x = rng.randint(0, 256, (batch, height, width, 3)).astype(np.uint8)
-            normalised = _normalise(x)
+            normalised = _normalise(x, mean, std)
         else:
             x = normalised = rng.standard_normal((batch, 3, height, width)).astype(np.float32)
         expected = net(mx.nd.array(normalised, ctx=ctx)).asnumpy()
@@ -243,37 +277,51 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m gluon_asymmnet.export',
         description='Export a model and its parameter file as MXNet symbol JSON + params and/or ONNX, then '
-                    'compare every format with the Gluon network (exit status 1 when an error is too large).')
-    parser.add_argument('--model', required=True, choices=get_model_list())
-    parser.add_argument('--multiplier', type=float, default=1.0, help='width multiplier')
+                    'compare every format with the Gluon network (exit status 1 when an error is too large). '
+                    'A checkpoint of train_imagenet.py needs no model, class or preprocessing flag: the .json '
+                    'beside it names them.')
+    parser.add_argument('--model', choices=get_model_list(), help="default: the checkpoint run's")
+    parser.add_argument('--multiplier', type=float, help='width multiplier (default 1.0)')
     parser.add_argument('--asymmrate', type=int, help='feature-reuse rate (asymmnet_* only)')
     parser.add_argument('--shuffle-groups', type=int, help='channel shuffle groups (asymmnet_* only)')
-    parser.add_argument('--classes', type=int, default=1000)
+    parser.add_argument('--classes', type=int, help='number of classes (default 1000)')
     parser.add_argument('--params', required=True,
                         help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
     parser.add_argument('--root', default=DEFAULT_ROOT, help='model store folder for a hash prefix')
     parser.add_argument('--prefix', required=True, help='output prefix (writes PREFIX-symbol.json, '
                                                         'PREFIX-0000.params, PREFIX.onnx)')
-    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--input-size', type=int, help="default: the checkpoint run's, else 224")
     parser.add_argument('--formats', default=','.join(FORMATS), help='comma-separated: symbol, onnx')
     parser.add_argument('--preprocess', action='store_true',
-                        help='exported graph takes uint8 NHWC RGB images, normalised inside')
+                        help="exported graph takes uint8 NHWC RGB images, normalised inside (with the checkpoint "
+                             "run's mean/std, else ImageNet's)")
+    parser.add_argument('--trainable', action='store_true',
+                        help='write the training graph as the symbol: it can be imported and trained on a oneDNN '
+                             'CPU (the default inference graph is for inference only)')
     args = parser.parse_args(argv)
-    kwargs = {'multiplier': args.multiplier, 'classes': args.classes}
-    for name in ('asymmrate', 'shuffle_groups'):
-        if getattr(args, name) is not None:
-            if args.model.startswith('mobilenetv3'):
-                parser.error('--%s applies to asymmnet_* models only' % name.replace('_', '-'))
-            kwargs[name] = getattr(args, name)
     try:
-        net = get_model(args.model, pretrained=args.params, root=args.root, **kwargs)
-        files = export(net, args.prefix, args.input_size, args.formats, args.preprocess)
-        errors = compare_exported(net, files, args.input_size, args.preprocess)
+        run = read_run_info(args.params) if os.path.isfile(args.params) else None
+        if args.model is None and run is None:
+            parser.error('--model is needed: %s has no training run description (.json) beside it' % args.params)
+        model = args.model or run.model
+        kwargs = dict(run.kwargs) if run is not None and model == run.model else {}
+        kwargs.pop('dropout', None)
+        for name in ('multiplier', 'asymmrate', 'shuffle_groups', 'classes'):
+            if getattr(args, name) is not None:
+                if model.startswith('mobilenetv3') and name in ('asymmrate', 'shuffle_groups'):
+                    parser.error('--%s applies to asymmnet_* models only' % name.replace('_', '-'))
+                kwargs[name] = getattr(args, name)
+        size = args.input_size or (run.input_size if run is not None and run.input_size else 224)
+        mean, std = (run.mean, run.std) if run is not None and run.mean else (MEAN_RGB, STD_RGB)
+        net = _load(model, args.params, args.root, kwargs)
+        files = export(net, args.prefix, size, args.formats, args.preprocess, args.trainable, mean, std)
+        errors = compare_exported(net, files, size, args.preprocess, mean=mean, std=std)
     except (ValueError, CheckpointError, ModelStoreError, ExportError) as err:
         parser.exit(2, 'error: %s\n' % err)
     for name in ('symbol', 'params', 'onnx'):
         if name in files:
-            print('wrote %s' % files[name])
+            print('wrote %s%s' % (files[name], ' (training graph: trainable)' if name == 'symbol' and args.trainable
+                                  else ''))
     failed = False
     for name, err in errors.items():
         ok = err < TOLERANCE[name]
@@ -281,3 +329,16 @@ def main(argv=None):
         print('%-6s max relative error vs Gluon (batch 1 and 2): %.2e (%s, limit %.0e)'
               % (name, err, 'ok' if ok else 'TOO LARGE', TOLERANCE[name]))
     return 1 if failed else 0
+
+
+def _load(model, params, root, kwargs):
+    """The network with its weights, loaded entirely (an export never carries a new, untrained classifier)."""
+    if os.path.isfile(params):
+        net = get_model(model, **kwargs)
+        load_checkpoint(net, params)
+        return net
+    net = get_model(model, pretrained=params, root=root, **{k: v for k, v in kwargs.items() if k != 'classes'})
+    if kwargs.get('classes', net.classes) != net.classes:
+        raise ValueError('the store\'s weights of %s predict %d classes, not --classes %d'
+                         % (model, net.classes, kwargs['classes']))
+    return net
