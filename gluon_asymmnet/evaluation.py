@@ -175,12 +175,8 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
             load_checkpoint(net, params, ctx=ctx)
             weights = params
         else:
-            # Without classes get_model loads the store's file entirely: evaluation never runs a new classifier.
-            net = get_model(model, pretrained=pretrained, root=root, ctx=ctx,
-                            **{k: v for k, v in kwargs.items() if k != 'classes'})
-            if kwargs.get('classes', net.classes) != net.classes:
-                raise EvalError('--pretrained: the store\'s weights of %s predict %d classes, not --classes %d'
-                                % (model, net.classes, kwargs['classes']))
+            # strict: evaluation never runs a new, untrained classifier.
+            net = get_model(model, pretrained=pretrained, root=root, ctx=ctx, strict=True, **kwargs)
             weights = 'pretrained' if pretrained is True else 'pretrained:%s' % pretrained
     except CheckpointError:
         raise

@@ -25,7 +25,7 @@ def get_model_list():
     return sorted(_MODELS)
 
 
-def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
+def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False, **kwargs):
     """Build a model by name, optionally with published or local weights.
 
     Parameters
@@ -43,13 +43,16 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         another class count (e.g. the 1000 ImageNet classes): everything but
         the classifier is loaded and a new classifier is initialised
         (:func:`gluon_asymmnet.finetune.load_pretrained`; a log line says
-        so), as timm does. Without ``classes`` the file must fit entirely.
+        so), as timm does. Without ``classes``, or with ``strict``, the file
+        must fit entirely.
     ctx : Context or list of Context, optional
         Where loaded parameters live (default: CPU). Ignored without
         ``pretrained``.
     root : str
         The store folder, ``~/.mxnet/models`` by default; when left at the
         default and ``MXNET_HOME`` is set, ``$MXNET_HOME/models`` (as GluonCV).
+    strict : bool
+        Never start a new classifier (evaluation and export use this).
     **kwargs
         Passed to the model's constructor (``multiplier``, ``asymmrate``,
         ``shuffle_groups``, ``classes``, ``dropout``).
@@ -76,7 +79,7 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         return net
     config = {k: getattr(net, k) for k in _CONFIG if hasattr(net, k)}
     # Another class count than the weights': the classifier starts anew (fine-tuning).
-    adapt = 'classes' in kwargs
+    adapt = 'classes' in kwargs and not strict
     ignore = ('classes',) if adapt else ()
     if pretrained is True:
         entry = find_entry(key, config, ignore=ignore)

@@ -40,7 +40,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from ..block import TrainInferHybridBlock, tracing_mode
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
 from ..run_meta import read_run_info
@@ -333,12 +333,4 @@ def main(argv=None):
 
 def _load(model, params, root, kwargs):
     """The network with its weights, loaded entirely (an export never carries a new, untrained classifier)."""
-    if os.path.isfile(params):
-        net = get_model(model, **kwargs)
-        load_checkpoint(net, params)
-        return net
-    net = get_model(model, pretrained=params, root=root, **{k: v for k, v in kwargs.items() if k != 'classes'})
-    if kwargs.get('classes', net.classes) != net.classes:
-        raise ValueError('the store\'s weights of %s predict %d classes, not --classes %d'
-                         % (model, net.classes, kwargs['classes']))
-    return net
+    return get_model(model, pretrained=params, root=root, strict=True, **kwargs)
