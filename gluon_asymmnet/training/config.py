@@ -133,6 +133,10 @@ class TrainConfig:
                                          'data', type=str)
     rgb_std: Tuple[float, ...] = option(STD_RGB, 'comma-separated RGB std on the 0-255 scale (default ImageNet\'s)',
                                         'data', type=str)
+    min_random_area: Optional[float] = option(
+        None, "smallest area fraction of the training crops (MXNet ImageRecordIter's min_random_area; default "
+              "0.08, GluonCV's ImageNet value; 0.5 on the digits)", 'data', type=float)
+    no_mirror: bool = option(False, 'no random horizontal flips in training (digits, text: anything handed)', 'data')
     num_training_samples: Optional[int] = option(
         None, "training images the schedule counts per epoch (default: the data's real count; GluonCV's default "
               "was ImageNet's 1281167)", 'data', type=int)
@@ -365,6 +369,8 @@ class TrainConfig:
             raise ConfigError('--warmup-lr must be in [0, --lr %g], got %r' % (self.lr, self.warmup_lr))
         if min(self.rgb_std) <= 0:
             raise ConfigError('--rgb-std must be positive, got %s' % ','.join('%g' % v for v in self.rgb_std))
+        if self.min_random_area is not None and not 0 < self.min_random_area <= 1:
+            raise ConfigError('--min-random-area must be in (0, 1], got %r' % self.min_random_area)
         if not 0 < self.val_fraction < 1:
             raise ConfigError('--val-fraction must be in (0, 1), got %r' % self.val_fraction)
         self._check_finetune()

@@ -202,6 +202,10 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
         files = dict(rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
                      rec_val_idx=cfg.rec_val_idx, data_dir=cfg.data_dir, image_folder=cfg.image_folder,
                      val_fraction=cfg.val_fraction, split_seed=cfg.split_seed)
+    if cfg.min_random_area is not None:
+        kwargs['crop_area'] = (cfg.min_random_area, 1.0)
+    if cfg.no_mirror:
+        kwargs['mirror'] = False
     train_batches = val_batches = None
     if train:
         train_batches = get_data_loaders(num_parts=num_parts, part_index=part_index, train=True, val=False,
