@@ -11,6 +11,7 @@ from gluon_asymmnet.data.pack import pack_arrays
 from gluon_asymmnet.training import ConfigError, parse_args
 from gluon_asymmnet.training.cli import main
 from gluon_asymmnet.training.compat import GLUONCV_REC
+from gluon_asymmnet.training.run_state import run_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'flags.md')
@@ -167,3 +168,20 @@ def test_authors_command_one_epoch_on_cpu(tmp_path, capsys):
                                            runs[0]), runs
     run = tmp_path / 'runs' / 'imagenet' / runs[0]
     assert (run / 'train_imagenet.log').is_file() and list(run.glob('imagenet-asymmnet_large-0.params'))
+
+
+def test_tag_name_run_folders(tmp_path):
+    """A new folder per launch, named as the authors' train.py names it; --resume continues the newest one."""
+    first = run_folder(str(tmp_path), 'imagenet', 'asymmnet_large', 'x1', now=0)
+    assert first == os.path.join(str(tmp_path), 'imagenet', 'asymmnet_large_x1_' + __import__('time').strftime(
+        '%m%d-%H%M%S', __import__('time').localtime(0)))
+    assert run_folder(str(tmp_path), 'imagenet', 'asymmnet_large', None) == str(tmp_path)
+    assert run_folder(str(tmp_path), 'imagenet', 'asymmnet_large', 'x1', resume='latest', now=60) != first
+    os.makedirs(first)
+    for ext in ('params', 'states'):
+        open(os.path.join(first, 'imagenet-asymmnet_large-0.' + ext), 'w').close()
+    with open(os.path.join(first, 'imagenet-asymmnet_large-0.json'), 'w') as f:
+        f.write('{"epoch": 0, "params": "imagenet-asymmnet_large-0.params", '
+                '"states": "imagenet-asymmnet_large-0.states"}')
+    assert run_folder(str(tmp_path), 'imagenet', 'asymmnet_large', 'x1', resume='latest', now=60) == first
+    assert run_folder(str(tmp_path), 'imagenet', 'asymmnet_large', 'x1', now=60) != first

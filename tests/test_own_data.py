@@ -53,7 +53,8 @@ def source_run(tmp_path_factory):
     data = image_folder(root / 'shapes', ['circle', 'line', 'square'])
     save = str(root / 'run')
     result = train(parse_args(TINY + ['--image-folder', data, '--num-epochs', '2', '--save-dir', save,
-                                      '--rgb-mean', '100,110,120', '--rgb-std', '50,55,60', '--crop-ratio', '1']))
+                                      '--rgb-mean', '100,110,120', '--rgb-std', '50,55,60', '--crop-ratio', '1',
+                                      '--dry-run', '2']))
     return dict(result, data=data, root=root, last=os.path.join(save, 'shapes-asymmnet_small-1.params'))
 
 
@@ -110,6 +111,8 @@ def test_checkpoint_records_classes_preprocessing_and_real_image_count(source_ru
     assert info.val_data == dict(image_folder=os.path.abspath(source_run['data']), val_fraction=0.2, split_seed=0)
     with open(info.path) as f:
         config = json.load(f)['config']
+    with open(source_run['log_file']) as f:
+        assert re.search(r'^dry run: 2 forward passes of one 16x16 image, \d+\.\d{6} ms each$', f.read(), re.M)
     # 24 images, 2 per class held out: the schedule counts the 18 training images (no ImageNet constant).
     assert config['num_samples'] == 18 and source_run['num_update'] == math.ceil(2 * 18 / 4)
 
@@ -212,7 +215,10 @@ def test_finetune_keeps_batchnorm_statistics_when_asked(source_run, tmp_path):
     source = params_by_name(ga.get_model('asymmnet_small', multiplier=0.35, classes=3,
                                          pretrained=source_run['last']))
     result = train(parse_args(finetune_args(source_run, tmp_path, '--bn-stats', 'keep', '--backbone-lr-mult', '0',
-                                            '--lr', '0.01')))
+                                            '--lr', '0.01', '--num-training-samples', '40')))
+    with open(result['log_file']) as f:
+        assert 'warning: --num-training-samples 40: the schedule counts 40 images per epoch, the training data ' \
+               'holds 18' in f.read()
     after = params_by_name(result['net'])
     stats = [k for k in after if k.endswith(('running_mean', 'running_var'))]
     assert stats and all(np.array_equal(after[k], source[k]) for k in stats)
