@@ -47,7 +47,7 @@ from .folders import image_folder_sources
 from .sources import FolderSource, RecordSource
 from .transforms import MEAN_RGB, STD_RGB, decode, normalize_into, train_image, val_image
 
-__all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches']
+__all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches', 'record_class_names']
 
 _DTYPES = ('float32', 'float16')
 _ORDER_TAG, _SAMPLE_TAG = 1, 2
@@ -398,7 +398,7 @@ def _check_options(batch_size, num_workers, input_size, crop_ratio, num_parts, p
         raise ValueError("last_batch must be 'rollover' or 'discard', got %r" % (last_batch,))
 
 
-def _record_classes(rec):
+def record_class_names(rec):
     """Class names from ``<prefix>.classes.txt`` beside a packed ``.rec``, if there is one."""
     path = os.path.splitext(rec)[0] + '.classes.txt'
     if not os.path.isfile(path):
@@ -504,13 +504,13 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
             if rec_train is None:
                 raise DataError('training data needed: give rec_train (and rec_train_idx) or data_dir')
             train_src = RecordSource(rec_train, rec_train_idx)
-            train_src.class_names = _record_classes(rec_train)
+            train_src.class_names = record_class_names(rec_train)
         if val:
             if rec_val is None:
                 raise DataError('validation data needed: give rec_val (and rec_val_idx) or data_dir, '
                                 'or pass val=False')
             val_src = RecordSource(rec_val, rec_val_idx)
-            val_src.class_names = _record_classes(rec_val)
+            val_src.class_names = record_class_names(rec_val)
     common = dict(batch_size=batch_size, input_size=input_size, crop_ratio=crop_ratio,
                   num_parts=num_parts, part_index=part_index, seed=seed, mean=mean, std=std,
                   dtype=dtype, num_workers=num_workers, thread_pool=thread_pool, chunk_size=chunk_size)

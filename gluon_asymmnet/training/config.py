@@ -32,6 +32,7 @@ from typing import Optional, Tuple
 
 from ..data.digits import DIGITS_IMAGE_SIZE
 from ..data.folders import folder_class_names
+from ..data.loader import record_class_names
 from ..data.transforms import MEAN_RGB, STD_RGB
 from ..finetune import NUM_STAGES
 from ..model_zoo import get_model_list
@@ -323,11 +324,7 @@ class TrainConfig:
         if self.data_dir is not None:
             train = os.path.join(self.data_dir, 'train')
             return folder_class_names(train) if os.path.isdir(train) else None
-        path = os.path.splitext(self.rec_train)[0] + '.classes.txt'
-        if os.path.isfile(path):
-            with open(path) as f:
-                return [line.strip() for line in f if line.strip()] or None
-        return None
+        return record_class_names(self.rec_train) or None
 
     def _data_name(self, classes):
         """``imagenet`` for 1000 classes of RecordIO/``data_dir``, else the data folder's name."""
