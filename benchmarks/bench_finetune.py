@@ -139,7 +139,7 @@ def measure(work, shots=(5, 10), seeds=(0, 1, 2), budgets=(10, 30), model=('asym
                         say('%s on %d images per class of %s:\n  %s' % (name, k, ','.join(map(str, TARGET)),
                                                                          commands[-1]))
                     scores[name].append(run(argv)['history'][-1]['top1'])
-            rows.append(dict(shots=k, epochs=epochs, updates=epochs * -(-5 * k // min(batch_size, 5 * k)),
+            rows.append(dict(shots=k, epochs=epochs, updates=-(-epochs * 5 * k // min(batch_size, 5 * k)),
                              **{name: (float(np.mean(v)), min(v), max(v)) for name, v in scores.items()}))
     return dict(rows=rows, pretrain_top1=pre['history'][-1]['top1'], val_images=tgt_val[2], commands=commands)
 

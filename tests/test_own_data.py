@@ -227,3 +227,22 @@ def test_finetune_keeps_batchnorm_statistics_when_asked(source_run, tmp_path):
     assert moved == ['output.0.weight', 'output.0.bias']
     with pytest.raises(ConfigError, match='--freeze-stages applies when fine-tuning'):
         parse_args(['--freeze-stages', '2'])
+
+
+def test_finetuning_demonstration_runs(tmp_path):
+    """benchmarks/bench_finetune.py at the smallest size: its runs are train_imagenet.py commands, the fine-tuned
+    ones start from the digits 0-4 with a new classifier for 5-9 (the figures come from its full run)."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
+    try:
+        import bench_finetune
+    finally:
+        sys.path.pop(0)
+    said = []
+    result = bench_finetune.measure(str(tmp_path), shots=(2,), seeds=(0,), budgets=(1,), model=('asymmnet_small', '0.35'),
+                                    pretrain_epochs=1, input_size=16, say=said.append)
+    assert len(result['commands']) == 4 and all(c.startswith('python train_imagenet.py') for c in result['commands'])
+    assert result['val_images'] == 179 and result['rows'][0]['updates'] == 1
+    with open(str(tmp_path / 'finetuned_2_1_0' / 'train_imagenet.log')) as f:
+        assert "a new classifier for 5 classes (the file's run had other classes: 0, 1, 2, 3, 4)" in f.read()
+    assert '| 2 | 1 (1) |' in bench_finetune.format_rows(result)

@@ -63,11 +63,18 @@ def build_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_ep
     # GluonCV counts step epochs from the start of training; the main
     # scheduler starts after the warm-up.
     steps = [e - warmup_epochs for e in decay_epochs]
+    main_epochs = max(0, num_epochs - warmup_epochs)
     return LRSequential([
-        LRScheduler('linear', base_lr=warmup_lr, target_lr=lr, nepochs=warmup_epochs, iters_per_epoch=iters),
-        LRScheduler(lr_mode, base_lr=lr, target_lr=0, nepochs=max(0, num_epochs - warmup_epochs),
+        LRScheduler(_mode('linear', warmup_epochs * iters), base_lr=warmup_lr, target_lr=lr, nepochs=warmup_epochs,
+                    iters_per_epoch=iters),
+        LRScheduler(_mode(lr_mode, main_epochs * iters), base_lr=lr, target_lr=0, nepochs=main_epochs,
                     iters_per_epoch=iters, step_epoch=steps, step_factor=decay_factor, power=2),
     ])
+
+
+def _mode(mode, updates):
+    """A phase of one update runs at its start rate in every mode; GluonCV's divides by ``updates - 1`` = 0."""
+    return 'constant' if updates == 1 else mode
 
 
 def server_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1,
