@@ -545,7 +545,7 @@ def build_parser():
     m.add_argument('--shuffle-group', dest='shuffle_groups', type=int, default=None,
                    help='AsymmNet channel-shuffle groups (default 0)')
     m.add_argument('--classes', type=int, default=None,
-                   help='number of classes (default 1000; 10 with --dataset demo)')
+                   help="number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)")
     m.add_argument('--params', '--params-file', dest='params', help='parameter file (any layout load_checkpoint reads); a training checkpoint needs no other '
                         'model or preprocessing flag')
     m.add_argument('--pretrained', nargs='?', const=True, default=None, metavar='HASH',

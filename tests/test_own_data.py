@@ -211,11 +211,21 @@ def test_finetune_new_classifier_lr_mult_frozen_stages(source_run, tmp_path):
     assert (plan['new_head'], plan['backbone_lr_mult'], plan['freeze_stages']) == (True, 0.1, 3)
 
 
-def test_finetune_keeps_batchnorm_statistics_when_asked(source_run, tmp_path):
+def test_finetune_keeps_batchnorm_statistics_when_asked(source_run, tmp_path, monkeypatch):
+    """From the model store (--pretrained HASH, a local entry), a linear probe with BatchNorm statistics kept."""
     source = params_by_name(ga.get_model('asymmnet_small', multiplier=0.35, classes=3,
                                          pretrained=source_run['last']))
-    result = train(parse_args(finetune_args(source_run, tmp_path, '--bn-stats', 'keep', '--backbone-lr-mult', '0',
-                                            '--lr', '0.01', '--num-training-samples', '40')))
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'home'))
+    entry = ms.register(dict(name='own-data-probe', model='asymmnet_small', kwargs=dict(multiplier=0.35, classes=3),
+                             file_name='shapes.params', hash=ms.file_hash(source_run['last']), hash_type='sha1',
+                             url=source_run['last'], layout='released'))
+    try:
+        argv = [a for a in finetune_args(source_run, tmp_path, '--bn-stats', 'keep', '--backbone-lr-mult', '0',
+                                         '--lr', '0.01', '--num-training-samples', '40', '--pretrained',
+                                         entry.hash[:10]) if a not in ('--finetune-from', source_run['last'])]
+        result = train(parse_args(argv))
+    finally:
+        ms.unregister('own-data-probe')
     with open(result['log_file']) as f:
         assert 'warning: --num-training-samples 40: the schedule counts 40 images per epoch, the training data ' \
                'holds 18' in f.read()
