@@ -100,7 +100,7 @@ CRASH = textwrap.dedent('''
 
 def test_the_default_export_is_inference_only(exported):
     """The inference graph's oneDNN concat fails in backward on CPUs where oneDNN blocks the concatenated channels
-    unlike AsymmNet's offsets (AVX-512 machines, this CI's included); a subprocess keeps a SIGFPE away."""
+    unlike AsymmNet's offsets (AVX-512: oneDNN's 16-channel blocks); a subprocess keeps a SIGFPE away."""
     files = exported['files']['inference']
     env = dict(os.environ, PYTHONPATH=ROOT)
     env.pop('MXNET_MKLDNN_ENABLED', None)
