@@ -37,6 +37,7 @@ parameter file goes through it: :func:`load_checkpoint` (a Gluon network),
 Parameter files are NDArray lists, never Python pickles; this module never
 unpickles anything (Trainer ``.states`` files are pickles and are refused).
 """
+import fnmatch
 import json
 import os
 import re
@@ -409,7 +410,21 @@ def _fits(expected, found):
     return len(expected) == len(found) and all(e in (0, f) for e, f in zip(expected, found))
 
 
-def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False):
+def _excluded(params, patterns, path):
+    """Network keys matching ``exclude``'s shell patterns; a pattern that matches nothing is an error."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    found = set()
+    for pattern in patterns:
+        hits = fnmatch.filter(params, pattern)
+        if not hits:
+            raise CheckpointError('%s: exclude=%r matches no parameter of the network (structural names such as '
+                                  '%s)' % (path, pattern, next(iter(params), '?')))
+        found.update(hits)
+    return found
+
+
+def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False, exclude=()):
     """Load a parameter file of any known layout into ``net``, all or nothing.
 
     Every key and shape is checked, every value read and checked finite, and
@@ -418,6 +433,12 @@ def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False):
     and the first missing, unexpected or mismatched key (with the expected
     and found shapes), the arrays holding NaN or infinite values, or the
     unusable context.
+
+    ``exclude`` leaves some parameters out on both sides: they are neither
+    required in the file nor loaded (their file entries, whatever their
+    shapes, are skipped) and keep their values in the network. The rest is
+    still loaded all or nothing. Fine-tuning uses it to load everything but
+    the classifier (:mod:`gluon_asymmnet.finetune`).
 
     Parameters
     ----------
@@ -435,6 +456,9 @@ def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False):
         Load NaN or infinite values instead of refusing the file (they are
         refused by default: an overflowed float16 file can still give finite
         logits, and a diverged run's weights train nothing).
+    exclude : str or sequence of str
+        Shell patterns (``fnmatch``) of structural parameter names
+        (``output.0.*``) to leave out; each must match a parameter.
 
     Returns
     -------
@@ -460,6 +484,11 @@ def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False):
     else:
         params = net._collect_params_with_prefix()
         mapping, skipped = _structural_map(name, params), []
+    if exclude:
+        structural = net._collect_params_with_prefix()
+        left_out = {id(structural[k]) for k in _excluded(structural, exclude, path)}
+        for key in [k for k in mapping if id(params[k]) in left_out]:
+            skipped.append(mapping.pop(key))
     where = '%s (layout %s)' % (path, name)
 
     problems, counts = [], Counter()

@@ -160,7 +160,7 @@ def unregister(name):
     del _ENTRIES[name]
 
 
-def find_entry(model, config=None, tag=None):
+def find_entry(model, config=None, tag=None, ignore=()):
     """The store entry for a model, its configuration and an optional hash prefix.
 
     Parameters
@@ -172,6 +172,8 @@ def find_entry(model, config=None, tag=None):
         argument the entry was published with must be equal.
     tag : str, optional
         A prefix of the entry's hash.
+    ignore : sequence of str
+        Arguments not compared (``classes`` when fine-tuning on other classes).
 
     Returns
     -------
@@ -189,7 +191,8 @@ def find_entry(model, config=None, tag=None):
             raise ValueError('no pretrained weights for %s with a hash starting %r; available: %s'
                              % (model, tag, listing))
     if config is not None:
-        found = [e for e in found if all(k in config and config[k] == v for k, v in e.kwargs.items())]
+        found = [e for e in found if all(k in config and config[k] == v for k, v in e.kwargs.items()
+                                         if k not in ignore)]
         if not found:
             asked = ', '.join('%s=%r' % kv for kv in sorted(config.items()))
             raise ValueError('no pretrained weights for %s(%s)%s; available: %s'

@@ -111,9 +111,8 @@ def test_distributed_schedule_counts_the_global_batch():
 
 @pytest.mark.parametrize('args, message', [
     (['--dtype', 'float16'], '--dtype float16 needs GPUs'),
-    (['--num-epochs', '5', '--warmup-epochs', '5'], '--warmup-epochs 5 leaves no epoch'),
     (['--rec-train', 'a.rec'], 'missing --rec-train-idx, --rec-val, --rec-val-idx'),
-    (REC + ['--data-dir', 'x'], 'either the RecordIO flags or --data-dir'),
+    (REC + ['--data-dir', 'x'], 'give one data source, not the RecordIO flags and --data-dir'),
     (['--dataset', 'imagenet'], '--dataset imagenet needs data'),
     (['--lr-decay-epoch', '3,x'], '--lr-decay-epoch must be comma-separated integers'),
     (['--resume', '--resume-epoch', '2', '--num-epochs', '4'], '--resume replaces'),
@@ -139,3 +138,12 @@ def test_dist_async_server_schedule_equals_gluoncv_after_warmup(mode):
     rates = [(gluoncv(u), native(u)) for u in range(0, 100)]   # in order: MXNet's step scheduler is stateful
     assert max(abs(a - b) for a, b in rates[:20]) <= 0.4 / 20 + 1e-12
     assert max(abs(a - b) for a, b in rates[20:]) < 1e-12
+
+
+@pytest.mark.parametrize('mode', ['cosine', 'poly', 'linear', 'step'])
+def test_phases_of_one_update_run_at_their_start_rate(mode):
+    """Few images, one update per epoch: GluonCV's schedulers divide by zero there; the rate is the phase's start."""
+    from gluon_asymmnet.training.schedule import build_lr_scheduler
+    s = build_lr_scheduler(0.1, mode, 2, 1, warmup_epochs=1, warmup_lr=0.01, decay_epochs=(5,))
+    assert [s(u) for u in range(3)] == [0.01, 0.1, 0.1]
+    assert build_lr_scheduler(0.1, mode, 1, 1, decay_epochs=(5,))(0) == 0.1

@@ -2,7 +2,7 @@
 from mxnet import autograd, ndarray
 from mxnet.gluon.block import HybridBlock
 
-from .modes import tracing_mode
+from .modes import MODES, tracing_mode
 from .weight_layout import WeightLayoutSafeBlock
 
 __all__ = ['TrainInferHybridBlock']
@@ -19,10 +19,11 @@ class TrainInferHybridBlock(WeightLayoutSafeBlock):
     ``hybridize`` flags; ``hybridize``, ``cast`` or a new child drops both. A
     graph built outside a call (``optimize_for``, ``infer_shape``) is traced
     for either mode and serves training. ``export`` writes the inference
-    graph; ``save_parameters`` and ``export`` wait for pending computation
-    first. A call that makes oneDNN rewrite the weights' layout returns only
-    when the rewrite is done (:class:`WeightLayoutSafeBlock`), so reading a
-    parameter right after a call is safe.
+    graph (``mode='train'``: the training graph); ``save_parameters`` and
+    ``export`` wait for pending computation first. A call that makes oneDNN
+    rewrite the weights' layout returns only when the rewrite is done
+    (:class:`WeightLayoutSafeBlock`), so reading a parameter right after a
+    call is safe.
 
     MXNet 1.9.1's ``HybridBlock`` keeps its one graph in ``_cached_graph``,
     ``_cached_op`` and ``_cached_op_args``, built by ``_call_cached_op`` and
@@ -64,26 +65,32 @@ class TrainInferHybridBlock(WeightLayoutSafeBlock):
         ndarray.waitall()
         super().save_parameters(filename, deduplicate)
 
-    def export(self, path, epoch=0, remove_amp_cast=True):
-        """Export the inference graph, as :meth:`HybridBlock.export` does the cached one.
+    def export(self, path, epoch=0, remove_amp_cast=True, mode='inference'):
+        """Export the graph of ``mode``, as :meth:`HybridBlock.export` does the cached one.
 
-        After a training call the training graph is current; its ``mean`` and
-        ``clip`` nodes run anywhere MXNet runs, but MXNet's ONNX exporter
-        writes ``mean`` as an invalid ReduceMean. So the cached inference graph
-        is exported, or one traced for inference from the same inputs. Pending
-        computation finishes first (see :meth:`save_parameters`).
+        ``'inference'`` (default): oneDNN's concat, whose backward fails on
+        CPU (defect 1 of the package notes), so the exported symbol is for
+        inference only. ``'train'``: the training graph (MXNet's concat on
+        ``dim=-3``, ``clip`` and ``mean``), the same values; an imported copy
+        can be trained on a oneDNN CPU. MXNet's ONNX exporter writes its
+        ``mean`` as an invalid ReduceMean, so ONNX files come from the
+        inference graph. The cached graph of that mode is exported, or one
+        traced for it from the same inputs. Pending computation finishes first
+        (see :meth:`save_parameters`).
         """
+        if mode not in MODES:
+            raise ValueError('export mode must be one of %s, got %r' % (', '.join(MODES), mode))
         ndarray.waitall()
         saved = tuple(getattr(self, k) for k in self._CACHE_STATE)
         try:
-            if getattr(self, '_cache_mode', None) != 'inference' and self._cached_graph:
-                cached = getattr(self, '_mode_caches', {}).get('inference')
+            if getattr(self, '_cache_mode', None) != mode and self._cached_graph:
+                cached = getattr(self, '_mode_caches', {}).get(mode)
                 if cached is not None:
                     self._cached_graph = cached[0]
                 else:
                     inputs = self._cached_graph[0]
                     self._cached_graph = ()
-                    with tracing_mode('inference'):
+                    with tracing_mode(mode):
                         self._get_graph(*inputs)
             return super().export(path, epoch, remove_amp_cast)
         finally:

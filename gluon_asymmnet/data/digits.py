@@ -16,8 +16,9 @@ from filelock import FileLock
 
 from ..home import mxnet_home
 from .errors import DataError
+from .folders import holdout_split
 
-__all__ = ['demo_dataset', 'digits_split', 'DIGITS_IMAGE_SIZE']
+__all__ = ['demo_dataset', 'digits_split', 'digit_images', 'DIGITS_IMAGE_SIZE']
 
 DIGITS_IMAGE_SIZE = 32
 _VAL_FRACTION = 0.2
@@ -34,20 +35,14 @@ def _default_root():
 def digits_split(labels, val_fraction=_VAL_FRACTION, seed=_SPLIT_SEED):
     """Fixed stratified split: per class, ``round(val_fraction * count)`` images go to val.
 
-    ``numpy.random.RandomState`` streams are frozen across numpy releases, so the
-    split never changes. Returns sorted (train indices, val indices).
+    :func:`gluon_asymmnet.data.folders.holdout_split` with the demo's fraction
+    and seed; the split never changes. Returns sorted (train indices, val indices).
     """
-    rs = np.random.RandomState(seed)
-    val = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        val.extend(rs.permutation(members)[:int(round(val_fraction * len(members)))])
-    val = np.sort(np.asarray(val, dtype=np.int64))
-    train = np.setdiff1d(np.arange(len(labels)), val)
-    return train, val
+    return holdout_split(labels, val_fraction, seed)
 
 
-def _digit_images():
+def digit_images():
+    """All 1,797 digits as ``(images, labels)``: uint8 RGB (N, 32, 32, 3) and int64 labels 0-9."""
     from sklearn.datasets import load_digits
     digits = load_digits()
     # 0..16 ink levels -> 0..255, bicubic upscale, grey -> 3 equal channels.
@@ -85,7 +80,7 @@ def _read_manifest(root):
 
 def _build(root):
     from .pack import pack_arrays
-    images, labels = _digit_images()
+    images, labels = digit_images()
     train, val = digits_split(labels)
     classes = [str(c) for c in range(10)]
     for name, ids in (('digits_train', train), ('digits_val', val)):

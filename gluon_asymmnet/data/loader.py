@@ -43,10 +43,11 @@ import numpy as np
 from mxnet.gluon.data import DataLoader
 
 from .errors import CorruptRecordWarning, DataError
+from .folders import image_folder_sources
 from .sources import FolderSource, RecordSource
 from .transforms import MEAN_RGB, STD_RGB, decode, normalize_into, train_image, val_image
 
-__all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches']
+__all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches', 'record_class_names']
 
 _DTYPES = ('float32', 'float16')
 _ORDER_TAG, _SAMPLE_TAG = 1, 2
@@ -397,7 +398,7 @@ def _check_options(batch_size, num_workers, input_size, crop_ratio, num_parts, p
         raise ValueError("last_batch must be 'rollover' or 'discard', got %r" % (last_batch,))
 
 
-def _record_classes(rec):
+def record_class_names(rec):
     """Class names from ``<prefix>.classes.txt`` beside a packed ``.rec``, if there is one."""
     path = os.path.splitext(rec)[0] + '.classes.txt'
     if not os.path.isfile(path):
@@ -411,7 +412,8 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
                      num_parts=1, part_index=0, seed=0, train=True, val=True,
                      mean=MEAN_RGB, std=STD_RGB, dtype='float32', last_batch='rollover',
                      crop_area=(0.08, 1.0), aspect_ratio=(3. / 4., 4. / 3.), mirror=True,
-                     jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True, chunk_size=64):
+                     jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True, chunk_size=64,
+                     image_folder=None, val_fraction=0.2, split_seed=0):
     """Train and validation batches with GluonCV's ImageNet preprocessing.
 
     Parameters
@@ -421,6 +423,12 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
     data_dir : str, optional
         Instead of RecordIO: a folder with ``train/<class>/*`` and ``val/<class>/*``
         (labels: the sorted ``train`` class folders).
+    image_folder : str, optional
+        Instead: your own images, ``DIR/train/<class>/*`` + ``DIR/val/<class>/*``
+        or one folder of classes split by ``val_fraction`` and ``split_seed``
+        (:func:`gluon_asymmnet.data.folders.image_folder_sources`).
+    val_fraction, split_seed : float, int
+        The held-out split of a single ``image_folder``.
     batch_size : int
         Images per batch (per worker machine when sharded).
     num_workers : int
@@ -468,10 +476,14 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
     """
     _check_options(batch_size, num_workers, input_size, crop_ratio, num_parts, part_index, seed,
                    mean, std, dtype, last_batch)
-    if data_dir is not None and any(p is not None for p in (rec_train, rec_train_idx, rec_val, rec_val_idx)):
-        raise ValueError('give either RecordIO files or data_dir, not both')
+    given = [n for n, v in (('RecordIO files', rec_train or rec_train_idx or rec_val or rec_val_idx),
+                            ('data_dir', data_dir), ('image_folder', image_folder)) if v is not None]
+    if len(given) > 1:
+        raise ValueError('give one data source, not %s' % ' and '.join(given))
     train_src = val_src = None
-    if data_dir is not None:
+    if image_folder is not None:
+        train_src, val_src, _ = image_folder_sources(image_folder, val_fraction, split_seed)
+    elif data_dir is not None:
         if not os.path.isdir(data_dir):
             raise DataError('data_dir %s does not exist' % data_dir if not os.path.exists(data_dir)
                             else 'data_dir %s is not a directory' % data_dir)
@@ -492,13 +504,13 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
             if rec_train is None:
                 raise DataError('training data needed: give rec_train (and rec_train_idx) or data_dir')
             train_src = RecordSource(rec_train, rec_train_idx)
-            train_src.class_names = _record_classes(rec_train)
+            train_src.class_names = record_class_names(rec_train)
         if val:
             if rec_val is None:
                 raise DataError('validation data needed: give rec_val (and rec_val_idx) or data_dir, '
                                 'or pass val=False')
             val_src = RecordSource(rec_val, rec_val_idx)
-            val_src.class_names = _record_classes(rec_val)
+            val_src.class_names = record_class_names(rec_val)
     common = dict(batch_size=batch_size, input_size=input_size, crop_ratio=crop_ratio,
                   num_parts=num_parts, part_index=part_index, seed=seed, mean=mean, std=std,
                   dtype=dtype, num_workers=num_workers, thread_pool=thread_pool, chunk_size=chunk_size)

@@ -18,11 +18,14 @@
   ``pretrained.json``).
 - :mod:`.benchmark`: :func:`benchmark_model`, the inference backends side by
   side (:func:`gluon_asymmnet.inference.benchmark`).
-- :mod:`.cli`: ``eval.py``'s arguments, :func:`main`.
+- :mod:`.cli`: ``eval.py``'s arguments, :func:`main`; :func:`run_defaults`
+  fills what a checkpoint of ``train_imagenet.py`` brings (its ``.json``
+  names the model, the classes and the preprocessing:
+  :func:`gluon_asymmnet.run_meta.read_run_info`), so it needs no model flags.
 """
 from .batches import calibration_images, eval_batches
 from .benchmark import benchmark_model
-from .cli import build_parser, main
+from .cli import build_parser, main, run_defaults
 from .errors import EvalError
 from .evaluate import evaluate
 from .models import load_model, model_kwargs, random_weights
@@ -30,4 +33,4 @@ from .summary import SUMMARY_RATES, SUMMARY_WIDTHS, format_summary, layer_table,
 
 __all__ = ['EvalError', 'load_model', 'model_kwargs', 'random_weights', 'eval_batches', 'calibration_images',
            'evaluate', 'SUMMARY_WIDTHS', 'SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary',
-           'layer_table', 'benchmark_model', 'build_parser', 'main']
+           'layer_table', 'benchmark_model', 'build_parser', 'run_defaults', 'main']

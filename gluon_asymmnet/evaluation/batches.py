@@ -24,7 +24,8 @@ def _read_class_names(path):
 
 
 def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, image_folder=None,
-                 class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=0.875):
+                 class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=0.875,
+                 mean=None, std=None, classes=None, run_data=None):
     """Validation batches from exactly one source, with GluonCV's centre-crop preprocessing.
 
     Parameters
@@ -48,6 +49,15 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
     input_size : int, optional
         Network input side (default 224; 32 for the demo).
     crop_ratio : float
+    mean, std : sequence of 3 float, optional
+        RGB normalisation on the 0-255 scale (default ImageNet's).
+    classes : sequence of str, optional
+        With ``image_folder`` and no ``class_names`` file: the class names by
+        label (a checkpoint's, :func:`gluon_asymmnet.evaluation.cli.run_defaults`).
+    run_data : dict, optional
+        Without any other source: a training run's validation data
+        (:attr:`RunInfo.val_data <gluon_asymmnet.run_meta.RunInfo>`; ``{}`` is
+        the digits), e.g. the held-out split of a single image folder.
 
     Returns
     -------
@@ -61,6 +71,20 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
     """
     given = [n for n, v in (('--dataset', dataset), ('--rec-val', rec_val), ('--data-dir', data_dir),
                             ('--image-folder', image_folder)) if v is not None]
+    if not given and run_data is not None:
+        if not run_data:
+            dataset = 'demo'
+        else:
+            input_size = input_size or 224
+            common = dict(batch_size=batch_size, num_workers=num_workers, crop_ratio=crop_ratio)
+            common.update({k: v for k, v in (('mean', mean), ('std', std)) if v is not None})
+            batches = get_data_loaders(train=False, input_size=input_size, **run_data, **common)[1]
+            source = 'the validation data of the checkpoint\'s run (%s)' % ', '.join(
+                '%s=%s' % kv for kv in sorted(run_data.items()))
+            names = getattr(batches, 'class_names', None)
+            return batches, {'source': source, 'input_size': input_size, 'crop_ratio': crop_ratio,
+                             'num_classes': len(names) if names else None, 'num_samples': batches.num_samples}
+        given = ['--dataset']
     if len(given) != 1:
         raise EvalError('give exactly one data source (--dataset demo, --rec-val, --data-dir or '
                         '--image-folder), got %s' % (', '.join(given) or 'none'))
@@ -69,6 +93,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
     if class_names is not None and image_folder is None:
         raise EvalError('--class-names applies to --image-folder only')
     common = dict(batch_size=batch_size, num_workers=num_workers, crop_ratio=crop_ratio)
+    common.update({k: v for k, v in (('mean', mean), ('std', std)) if v is not None})
     num_classes = None
     if dataset is not None:
         if dataset != 'demo':
@@ -90,7 +115,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
         source = os.path.join(data_dir, 'val')
     else:
         input_size = input_size or 224
-        classes = _read_class_names(class_names) if class_names else None
+        classes = _read_class_names(class_names) if class_names else classes
         batches = folder_batches(image_folder, input_size=input_size, classes=classes, **common)
         source = image_folder
         num_classes = len(classes) if classes else None

@@ -10,6 +10,7 @@ from ..data import DataError
 from ..inference import BACKENDS, BackendError, format_benchmark
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
+from ..run_meta import read_run_info
 from .batches import eval_batches
 from .benchmark import benchmark_model
 from .errors import EvalError
@@ -17,7 +18,7 @@ from .evaluate import evaluate, output_classes
 from .models import load_model, model_kwargs, random_weights
 from .summary import format_summary, layer_table, summary_rows
 
-__all__ = ['build_parser', 'main']
+__all__ = ['build_parser', 'run_defaults', 'main']
 
 
 def build_parser():
@@ -25,7 +26,7 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
                                     '(CPU inference backends) AsymmNet and MobileNetV3 models.')
-    m = p.add_argument_group('model')
+    m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
     m.add_argument('--model', choices=get_model_list(), help='model name')
     m.add_argument('--width-scale', '--multiplier', dest='multiplier', type=float, default=None,
                    help='width multiplier (default 1.0)')
@@ -33,8 +34,10 @@ def build_parser():
     m.add_argument('--shuffle-group', dest='shuffle_groups', type=int, default=None,
                    help='AsymmNet channel-shuffle groups (default 0)')
     m.add_argument('--classes', type=int, default=None,
-                   help='number of classes (default 1000; 10 with --dataset demo)')
-    m.add_argument('--params', '--params-file', dest='params', help='parameter file (any layout load_checkpoint reads)')
+                   help="number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)")
+    m.add_argument('--params', '--params-file', dest='params',
+                   help='parameter file (any layout load_checkpoint reads); a training checkpoint needs no other '
+                        'model or preprocessing flag')
     m.add_argument('--pretrained', nargs='?', const=True, default=None, metavar='HASH',
                    help="the model store's weights for this configuration, or the entry whose hash starts with HASH")
     m.add_argument('--root', default=DEFAULT_ROOT, help='model store folder')
@@ -47,7 +50,12 @@ def build_parser():
     d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
     d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
     d.add_argument('--input-size', type=int, default=None, help='input side (default 224; 32 for the demo)')
-    d.add_argument('--crop-ratio', type=float, default=0.875, help='centre-crop ratio (default 0.875)')
+    d.add_argument('--crop-ratio', type=float, default=None,
+                   help="centre-crop ratio (default: the checkpoint run's, else 0.875)")
+    d.add_argument('--rgb-mean', type=_rgb, default=None,
+                   help="comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else ImageNet's)")
+    d.add_argument('--rgb-std', type=_rgb, default=None,
+                   help="comma-separated RGB std, 0-255 scale (default: the checkpoint run's, else ImageNet's)")
     d.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
@@ -76,6 +84,45 @@ def build_parser():
                    help="let onnxruntime's idle threads spin (faster alone, but they slow the next backend)")
     b.add_argument('--workdir', default=None, help='folder for the ONNX files (default: a temporary one)')
     return p
+
+
+def _rgb(text):
+    values = tuple(float(v) for v in text.split(','))
+    if len(values) != 3:
+        raise ValueError(text)
+    return values
+
+
+def run_defaults(args):
+    """Fill ``eval.py`` arguments left out from the ``.json`` beside ``--params`` (a training checkpoint).
+
+    The model and its constructor arguments, input size, crop ratio, RGB
+    mean/std and the class names (labels of an ``--image-folder``) come from
+    the run; flags given explicitly win. Returns the run's
+    :class:`~gluon_asymmnet.run_meta.RunInfo` or None (then only the usual
+    defaults apply).
+    """
+    run = None
+    if args.params and not args.model_prefix:
+        try:
+            run = read_run_info(args.params)
+        except ValueError as err:
+            raise EvalError('--params %s: %s' % (args.params, err))
+    if run is not None and args.model in (None, run.model):
+        args.model = run.model
+        kwargs = run.kwargs
+        for name, key in (('multiplier', 'multiplier'), ('asymmrate', 'asymmrate'),
+                          ('shuffle_groups', 'shuffle_groups'), ('classes', 'classes')):
+            if getattr(args, name) is None and key in kwargs:
+                setattr(args, name, kwargs[key])
+        args.input_size = args.input_size or run.input_size
+        if args.crop_ratio is None:
+            args.crop_ratio = run.crop_ratio
+        args.rgb_mean = args.rgb_mean or run.mean
+        args.rgb_std = args.rgb_std or run.std
+    if args.crop_ratio is None:
+        args.crop_ratio = 0.875
+    return run
 
 
 def _exclusions(text):
@@ -117,6 +164,7 @@ def main(argv=None):
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
     try:
+        run = run_defaults(args)
         if args.summary:
             rows = summary_rows(args.model, args.multiplier, args.asymmrate)
             print(format_summary(rows))
@@ -126,12 +174,15 @@ def main(argv=None):
             if args.json:
                 _write_json(args.json, {'summary': rows})
             return 0
-        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder))
+        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder)) or (
+            run is not None and run.val_data is not None)
         batches = info = None
         if has_data or not args.benchmark:
             batches, info = eval_batches(args.dataset, args.rec_val, args.rec_val_idx, args.data_dir,
                                          args.image_folder, args.class_names, args.batch_size, args.num_workers,
-                                         args.input_size, args.crop_ratio)
+                                         args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std,
+                                         run.class_names if run is not None else None,
+                                         run.val_data if run is not None else None)
         classes = args.classes
         if classes is None and args.dataset == 'demo' and args.model_prefix is None:
             classes = info['num_classes']

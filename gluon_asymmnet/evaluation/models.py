@@ -120,7 +120,8 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
             load_checkpoint(net, params, ctx=ctx)
             weights = params
         else:
-            net = get_model(model, pretrained=pretrained, root=root, ctx=ctx, **kwargs)
+            # strict: evaluation never runs a new, untrained classifier.
+            net = get_model(model, pretrained=pretrained, root=root, ctx=ctx, strict=True, **kwargs)
             weights = 'pretrained' if pretrained is True else 'pretrained:%s' % pretrained
     except CheckpointError:
         raise

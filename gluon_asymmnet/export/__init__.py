@@ -15,11 +15,20 @@
 
 With ``preprocess=True`` the exported graph takes uint8 RGB images in NHWC
 layout and normalises them inside (ImageNet mean and std, as the released
-model was trained), like GluonCV's ``export_block``.
+model was trained, or the ``mean``/``std`` given), like GluonCV's ``export_block``.
 
-Command line::
+The symbol is the network's **inference graph**: it uses oneDNN's concat,
+whose backward pass fails on CPUs ("could not construct a sub-memory"), so
+it is for inference only. ``trainable=True`` writes the training graph
+instead (MXNet's concat on ``dim=-3``; the same values): imported with
+``SymbolBlock.imports`` or the Module API it trains and fine-tunes on a
+oneDNN CPU. ONNX always comes from the inference graph.
+
+Command line (a checkpoint of ``train_imagenet.py`` needs no model flags: its
+``.json`` names the model, classes and preprocessing)::
 
     python -m gluon_asymmnet.export --model asymmnet_large --params FILE --prefix out/asymmnet_large
+    python -m gluon_asymmnet.export --params run/0.9500-pets-asymmnet_small-9-best.params --prefix out/pets
 """
 import argparse
 import errno
@@ -30,10 +39,12 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from ..backend import TrainInferHybridBlock, tracing_mode
 from ..checkpoint import CheckpointError, import_symbol_block, read_index, read_symbol
 from ..metrics import relative_error
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model, get_model_list
+from ..run_meta import read_run_info
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'FORMATS', 'TOLERANCE', 'ExportError', 'Preprocess', 'export',
            'compare_exported', 'main']
@@ -184,7 +195,8 @@ def _write_failure(prefix, folder, err, free):
     return 'export to %s failed: %s; nothing was changed in %s' % (prefix, reason, folder)
 
 
-def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
+def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, trainable=False, mean=MEAN_RGB,
+           std=STD_RGB):
     """Export ``net`` as symbol JSON + params and/or ONNX, all files or none.
 
     Every file is written under a temporary name in the target folder,
@@ -208,6 +220,12 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     preprocess : bool
         Wrap the network in :class:`Preprocess`: the exported graph takes
         uint8 NHWC RGB images.
+    trainable : bool
+        Write the training graph as the symbol (module notes); the default
+        inference graph is for inference only. ONNX is unaffected.
+    mean, std : tuple of 3 float
+        With ``preprocess``: the RGB statistics (0-255 scale) the network was
+        trained with.
 
     Returns
     -------
@@ -229,26 +247,32 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     folder, final = _target(prefix, formats)
     block = net
     if preprocess:
-        block = Preprocess(net)
+        block = Preprocess(net, mean, std)
         block.mean.initialize(ctx=ctx)
         block.std.initialize(ctx=ctx)
         shape, dtype = (1, height, width, 3), np.uint8
     else:
         shape, dtype = (1, 3, height, width), np.float32
     block.hybridize()
-    block(mx.nd.zeros(shape, dtype=dtype, ctx=ctx))
+    x = mx.nd.zeros(shape, dtype=dtype, ctx=ctx)
+    block(x)
+    symbol_mode = 'train' if trainable and 'symbol' in formats else 'inference'
     failure = None
     try:
         with tempfile.TemporaryDirectory(prefix='.%s.export-' % os.path.basename(prefix), dir=folder) as tmp:
             try:
                 base = os.path.join(tmp, 'model')
-                block.export(base, epoch=0)
+                _export_graph(block, base, x, symbol_mode)
                 written = {'symbol': base + '-symbol.json', 'params': base + '-0000.params'}
                 # MXNet writes a symbol file cut short by a full disk without an error: read both back.
                 read_symbol(written['symbol'])
                 read_index(written['params'], quantized=True)
                 if 'onnx' in formats:
-                    written['onnx'] = _to_onnx(written['symbol'], written['params'], shape, dtype,
+                    source = base
+                    if symbol_mode != 'inference':
+                        source = os.path.join(tmp, 'inference')
+                        _export_graph(block, source, x, 'inference')
+                    written['onnx'] = _to_onnx(source + '-symbol.json', source + '-0000.params', shape, dtype,
                                                base + '.onnx', prefix)
                 for kind, path in final.items():
                     os.replace(written[kind], path)
@@ -262,14 +286,30 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False):
     return final
 
 
-def _normalise(images):
+def _export_graph(block, base, x, mode):
+    """``block.export`` of the graph traced for ``mode``; ``block`` has run on ``x`` once, hybridized.
+
+    A wrapper (:class:`Preprocess`) traces its network inside its own graph,
+    so it is traced again, for ``mode``.
+    """
+    if isinstance(block, TrainInferHybridBlock):
+        block.export(base, epoch=0, mode=mode)
+    else:
+        block._clear_cached_op()
+        with tracing_mode(mode):
+            block(x)
+        block.export(base, epoch=0)
+
+
+def _normalise(images, mean=MEAN_RGB, std=STD_RGB):
     """NumPy's float32 twin of :class:`Preprocess` (same operations, same rounding)."""
-    mean = np.array(MEAN_RGB, np.float32).reshape(1, 3, 1, 1)
-    std = np.array(STD_RGB, np.float32).reshape(1, 3, 1, 1)
+    mean = np.array(mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(std, np.float32).reshape(1, 3, 1, 1)
     return (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
 
 
-def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0):
+def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0, mean=MEAN_RGB,
+                     std=STD_RGB):
     """Largest relative error of each exported file against the Gluon network on random input.
 
     The reference normalises uint8 images with NumPy in float32 (for
@@ -286,6 +326,8 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
         Whether the export took uint8 NHWC images.
     batch_sizes : tuple of int
     seed : int
+    mean, std : tuple of 3 float
+        The statistics the export normalises with (``preprocess``).
 
     Returns
     -------
@@ -308,7 +350,7 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     for batch in batch_sizes:
         if preprocess:
             x = rng.randint(0, 256, (batch, height, width, 3)).astype(np.uint8)
-            normalised = _normalise(x)
+            normalised = _normalise(x, mean, std)
         else:
             x = normalised = rng.standard_normal((batch, 3, height, width)).astype(np.float32)
         expected = net(mx.nd.array(normalised, ctx=ctx)).asnumpy()
@@ -322,37 +364,52 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m gluon_asymmnet.export',
         description='Export a model and its parameter file as MXNet symbol JSON + params and/or ONNX, then '
-                    'compare every format with the Gluon network (exit status 1 when an error is too large).')
-    parser.add_argument('--model', required=True, choices=get_model_list())
-    parser.add_argument('--multiplier', type=float, default=1.0, help='width multiplier')
+                    'compare every format with the Gluon network (exit status 1 when an error is too large). '
+                    'A checkpoint of train_imagenet.py needs no model, class or preprocessing flag: the .json '
+                    'beside it names them.')
+    parser.add_argument('--model', choices=get_model_list(), help="default: the checkpoint run's")
+    parser.add_argument('--multiplier', type=float, help='width multiplier (default 1.0)')
     parser.add_argument('--asymmrate', type=int, help='feature-reuse rate (asymmnet_* only)')
     parser.add_argument('--shuffle-groups', type=int, help='channel shuffle groups (asymmnet_* only)')
-    parser.add_argument('--classes', type=int, default=1000)
+    parser.add_argument('--classes', type=int, help='number of classes (default 1000)')
     parser.add_argument('--params', required=True,
                         help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
     parser.add_argument('--root', default=DEFAULT_ROOT, help='model store folder for a hash prefix')
     parser.add_argument('--prefix', required=True, help='output prefix (writes PREFIX-symbol.json, '
                                                         'PREFIX-0000.params, PREFIX.onnx)')
-    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--input-size', type=int, help="default: the checkpoint run's, else 224")
     parser.add_argument('--formats', default=','.join(FORMATS), help='comma-separated: symbol, onnx')
     parser.add_argument('--preprocess', action='store_true',
-                        help='exported graph takes uint8 NHWC RGB images, normalised inside')
+                        help="exported graph takes uint8 NHWC RGB images, normalised inside (with the checkpoint "
+                             "run's mean/std, else ImageNet's)")
+    parser.add_argument('--trainable', action='store_true',
+                        help='write the training graph as the symbol: it can be imported and trained on a oneDNN '
+                             'CPU (the default inference graph is for inference only)')
     args = parser.parse_args(argv)
-    kwargs = {'multiplier': args.multiplier, 'classes': args.classes}
-    for name in ('asymmrate', 'shuffle_groups'):
-        if getattr(args, name) is not None:
-            if args.model.startswith('mobilenetv3'):
-                parser.error('--%s applies to asymmnet_* models only' % name.replace('_', '-'))
-            kwargs[name] = getattr(args, name)
     try:
-        net = get_model(args.model, pretrained=args.params, root=args.root, **kwargs)
-        files = export(net, args.prefix, args.input_size, args.formats, args.preprocess)
-        errors = compare_exported(net, files, args.input_size, args.preprocess)
+        run = read_run_info(args.params) if os.path.isfile(args.params) else None
+        if args.model is None and run is None:
+            parser.error('--model is needed: %s has no training run description (.json) beside it' % args.params)
+        model = args.model or run.model
+        kwargs = dict(run.kwargs) if run is not None and model == run.model else {}
+        kwargs.pop('dropout', None)
+        for name in ('multiplier', 'asymmrate', 'shuffle_groups', 'classes'):
+            if getattr(args, name) is not None:
+                if model.startswith('mobilenetv3') and name in ('asymmrate', 'shuffle_groups'):
+                    parser.error('--%s applies to asymmnet_* models only' % name.replace('_', '-'))
+                kwargs[name] = getattr(args, name)
+        size = args.input_size or (run.input_size if run is not None and run.input_size else 224)
+        mean, std = (run.mean, run.std) if run is not None and run.mean else (MEAN_RGB, STD_RGB)
+        # strict: an export never carries a new, untrained classifier.
+        net = get_model(model, pretrained=args.params, root=args.root, strict=True, **kwargs)
+        files = export(net, args.prefix, size, args.formats, args.preprocess, args.trainable, mean, std)
+        errors = compare_exported(net, files, size, args.preprocess, mean=mean, std=std)
     except (ValueError, CheckpointError, ModelStoreError, ExportError) as err:
         parser.exit(2, 'error: %s\n' % err)
     for name in ('symbol', 'params', 'onnx'):
         if name in files:
-            print('wrote %s' % files[name])
+            print('wrote %s%s' % (files[name], ' (training graph: trainable)' if name == 'symbol' and args.trainable
+                                  else ''))
     failed = False
     for name, err in errors.items():
         ok = err < TOLERANCE[name]

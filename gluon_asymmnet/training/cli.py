@@ -3,6 +3,8 @@
 The flags are :class:`TrainConfig`'s fields (their metadata), so the parser
 and the config cannot drift apart; ``--recipe NAME`` starts from a recipe of
 :mod:`gluon_asymmnet.training.recipes` and the other flags override it.
+GluonCV's flags that are not fields (:mod:`.compat`) are accepted with their
+meaning or refused with a reason.
 """
 import argparse
 import dataclasses
@@ -10,6 +12,7 @@ import sys
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from .compat import add_compat_flags, apply_compat
 from .config import ConfigError, TrainConfig, flag_of
 from .loop import TrainingDiverged, train
 from .recipes import RECIPES, train_recipe
@@ -46,6 +49,10 @@ def build_parser():
         else:
             kwargs.setdefault('type', type(f.default) if f.default is not None else str)
         group.add_argument(*flag_of(f), **kwargs)
+        if f.metadata['negation']:
+            group.add_argument(f.metadata['negation'], dest=f.name, action='store_false',
+                               help='undo %s (the later of the two wins)' % flag_of(f)[0])
+    add_compat_flags(p)
     return p
 
 
@@ -64,9 +71,12 @@ def parse_args(argv=None):
     Raises
     ------
     ConfigError
-        A combination of flags that cannot work (the message names them).
+        A combination of flags that cannot work, or a refused GluonCV flag (the
+        message names them). Flags accepted without effect are noted on stderr.
     """
     given = vars(build_parser().parse_args(argv))
+    for note in apply_compat(given):
+        print('train_imagenet.py: note: %s' % note, file=sys.stderr)
     recipe = given.pop('recipe', None)
     return train_recipe(recipe, **given) if recipe else TrainConfig(**given)
 

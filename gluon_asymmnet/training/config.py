@@ -2,11 +2,20 @@
 
 GluonCV's ``scripts/classification/imagenet/train_imagenet.py`` defines the
 data, optimisation and checkpoint options; the AsymmNet authors added
-``width_scale``, ``asymmrate``, ``shuffle_group``, ``dropout`` and
-``dataset``. Two differences, both on purpose: with no data option at all the
-run uses the bundled digits dataset (so the script runs out of the box), and
-``resume='latest'`` (``--resume`` without a value) resumes from the newest
-checkpoint in ``save_dir``.
+``width_scale``, ``asymmrate``, ``shuffle_group``, ``doshuffle``,
+``dropout``, ``dataset``, ``tag_name`` and ``dry_run``. Differences, on
+purpose: with no data option at all the run uses the bundled digits dataset
+(so the script runs out of the box); ``resume='latest'`` (``--resume``
+without a value) resumes from the newest checkpoint in ``save_dir``; your own
+data (``image_folder``, or RecordIO with any class count) and fine-tuning
+(``pretrained``, ``finetune_from``) are additions. docs/flags.md lists every
+flag of both scripts and what it does here.
+
+The class count comes from ``classes``, else from a known ``dataset``
+(imagenet 1000, imagenet200 200), else from the data: the packer's
+``classes.txt`` beside ``rec_train``, or the class folders of ``data_dir`` /
+``image_folder``; RecordIO without ``classes.txt`` is ImageNet (1000), as
+GluonCV assumes. Reading the class list is the only file access of a config.
 
 Every field carries its command-line flag, help and group as metadata
 (:func:`option`): adding a field adds its flag to ``train_imagenet.py``
@@ -16,10 +25,16 @@ one). Error messages name the flags.
 """
 import dataclasses
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ..data.digits import DIGITS_IMAGE_SIZE
+from ..data.folders import folder_class_names
+from ..data.loader import record_class_names
+from ..data.transforms import MEAN_RGB, STD_RGB
+from ..finetune import NUM_STAGES
 from ..model_zoo import get_model_list
 
 __all__ = ['ConfigError', 'TrainConfig', 'DATASETS', 'KVSTORES', 'LR_MODES', 'option', 'flag_of', 'config_argv']
@@ -29,20 +44,24 @@ class ConfigError(ValueError):
     """A combination of training options that cannot work; the message names the flags."""
 
 
-# Dataset name -> number of classes. The schedule counts the training images
-# the data actually holds (1,281,167 for ImageNet-1k, as GluonCV hard-codes).
+# Known dataset names -> number of classes. The schedule counts the training
+# images the data actually holds (1,281,167 for ImageNet-1k, which GluonCV hard-codes).
 DATASETS = {'imagenet': 1000, 'imagenet200': 200}
 DIGITS = 'digits'
 DIGITS_CLASSES = 10
+IMAGENET_CLASSES = 1000
 
 KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
-LR_MODES = ('step', 'poly', 'cosine', 'linear')
+LR_MODES = ('step', 'poly', 'cosine', 'linear', 'constant')
+MODES = ('hybrid', 'imperative', 'symbolic')
+BN_STATS = ('train', 'keep')
 
 _RECORD_FIELDS = ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx')
-_DATA_FIELDS = _RECORD_FIELDS + ('data_dir',)
+_DATA_FIELDS = _RECORD_FIELDS + ('data_dir', 'image_folder')
+_NAME = re.compile(r'[A-Za-z0-9_.-]+$')
 
 
-def option(default, help, group, flags=None, **argparse_kwargs):
+def option(default, help, group, flags=None, negation=None, **argparse_kwargs):
     """A :class:`TrainConfig` field and its command-line flag.
 
     Parameters
@@ -56,10 +75,14 @@ def option(default, help, group, flags=None, **argparse_kwargs):
     flags : tuple of str, optional
         Flag spellings (default ``--field-name``); the first is the one
         :func:`gluon_asymmnet.training.cli.config_argv` writes.
+    negation : str, optional
+        For a ``bool`` field: a second flag that sets it back to False (the
+        later of the two on a command line wins).
     **argparse_kwargs
         Passed to ``add_argument`` (``type``, ``choices``, ``nargs``, ``const``, ``metavar``).
     """
-    return field(default=default, metadata=dict(help=help, group=group, flags=flags, argparse=argparse_kwargs))
+    return field(default=default, metadata=dict(help=help, group=group, flags=flags, negation=negation,
+                                                argparse=argparse_kwargs))
 
 
 def flag_of(f):
@@ -71,14 +94,18 @@ def flag_of(f):
 class TrainConfig:
     """A checked training configuration; field ``x_y`` is the flag ``--x-y`` of ``train_imagenet.py``.
 
-    Derived on construction: ``dataset`` (``'digits'`` without data options,
-    else ``'imagenet'`` unless given), ``input_size`` (224, or 32 on the
-    digits) and ``lr_decay_epoch`` as a tuple of ints.
+    Derived on construction: ``classes`` and ``dataset`` (module notes;
+    ``'digits'`` without data options, ``'imagenet'`` for 1000 classes from
+    RecordIO or ``data_dir``, else the data folder's name), ``input_size``
+    (224, or 32 on the digits), ``shuffle_group`` (2 with ``doshuffle``, the
+    authors' default) and the comma-separated values as tuples.
 
     Raises
     ------
     ConfigError
         Naming the offending flags and values.
+    gluon_asymmnet.data.DataError
+        ``image_folder`` is missing or has no class folders.
     """
     # data
     rec_train: Optional[str] = option(None, 'training RecordIO file (.rec)', 'data')
@@ -87,12 +114,33 @@ class TrainConfig:
     rec_val_idx: Optional[str] = option(None, 'index of the validation RecordIO file (.idx)', 'data')
     data_dir: Optional[str] = option(
         None, 'ImageNet folders: <data-dir>/train/<synset>/*.JPEG and <data-dir>/val/<synset>/*.JPEG', 'data')
-    dataset: Optional[str] = option(None, 'dataset the data flags point at (number of classes; default imagenet)',
-                                    'data', choices=sorted(DATASETS))
+    image_folder: Optional[str] = option(
+        None, 'your own images: DIR/train/<class>/* and DIR/val/<class>/*, or DIR/<class>/* split by '
+              '--val-fraction and --split-seed', 'data', metavar='DIR')
+    val_fraction: float = option(0.2, 'held-out fraction of each class of a single --image-folder (default 0.2)',
+                                 'data')
+    split_seed: int = option(0, 'seed of that held-out split (default 0; independent of --seed)', 'data')
+    classes: Optional[int] = option(
+        None, "number of classes (default: --dataset's, else the data's: classes.txt beside --rec-train, the "
+              "class folders; RecordIO without classes.txt: 1000)", 'data', type=int)
+    dataset: Optional[str] = option(
+        None, 'name of the data in checkpoint names; imagenet (1000 classes) and imagenet200 (200) also set the '
+              'class count (default: imagenet for 1000 classes, else the data folder\'s name)', 'data')
     input_size: Optional[int] = option(None, 'size of the input images (default 224; 32 on the bundled digits)',
                                        'data', type=int)
     crop_ratio: float = option(0.875, 'validation centre-crop ratio: resize to ceil(input-size / crop-ratio) first',
                                'data')
+    rgb_mean: Tuple[float, ...] = option(MEAN_RGB, 'comma-separated RGB mean on the 0-255 scale (default ImageNet\'s)',
+                                         'data', type=str)
+    rgb_std: Tuple[float, ...] = option(STD_RGB, 'comma-separated RGB std on the 0-255 scale (default ImageNet\'s)',
+                                        'data', type=str)
+    min_random_area: Optional[float] = option(
+        None, "smallest area fraction of the training crops (MXNet ImageRecordIter's min_random_area; default "
+              "0.08, GluonCV's ImageNet value; 0.5 on the digits)", 'data', type=float)
+    no_mirror: bool = option(False, 'no random horizontal flips in training (digits, text: anything handed)', 'data')
+    num_training_samples: Optional[int] = option(
+        None, "training images the schedule counts per epoch (default: the data's real count; GluonCV's default "
+              "was ImageNet's 1281167)", 'data', type=int)
     num_workers: int = option(4, 'number of preprocessing workers (0: in the main process)', 'data',
                               flags=('-j', '--num-data-workers'))
     # model
@@ -100,13 +148,33 @@ class TrainConfig:
                         choices=get_model_list())
     width_scale: float = option(1.0, 'width multiplier (default 1.0)', 'model')
     asymmrate: int = option(1, 'AsymmNet feature-reuse rate (default 1; ignored by mobilenetv3_*)', 'model')
-    shuffle_group: int = option(0, 'channel-shuffle groups after feature reuse (default 0: off)', 'model')
+    shuffle_group: int = option(0, 'channel-shuffle groups after feature reuse (default 0: off; a count > 1 turns '
+                                   'the shuffle on)', 'model')
+    doshuffle: bool = option(False, "channel shuffle after feature reuse, in --shuffle-group groups (2 unless given; "
+                                    "the authors' flag)", 'model')
     dropout: float = option(0.2, 'dropout before the classifier (default 0.2)', 'model')
-    last_gamma: bool = option(False, 'zero-initialise the last BatchNorm gamma of every residual bottleneck', 'model')
-    mode: str = option('hybrid', 'hybrid (static graph, default) or imperative', 'model',
-                       choices=('hybrid', 'imperative'))
+    last_gamma: bool = option(False, 'zero-initialise the last BatchNorm gamma of every residual bottleneck '
+                                     "(--no-last-gamma: not, as the authors' train.py, where the flag never reaches "
+                                     'the network)', 'model', negation='--no-last-gamma')
+    mode: str = option('hybrid', 'hybrid (static graph, default), symbolic (the same here) or imperative', 'model',
+                       choices=MODES)
     dtype: str = option('float32', 'training data type; float16 trains with multi-precision SGD on GPUs only',
                         'model', choices=('float32', 'float16'))
+    # fine-tuning
+    pretrained: Optional[str] = option(
+        None, "start from the model store's weights for this model and width (no value), or the entry whose hash "
+              'starts with HASH; with other classes the classifier starts anew', 'fine-tuning',
+        flags=('--pretrained', '--use-pretrained'), nargs='?', const='store', metavar='HASH')
+    finetune_from: Optional[str] = option(
+        None, 'start from this parameter file (any layout, e.g. a checkpoint of another run); the classifier '
+              'starts anew when its classes differ', 'fine-tuning', metavar='FILE')
+    backbone_lr_mult: Optional[float] = option(
+        None, 'learning rate of everything but the classifier, as a multiple of --lr (GluonCV lr_mult; default '
+              '0.1 under a new classifier, else 1)', 'fine-tuning', type=float)
+    freeze_stages: int = option(0, 'do not train stages 1..K (the layers at strides 2..2**K; their BatchNorm '
+                                   'statistics are kept; default 0)', 'fine-tuning', metavar='K')
+    bn_stats: str = option('train', "train: BatchNorm statistics follow the new data (frozen stages excepted); keep: "
+                                    'every BatchNorm keeps its pretrained statistics', 'fine-tuning', choices=BN_STATS)
     # optimisation
     batch_size: int = option(32, 'batch size per device (default 32)', 'optimisation')
     num_gpus: int = option(0, 'number of GPUs (default 0: CPU)', 'optimisation')
@@ -120,7 +188,9 @@ class TrainConfig:
     lr_decay_epoch: Tuple[int, ...] = option(
         (40, 60), 'comma-separated epochs at which the step schedule decays (default 40,60)', 'optimisation',
         type=str)
-    warmup_epochs: int = option(0, 'epochs of linear warm-up from 0 to --lr (default 0)', 'optimisation')
+    warmup_epochs: int = option(0, 'epochs of linear warm-up from --warmup-lr to --lr (default 0); a warm-up longer '
+                                   'than the run is a warning', 'optimisation')
+    warmup_lr: float = option(0.0, 'learning rate the warm-up starts from (default 0)', 'optimisation')
     momentum: float = option(0.9, 'Nesterov momentum (default 0.9)', 'optimisation')
     wd: float = option(0.0001, 'weight decay (default 0.0001)', 'optimisation')
     no_wd: bool = option(False, 'no weight decay on BatchNorm gamma/beta and biases', 'optimisation')
@@ -142,6 +212,9 @@ class TrainConfig:
     # checkpoints and logs
     save_dir: str = option('params', 'checkpoints, log file, TensorBoard scalars and the curve plot go here',
                            'checkpoints and logs')
+    tag_name: Optional[str] = option(
+        None, "run folder <save-dir>/<dataset>/<model>_<tag>_<MMDD-HHMMSS>, as the authors' train.py names it "
+              '(--resume then continues the newest such folder)', 'checkpoints and logs')
     save_frequency: int = option(10, 'save a checkpoint every this many epochs (0: only best and last)',
                                  'checkpoints and logs')
     resume: Optional[str] = option(
@@ -153,11 +226,17 @@ class TrainConfig:
     log_interval: int = option(50, 'log every this many batches (0: never)', 'checkpoints and logs')
     logging_file: str = option('train_imagenet.log', 'log file; a relative name is placed in --save-dir',
                                'checkpoints and logs')
+    dry_run: int = option(0, 'time this many forward passes of one image before training and log the speed (the '
+                             "authors' speed test)", 'checkpoints and logs', metavar='N')
 
     def __post_init__(self):
-        self._resolve_data()
         self._set('lr_decay_epoch', _epoch_list(self.lr_decay_epoch))
+        self._set('rgb_mean', _rgb(self.rgb_mean, 'rgb_mean'))
+        self._set('rgb_std', _rgb(self.rgb_std, 'rgb_std'))
         self._check()
+        self._resolve_data()
+        if self.doshuffle and not self.shuffle_group:
+            self._set('shuffle_group', 2)
 
     def _set(self, name, value):
         object.__setattr__(self, name, value)
@@ -170,9 +249,14 @@ class TrainConfig:
         return all(getattr(self, k) is None for k in _DATA_FIELDS)
 
     @property
-    def classes(self):
-        """Number of classes of ``dataset``."""
-        return DIGITS_CLASSES if self.dataset == DIGITS else DATASETS[self.dataset]
+    def finetune(self):
+        """The weights fine-tuning starts from: ``finetune_from``, ``pretrained`` or None."""
+        return self.finetune_from or self.pretrained
+
+    @property
+    def warmup_longer_than_run(self):
+        """True when the run ends inside the warm-up (allowed, as in GluonCV; the run warns)."""
+        return self.warmup_epochs >= self.num_epochs
 
     @property
     def device_batch(self):
@@ -194,44 +278,106 @@ class TrainConfig:
     # ---------------------------------------------------------------- checks
 
     def _resolve_data(self):
+        if self.dataset is not None and not _NAME.match(self.dataset):
+            raise ConfigError('--dataset %r: a name of letters, digits, "_", "." and "-" (it goes into file names)'
+                              % self.dataset)
         if self.demo_data:
             if self.dataset not in (None, DIGITS):
                 raise ConfigError('--dataset %s needs data: give --rec-train/--rec-train-idx/--rec-val/'
-                                  '--rec-val-idx or --data-dir (without data flags the bundled digits '
-                                  'dataset is used)' % self.dataset)
+                                  '--rec-val-idx, --data-dir or --image-folder (without data flags the bundled '
+                                  'digits dataset is used)' % self.dataset)
+            if self.classes not in (None, DIGITS_CLASSES):
+                raise ConfigError('--classes %d: the bundled digits have %d classes (give your data with '
+                                  '--image-folder or --rec-*)' % (self.classes, DIGITS_CLASSES))
             self._set('dataset', DIGITS)
+            self._set('classes', DIGITS_CLASSES)
             self._set('input_size', self.input_size or DIGITS_IMAGE_SIZE)
             return
-        rec = [k for k in _RECORD_FIELDS if getattr(self, k) is not None]
-        if rec and self.data_dir is not None:
-            raise ConfigError('give either the RecordIO flags or --data-dir, not both (got --data-dir %s and %s)'
-                              % (self.data_dir, ', '.join(_flag(k) for k in rec)))
+        given = [k for k in _DATA_FIELDS if getattr(self, k) is not None]
+        rec = [k for k in _RECORD_FIELDS if k in given]
+        sources = (['the RecordIO flags'] if rec else []) + [_flag(k) for k in ('data_dir', 'image_folder')
+                                                              if k in given]
+        if len(sources) > 1:
+            raise ConfigError('give one data source, not %s (got %s)'
+                              % (' and '.join(sources), ', '.join('%s %s' % (_flag(k), getattr(self, k))
+                                                                  for k in given)))
         if rec and len(rec) != 4:
             missing = [k for k in _RECORD_FIELDS if getattr(self, k) is None]
             raise ConfigError('RecordIO training needs all four files; missing %s'
                               % ', '.join(_flag(k) for k in missing))
         if self.dataset == DIGITS:
             raise ConfigError('dataset %r is the bundled data, which takes no data flags' % DIGITS)
-        if self.dataset is not None and self.dataset not in DATASETS:
-            raise ConfigError('--dataset %s: unknown; known: %s' % (self.dataset, ', '.join(sorted(DATASETS))))
-        self._set('dataset', self.dataset or 'imagenet')
+        known = DATASETS.get(self.dataset)
+        if known and self.classes not in (None, known):
+            raise ConfigError('--dataset %s has %d classes, --classes says %d: drop one, or name your data '
+                              'otherwise' % (self.dataset, known, self.classes))
+        names = None if (self.classes or known) else self._data_class_names()
+        classes = self.classes or known or (len(names) if names else IMAGENET_CLASSES)
+        self._set('classes', classes)
+        self._set('dataset', self.dataset or self._data_name(classes))
         self._set('input_size', self.input_size or 224)
+
+    def _data_class_names(self):
+        """The data's class list (module notes), or None for RecordIO without classes.txt."""
+        if self.image_folder is not None:
+            return folder_class_names(self.image_folder)
+        if self.data_dir is not None:
+            train = os.path.join(self.data_dir, 'train')
+            return folder_class_names(train) if os.path.isdir(train) else None
+        return record_class_names(self.rec_train) or None
+
+    def _data_name(self, classes):
+        """``imagenet`` for 1000 classes of RecordIO/``data_dir``, else the data folder's name."""
+        if self.image_folder is None and classes == IMAGENET_CLASSES:
+            return 'imagenet'
+        where = self.image_folder or self.data_dir or os.path.dirname(os.path.abspath(self.rec_train))
+        name = re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.basename(os.path.normpath(os.path.abspath(where))))
+        return name.strip('.') or 'data'
+
+    def _check_finetune(self):
+        if self.pretrained and self.finetune_from:
+            raise ConfigError('give either --pretrained or --finetune-from, not both')
+        if not self.finetune:
+            for name, default in (('backbone_lr_mult', None), ('freeze_stages', 0), ('bn_stats', 'train')):
+                if getattr(self, name) != default:
+                    raise ConfigError('%s applies when fine-tuning: add --pretrained or --finetune-from FILE'
+                                      % _flag(name))
+        if self.backbone_lr_mult is not None and not 0 <= self.backbone_lr_mult <= 1e3:
+            raise ConfigError('--backbone-lr-mult must be >= 0, got %r' % self.backbone_lr_mult)
+        if self.freeze_stages > NUM_STAGES:
+            raise ConfigError('--freeze-stages %d: the networks have %d stages (strides 2 to 32)'
+                              % (self.freeze_stages, NUM_STAGES))
 
     def _check(self):
         for name, low in (('batch_size', 1), ('num_epochs', 1), ('input_size', 8), ('num_gpus', 0),
                           ('num_workers', 0), ('warmup_epochs', 0), ('save_frequency', 0), ('log_interval', 0),
-                          ('resume_epoch', 0), ('mixup_off_epoch', 0), ('asymmrate', 0), ('shuffle_group', 0)):
-            if getattr(self, name) < low:
+                          ('resume_epoch', 0), ('mixup_off_epoch', 0), ('asymmrate', 0), ('shuffle_group', 0),
+                          ('classes', 1), ('num_training_samples', 1), ('split_seed', 0), ('freeze_stages', 0),
+                          ('dry_run', 0)):
+            if getattr(self, name) is not None and getattr(self, name) < low:
                 raise ConfigError('%s must be >= %d, got %d' % (_flag(name), low, getattr(self, name)))
-        for name, allowed in (('model', get_model_list()), ('mode', ('hybrid', 'imperative')),
-                              ('dtype', ('float32', 'float16')), ('lr_mode', LR_MODES), ('kvstore', KVSTORES)):
+        for name, allowed in (('model', get_model_list()), ('mode', MODES), ('dtype', ('float32', 'float16')),
+                              ('lr_mode', LR_MODES), ('kvstore', KVSTORES), ('bn_stats', BN_STATS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError('%s %s: choose from %s' % (_flag(name), getattr(self, name), ', '.join(allowed)))
-        if self.warmup_epochs >= self.num_epochs:
-            raise ConfigError('--warmup-epochs %d leaves no epoch of the main schedule (--num-epochs %d)'
-                              % (self.warmup_epochs, self.num_epochs))
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError('--lr must be a positive number, got %r' % self.lr)
+        if not 0 <= self.warmup_lr <= self.lr:
+            raise ConfigError('--warmup-lr must be in [0, --lr %g], got %r' % (self.lr, self.warmup_lr))
+        if min(self.rgb_std) <= 0:
+            raise ConfigError('--rgb-std must be positive, got %s' % ','.join('%g' % v for v in self.rgb_std))
+        if self.min_random_area is not None and not 0 < self.min_random_area <= 1:
+            raise ConfigError('--min-random-area must be in (0, 1], got %r' % self.min_random_area)
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError('--val-fraction must be in (0, 1), got %r' % self.val_fraction)
+        self._check_finetune()
+        if self.doshuffle:
+            if self.shuffle_group == 1:
+                raise ConfigError('--doshuffle with --shuffle-group 1 shuffles nothing: give 2 or more groups')
+            if not self.model.startswith('asymmnet') or self.asymmrate == 0:
+                raise ConfigError('--doshuffle shuffles the reused features of AsymmNet: it needs an asymmnet_* '
+                                  'model with --asymmrate > 0 (got --model %s --asymmrate %d)'
+                                  % (self.model, self.asymmrate))
         if not 0 < self.crop_ratio <= 1:
             raise ConfigError('--crop-ratio must be in (0, 1], got %r' % self.crop_ratio)
         if not 0 <= self.dropout < 1:
@@ -287,6 +433,18 @@ def config_argv(values):
 def _flag(name):
     """The long flag of a field, as error messages name it."""
     return [s for s in flag_of(_FIELDS[name]) if s.startswith('--')][0]
+
+
+def _rgb(value, name):
+    """``'1,2,3'`` or 3 numbers -> a tuple of 3 floats."""
+    try:
+        parts = value.split(',') if isinstance(value, str) else value
+        triple = tuple(float(v) for v in parts)
+        if len(triple) == 3 and all(math.isfinite(v) for v in triple):
+            return triple
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError('%s must be 3 comma-separated numbers (R,G,B), got %r' % (_flag(name), value))
 
 
 def _epoch_list(value):

@@ -19,6 +19,7 @@ optimizer state stays on the servers, out of the checkpoints, and rank 0
 validates the whole validation set alone. Only rank 0 writes checkpoints, the
 log file, TensorBoard scalars and the plot.
 """
+import dataclasses
 import math
 import os
 import time
@@ -31,8 +32,11 @@ from ..metrics import evaluate_accuracy
 from .distributed import Cluster, contexts, parameter_digest
 from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
 from .plot import plot_curve
-from .run_state import MODEL_KEYS, CheckpointWriter, resume_point
-from .setup import build_loaders, build_network, build_objective, build_trainer, lr_scheduler
+from ..run_meta import RUN_KEYS, val_data
+from .config import ConfigError
+from .run_state import MODEL_KEYS, CheckpointWriter, resume_point, run_folder
+from .schedule import updates_before_epoch
+from .setup import build_loaders, build_network, build_objective, build_trainer, finetune_plan, lr_scheduler
 
 __all__ = ['TrainingDiverged', 'EpochResult', 'train_one_epoch', 'evaluate', 'train']
 
@@ -164,6 +168,39 @@ def _log_file(cfg):
     return cfg.logging_file if os.path.isabs(cfg.logging_file) else os.path.join(cfg.save_dir, cfg.logging_file)
 
 
+def _data_class_names(cfg, batches):
+    """The training data's class names by label (None when it records none), checked against ``classes``."""
+    names = getattr(batches, 'class_names', None)
+    if names is not None and len(names) > cfg.classes:
+        raise ConfigError('the training data has %d classes (%s, ...) but the network %d outputs: drop --classes '
+                          '%d or the --dataset that sets it' % (len(names), ', '.join(names[:3]), cfg.classes,
+                                                               cfg.classes))
+    return list(names) if names is not None else None
+
+
+def _schedule_notes(cfg, logger, total, scheduler, global_batch):
+    if cfg.num_training_samples and cfg.num_training_samples != total:
+        logger.warning('warning: --num-training-samples %d: the schedule counts %d images per epoch, the training data holds '
+                       '%d' % (cfg.num_training_samples, cfg.num_training_samples, total))
+    if cfg.warmup_longer_than_run:
+        end = scheduler(updates_before_epoch(cfg.num_epochs, cfg.num_training_samples or total, global_batch))
+        logger.warning('warning: --warmup-epochs %d is not shorter than the run (--num-epochs %d): the learning rate '
+                       'reaches %g (--lr %g) and the --lr-mode %s schedule never starts (as in GluonCV)'
+                       % (cfg.warmup_epochs, cfg.num_epochs, end, cfg.lr, cfg.lr_mode))
+
+
+def _dry_run(net, cfg, ctx, logger):
+    """The authors' speed test: ``dry_run`` forward passes of one image, timed after one untimed call."""
+    x = mx.nd.random.normal(0, 1, shape=(1, 3, cfg.input_size, cfg.input_size), ctx=ctx[0], dtype=cfg.dtype)
+    net(x).wait_to_read()
+    tic = time.time()
+    for _ in range(cfg.dry_run):
+        net(x)
+    mx.nd.waitall()
+    logger.info('dry run: %d forward passes of one %dx%d image, %.6f ms each'
+                % (cfg.dry_run, cfg.input_size, cfg.input_size, (time.time() - tic) * 1000. / cfg.dry_run))
+
+
 def _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds, validated, mixup):
     metric_name, metric_value = result.metric
     logger.info(TRAIN_FMT % (epoch, metric_name, metric_value))
@@ -212,6 +249,9 @@ def train(cfg, loaders=None, stop_after=None):
     cluster = Cluster(cfg.kvstore)
     ctx = contexts(cfg.num_gpus)
     rank0 = cluster.rank == 0
+    if cfg.tag_name:
+        cfg = dataclasses.replace(cfg, save_dir=run_folder(cfg.save_dir, cfg.dataset, cfg.model, cfg.tag_name,
+                                                           cfg.resume))
     if rank0:
         os.makedirs(cfg.save_dir, exist_ok=True)
     logger = setup_logger(_log_file(cfg) if rank0 else None, cluster.rank)
@@ -225,17 +265,27 @@ def train(cfg, loaders=None, stop_after=None):
         train_batches, val_batches = loaders
         total = len(train_batches.source) if hasattr(train_batches, 'source') else \
             train_batches.num_samples * cluster.num_workers
+        class_names = _data_class_names(cfg, train_batches)
+        schedule_samples = cfg.num_training_samples or total
         if cluster.update_on_kvstore:
             # dist_async: the servers count every worker's pushes, and can only unpickle MXNet's schedulers.
-            scheduler, count_scale = lr_scheduler(cfg, total, on_servers=True), cluster.num_workers
+            scheduler, count_scale = lr_scheduler(cfg, schedule_samples, on_servers=True), cluster.num_workers
         else:
-            scheduler, count_scale = lr_scheduler(cfg, total, cluster.num_workers), 1
+            scheduler, count_scale = lr_scheduler(cfg, schedule_samples, cluster.num_workers), 1
+        _schedule_notes(cfg, logger, total, scheduler, cfg.device_batch * cluster.num_workers)
         model_config = {k: getattr(cfg, k) for k in MODEL_KEYS}
         start = resume_point(cfg.save_dir, cfg.resume, model_config, cfg.resume_params, cfg.resume_states,
                              cfg.resume_epoch, train_batches.batches_in_epoch)
-        net = build_network(cfg, ctx, start.params)
-        if cfg.mode == 'hybrid':
+        plan = finetune_plan(cfg, class_names)
+        if plan is not None:
+            logger.info(plan.describe())
+        if cfg.last_gamma and (start.params or plan is not None):
+            logger.info('--last-gamma has no effect: the weights come from %s' % (start.params or plan.source))
+        net = build_network(cfg, ctx, start.params, plan)
+        if cfg.mode in ('hybrid', 'symbolic'):
             net.hybridize(static_alloc=True, static_shape=True)
+        if cfg.dry_run:
+            _dry_run(net, cfg, ctx, logger)
         objective = build_objective(cfg, ctx, cluster.rank)
         trainer, num_update = build_trainer(cfg, net, scheduler, cluster, start, count_scale, logger)
         if start.params:
@@ -244,7 +294,10 @@ def train(cfg, loaders=None, stop_after=None):
         scalars = ScalarWriter(cfg.save_dir, enabled=rank0)
         checkpoints = CheckpointWriter(
             cfg.save_dir, cfg.dataset, cfg.model, cfg.num_epochs, cfg.save_frequency,
-            dict(model_config, global_batch=cfg.device_batch * cluster.num_workers, num_samples=total, seed=cfg.seed),
+            dict({k: getattr(cfg, k) for k in RUN_KEYS if k != 'class_names'}, class_names=class_names,
+                 val_data=val_data(dataclasses.asdict(cfg)),
+                 global_batch=cfg.device_batch * cluster.num_workers, num_samples=total, seed=cfg.seed,
+                 finetune=dataclasses.asdict(plan) if plan is not None else None),
             save_states=not cluster.update_on_kvstore, start=start)
         history = start.history
         skipped_total = 0

@@ -21,12 +21,13 @@ leaves either a complete checkpoint or none, never a truncated file.
 import glob
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .config import ConfigError
 
-__all__ = ['best_stem', 'periodic_stem', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
+__all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
            'load_meta', 'MODEL_KEYS', 'ResumePoint', 'resume_point', 'CheckpointWriter']
 
 # Options that fix the network's shape: a checkpoint resumes only into the same ones.
@@ -41,6 +42,25 @@ def best_stem(top1, dataset, model, epoch):
 def periodic_stem(dataset, model, epoch):
     """``imagenet-asymmnet_large-9``: the authors' name for a periodic checkpoint."""
     return '%s-%s-%d' % (dataset, model, epoch)
+
+
+def run_folder(save_dir, dataset, model, tag_name=None, resume=None, now=None):
+    """Where a run writes: ``save_dir``, or with ``tag_name`` the authors' run folder.
+
+    The authors' ``train.py`` writes to
+    ``<save_dir>/<dataset>/<model>_<tag>_<MMDD-HHMMSS>`` (the start time), a new
+    folder every launch. To resume (``resume='latest'``) the newest existing
+    folder of that tag that holds a complete checkpoint is continued.
+    """
+    if not tag_name:
+        return save_dir
+    base = os.path.join(save_dir, dataset, '%s_%s_' % (model, tag_name))
+    if resume == 'latest':
+        found = [d for d in glob.glob(glob.escape(base) + '[0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]')
+                 if latest_checkpoint(d)]
+        if found:
+            return max(found, key=os.path.getmtime)
+    return base + time.strftime('%m%d-%H%M%S', time.localtime(now))
 
 
 def _fsync_dir(path):

@@ -1,9 +1,11 @@
 """The learning-rate schedule and the update counting it assumes.
 
-The schedule is GluonCV's ``LRSequential``: linear warm-up from 0 to ``--lr``
-over ``--warmup-epochs``, then ``--lr-mode`` down to 0, updated every
+The schedule is GluonCV's ``LRSequential``: linear warm-up from
+``--warmup-lr`` (0 by default) to ``--lr`` over ``--warmup-epochs``, then
+``--lr-mode`` down to 0 (``constant``: stays at ``--lr``), updated every
 iteration, with ``num_samples // global_batch`` iterations per epoch
-(GluonCV's way of counting an epoch).
+(GluonCV's way of counting an epoch). A run shorter than its warm-up ends on
+the way up, as GluonCV's does.
 
 The data stream, however, carries the remainder of an epoch into the next
 (MXNet's ``ImageRecordIter`` with ``round_batch``, which the released run
@@ -31,15 +33,16 @@ def iters_per_epoch(num_samples, global_batch):
     return num_samples // global_batch
 
 
-def build_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1):
+def build_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1,
+                       warmup_lr=0.0):
     """The per-iteration schedule ``train_imagenet.py`` builds, without touching any device.
 
     Parameters
     ----------
     lr : float
         Peak rate, reached at the end of the warm-up.
-    lr_mode : {'step', 'poly', 'cosine', 'linear'}
-        Schedule after the warm-up (poly: power 2), down to 0.
+    lr_mode : {'step', 'poly', 'cosine', 'linear', 'constant'}
+        Schedule after the warm-up (poly: power 2), down to 0 (constant: at ``lr``).
     num_epochs : int
         Epochs of the whole run, warm-up included.
     iters : int
@@ -49,6 +52,8 @@ def build_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_ep
     decay_epochs : sequence of int
         Step mode: epochs, counted from the start of training, at which the rate is multiplied
         by ``decay_factor``.
+    warmup_lr : float
+        Rate at the start of the warm-up.
 
     Returns
     -------
@@ -58,14 +63,22 @@ def build_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_ep
     # GluonCV counts step epochs from the start of training; the main
     # scheduler starts after the warm-up.
     steps = [e - warmup_epochs for e in decay_epochs]
+    main_epochs = max(0, num_epochs - warmup_epochs)
     return LRSequential([
-        LRScheduler('linear', base_lr=0, target_lr=lr, nepochs=warmup_epochs, iters_per_epoch=iters),
-        LRScheduler(lr_mode, base_lr=lr, target_lr=0, nepochs=num_epochs - warmup_epochs,
+        LRScheduler(_mode('linear', warmup_epochs * iters), base_lr=warmup_lr, target_lr=lr, nepochs=warmup_epochs,
+                    iters_per_epoch=iters),
+        LRScheduler(_mode(lr_mode, main_epochs * iters), base_lr=lr, target_lr=0, nepochs=main_epochs,
                     iters_per_epoch=iters, step_epoch=steps, step_factor=decay_factor, power=2),
     ])
 
 
-def server_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1):
+def _mode(mode, updates):
+    """A phase of one update runs at its start rate in every mode; GluonCV's divides by ``updates - 1`` = 0."""
+    return 'constant' if updates == 1 else mode
+
+
+def server_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_epochs=(), decay_factor=0.1,
+                        warmup_lr=0.0):
     """The schedule for ``dist_async``, built from MXNet's own scheduler classes.
 
     Under ``dist_async`` the servers update the weights, so the optimizer and
@@ -80,7 +93,9 @@ def server_lr_scheduler(lr, lr_mode, num_epochs, iters, warmup_epochs=0, decay_e
     """
     warmup = warmup_epochs * iters
     last = num_epochs * iters - 1   # GluonCV reaches the final rate one update before the end
-    common = dict(base_lr=lr, warmup_steps=warmup, warmup_begin_lr=0, warmup_mode='linear')
+    common = dict(base_lr=lr, warmup_steps=warmup, warmup_begin_lr=warmup_lr, warmup_mode='linear')
+    if lr_mode == 'constant' or warmup >= last:
+        return mx.lr_scheduler.FactorScheduler(step=1, factor=1.0, **common)
     if lr_mode == 'cosine':
         return mx.lr_scheduler.CosineScheduler(max_update=last, final_lr=0, **common)
     if lr_mode in ('poly', 'linear'):

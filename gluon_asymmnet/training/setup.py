@@ -4,18 +4,29 @@ Each function turns the configuration into one object the loop uses; the
 helpers they call (:mod:`.schedule`, :mod:`.losses`, :func:`zero_last_gamma`,
 ...) take explicit arguments.
 """
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
 import mxnet as mx
 from mxnet import gluon
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import demo_dataset, get_data_loaders
+from ..finetune import freeze_stages, keep_bn_stats, load_pretrained, set_backbone_lr_mult
+from ..model_store import ModelStoreError, find_entry, get_model_file
 from ..model_zoo import get_model
+from ..run_meta import model_kwargs, read_run_info
 from .config import ConfigError
 from .losses import TrainingObjective, build_teacher
 from .schedule import build_lr_scheduler, iters_per_epoch, server_lr_scheduler
 
-__all__ = ['zero_last_gamma', 'disable_bn_bias_wd', 'build_network', 'build_data', 'build_loaders',
-           'lr_scheduler', 'build_trainer', 'build_objective']
+__all__ = ['zero_last_gamma', 'disable_bn_bias_wd', 'FinetunePlan', 'finetune_plan', 'build_network', 'build_data',
+           'build_loaders', 'lr_scheduler', 'build_trainer', 'build_objective']
+
+# Default learning-rate multiplier of the pretrained layers under a new classifier.
+NEW_HEAD_BACKBONE_LR_MULT = 0.1
 
 
 def zero_last_gamma(net):
@@ -40,20 +51,93 @@ def disable_bn_bias_wd(net):
     return sorted(params.keys())
 
 
-def build_network(cfg, ctx, params=None):
-    """The network of ``model``/``width_scale``/``asymmrate``/``shuffle_group``/``dropout``.
+@dataclass(frozen=True)
+class FinetunePlan:
+    """Where fine-tuning starts and how: decided once from the files, the same when a run resumes."""
+    source: str                      # the parameter file
+    layout: Optional[str]            # forced layout (store entries), or None to detect
+    new_head: bool                   # the classifier starts anew
+    reason: str                      # why the classifier is new or kept
+    backbone_lr_mult: float
+    freeze_stages: int
+    bn_stats: str
 
-    Initialised with MSRAPrelu from ``seed`` (then ``last_gamma``), or loaded
-    from ``params`` (default ``cfg.resume_params``; any layout
+    def describe(self):
+        return ('fine-tuning from %s: %s; backbone learning rate %g x --lr; %s; BatchNorm statistics %s'
+                % (self.source, self.reason, self.backbone_lr_mult,
+                   'stages 1-%d frozen' % self.freeze_stages if self.freeze_stages else 'no stage frozen',
+                   'kept (pretrained)' if self.bn_stats == 'keep' else 'trained on the new data'))
+
+
+def _finetune_source(cfg):
+    if cfg.finetune_from:
+        path = os.path.expanduser(cfg.finetune_from)
+        if not os.path.isfile(path):
+            raise ConfigError('--finetune-from %s: no such parameter file' % cfg.finetune_from)
+        return path, None
+    kwargs = _network_kwargs(cfg)
+    config = dict(kwargs, classes=cfg.classes)
+    tag = None if cfg.pretrained == 'store' else cfg.pretrained
+    if tag is not None and not re.fullmatch('[0-9a-fA-F]{4,40}', tag):
+        raise ConfigError('--pretrained %s: give no value (the store\'s weights for this model and width) or a '
+                          'hash prefix of 4 to 40 hex digits; for a file use --finetune-from' % tag)
+    try:
+        entry = find_entry(cfg.model, config, tag=tag, ignore=('classes',))
+        return get_model_file(entry), entry.layout
+    except (ValueError, ModelStoreError) as err:
+        raise ConfigError('--pretrained: %s' % err)
+
+
+def finetune_plan(cfg, class_names=None):
+    """The :class:`FinetunePlan` of a run with ``pretrained`` or ``finetune_from`` (None without).
+
+    The classifier starts anew when the file's does not fit (another class
+    count) or when the file's run recorded other class names than
+    ``class_names`` (the data's); the backbone's default learning-rate
+    multiplier is 0.1 then, 1 otherwise.
+    """
+    if not cfg.finetune:
+        return None
+    source, layout = _finetune_source(cfg)
+    try:
+        info = read_run_info(source)
+    except ValueError:
+        info = None
+    if info and info.class_names and class_names and list(info.class_names) != list(class_names):
+        new_head, reason = True, 'a new classifier for %d classes (the file\'s run had other classes: %s)' % (
+            cfg.classes, ', '.join(info.class_names[:5]) + (', ...' if len(info.class_names) > 5 else ''))
+    else:
+        probe = get_model(cfg.model, **_network_kwargs(cfg))
+        try:
+            load_checkpoint(probe, source, layout=layout)
+            new_head, reason = False, 'the file\'s classifier kept (%d classes)' % cfg.classes
+        except CheckpointError:
+            new_head, reason = True, 'a new classifier for %d classes' % cfg.classes
+    mult = cfg.backbone_lr_mult
+    if mult is None:
+        mult = NEW_HEAD_BACKBONE_LR_MULT if new_head else 1.0
+    return FinetunePlan(source=source, layout=layout, new_head=new_head, reason=reason, backbone_lr_mult=mult,
+                        freeze_stages=cfg.freeze_stages, bn_stats=cfg.bn_stats)
+
+
+def _network_kwargs(cfg):
+    return model_kwargs(cfg.model, cfg.width_scale, cfg.asymmrate, cfg.shuffle_group, cfg.classes, cfg.dropout)
+
+
+def build_network(cfg, ctx, params=None, plan=None, logger=None):
+    """The network of ``model``/``width_scale``/``asymmrate``/``shuffle_group``/``dropout``/``classes``.
+
+    Initialised with MSRAPrelu from ``seed``, then loaded from ``params``
+    (default ``cfg.resume_params``; any layout
     :func:`gluon_asymmnet.load_checkpoint` reads, e.g. the released
-    checkpoint), and cast to ``dtype``.
+    checkpoint), else from the fine-tuning ``plan``'s file (a new classifier
+    keeps its seeded initialisation), else ``last_gamma`` applies. The plan's
+    learning-rate multiplier, frozen stages and BatchNorm choice apply either
+    way (a resumed fine-tuning run trains as it started). Cast to ``dtype``.
     """
     params = params or cfg.resume_params
-    kwargs = dict(multiplier=cfg.width_scale, classes=cfg.classes, dropout=cfg.dropout)
-    if cfg.model.startswith('asymmnet'):
-        kwargs.update(asymmrate=cfg.asymmrate, shuffle_groups=cfg.shuffle_group)
     try:
-        net = get_model(cfg.model, **kwargs)
+        net = get_model(cfg.model, **_network_kwargs(cfg))
     except ValueError as err:
         raise ConfigError('--model %s: %s' % (cfg.model, err))
     mx.random.seed(cfg.seed)
@@ -63,12 +147,30 @@ def build_network(cfg, ctx, params=None):
             load_checkpoint(net, params, ctx=ctx)
         except CheckpointError as err:
             raise ConfigError('--resume-params: %s' % err)
+    elif plan is not None:
+        try:
+            load_pretrained(net, plan.source, ctx=ctx, layout=plan.layout, new_head=plan.new_head,
+                            logger=_Silent() if logger is None else logger)
+        except CheckpointError as err:
+            raise ConfigError('%s: %s' % ('--finetune-from' if cfg.finetune_from else '--pretrained', err))
     elif cfg.last_gamma:
         zero_last_gamma(net)
+    if plan is not None:
+        if plan.bn_stats == 'keep':
+            keep_bn_stats(net.features)
+        freeze_stages(net, plan.freeze_stages)
+        set_backbone_lr_mult(net, plan.backbone_lr_mult)
     if cfg.no_wd:
         disable_bn_bias_wd(net)
     net.cast(cfg.dtype)
     return net
+
+
+class _Silent:
+    """A logger that drops the line (the training log describes the plan itself)."""
+
+    def warning(self, *args):
+        pass
 
 
 def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=None, val_index=None):
@@ -90,7 +192,7 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
         Naming a missing or unreadable file, before anything trains.
     """
     kwargs = dict(batch_size=cfg.device_batch, num_workers=cfg.num_workers, input_size=cfg.input_size,
-                  crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype)
+                  crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std)
     if cfg.demo_data:
         demo = demo_dataset()
         files = dict(rec_train=demo['rec_train'], rec_train_idx=demo['rec_train_idx'],
@@ -98,7 +200,12 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
         kwargs.update(demo['augment'])
     else:
         files = dict(rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
-                     rec_val_idx=cfg.rec_val_idx, data_dir=cfg.data_dir)
+                     rec_val_idx=cfg.rec_val_idx, data_dir=cfg.data_dir, image_folder=cfg.image_folder,
+                     val_fraction=cfg.val_fraction, split_seed=cfg.split_seed)
+    if cfg.min_random_area is not None:
+        kwargs['crop_area'] = (cfg.min_random_area, 1.0)
+    if cfg.no_mirror:
+        kwargs['mirror'] = False
     train_batches = val_batches = None
     if train:
         train_batches = get_data_loaders(num_parts=num_parts, part_index=part_index, train=True, val=False,
@@ -138,7 +245,7 @@ def lr_scheduler(cfg, num_samples, num_workers=1, on_servers=False):
     iters = iters_per_epoch(num_samples, cfg.device_batch * num_workers)
     build = server_lr_scheduler if on_servers else build_lr_scheduler
     return build(cfg.lr, cfg.lr_mode, cfg.num_epochs, iters, warmup_epochs=cfg.warmup_epochs,
-                 decay_epochs=cfg.decay_epochs, decay_factor=cfg.lr_decay)
+                 decay_epochs=cfg.decay_epochs, decay_factor=cfg.lr_decay, warmup_lr=cfg.warmup_lr)
 
 
 def build_trainer(cfg, net, scheduler, cluster, start, count_scale=1, logger=None):
