@@ -46,7 +46,7 @@ def build_parser():
     d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
     add_flags(d, ('input_size', 'crop_ratio', 'rgb_mean', 'rgb_std'), helps={
         'input_size': "input side (default: the checkpoint run's, else the model's, 224; 32 for the demo)",
-        'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's, 0.875 for ImageNet)",
+        'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's)",
         'rgb_mean': "comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else the model's)",
         'rgb_std': "comma-separated RGB std, 0-255 scale (default: the checkpoint run's, else the model's)"})
     d.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
