@@ -35,7 +35,8 @@ if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (
 import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
-from gluon_asymmnet.data import MEAN_RGB, STD_RGB, get_data_loaders  # noqa: E402
+from gluon_asymmnet.data import get_data_loaders  # noqa: E402
+from gluon_asymmnet.preprocessing import IMAGENET  # noqa: E402
 from gluon_asymmnet.inference.timing import time_interleaved  # noqa: E402
 from gluon_asymmnet.pack import pack_arrays  # noqa: E402
 
@@ -55,14 +56,14 @@ def make_images(n, seed=0):
 
 def record_iter(rec, idx, batch_size, size, threads, train):
     common = dict(path_imgrec=rec, path_imgidx=idx, data_shape=(3, size, size), batch_size=batch_size,
-                  preprocess_threads=threads, mean_r=MEAN_RGB[0], mean_g=MEAN_RGB[1], mean_b=MEAN_RGB[2],
-                  std_r=STD_RGB[0], std_g=STD_RGB[1], std_b=STD_RGB[2])
+                  preprocess_threads=threads, mean_r=IMAGENET.mean[0], mean_g=IMAGENET.mean[1],
+                  mean_b=IMAGENET.mean[2], std_r=IMAGENET.std[0], std_g=IMAGENET.std[1], std_b=IMAGENET.std[2])
     if train:
         return mx.io.ImageRecordIter(shuffle=True, random_resized_crop=True,
                                      min_random_area=0.08, max_random_area=1.0, min_aspect_ratio=3. / 4.,
                                      max_aspect_ratio=4. / 3., rand_mirror=True, brightness=0.4,
                                      contrast=0.4, saturation=0.4, pca_noise=0.1, **common)
-    return mx.io.ImageRecordIter(shuffle=False, resize=int(np.ceil(size / 0.875)), **common)
+    return mx.io.ImageRecordIter(shuffle=False, resize=int(np.ceil(size / IMAGENET.crop_ratio)), **common)
 
 
 def pass_ours(batches):

@@ -6,7 +6,7 @@ Trained once per model and width by the training library behind
 import json
 import os
 
-from gluon_asymmnet.training import parse_args, train
+from gluon_asymmnet.training import train, train_recipe
 
 __all__ = ['demo_weights']
 
@@ -16,7 +16,8 @@ def demo_weights(model, folder, epochs=6, multiplier=1.0, batch_size=64, seed=0)
 
     Used where accuracy must be measured without ImageNet (the INT8 target
     of the benchmark). Training runs :func:`gluon_asymmnet.training.train`
-    (the library behind ``train_imagenet.py``) with a cosine schedule.
+    (the library behind ``train_imagenet.py``) with the ``'demo'`` recipe
+    (:mod:`gluon_asymmnet.training.recipes`) for this model and width.
 
     Returns
     -------
@@ -32,11 +33,8 @@ def demo_weights(model, folder, epochs=6, multiplier=1.0, batch_size=64, seed=0)
         if os.path.isfile(info['params']):
             return info
     run = os.path.join(folder, '%s-x%g-digits' % (model, multiplier))
-    args = ['--model', model, '--width-scale', str(multiplier), '--num-epochs', str(epochs),
-            '--batch-size', str(batch_size), '--lr', '0.2', '--lr-mode', 'cosine', '--warmup-epochs',
-            str(min(1, epochs - 1)), '--wd', '1e-4', '--no-wd', '-j', '0', '--log-interval', '0',
-            '--save-frequency', '0', '--seed', str(seed), '--save-dir', run, '--logging-file', 'train.log']
-    result = train(parse_args(args))
+    result = train(train_recipe('demo', model=model, width_scale=multiplier, num_epochs=epochs,
+                                warmup_epochs=min(1, epochs - 1), batch_size=batch_size, seed=seed, save_dir=run))
     info = {'params': result['best_params'], 'top1': result['best_top1'], 'model': model,
             'kwargs': {'multiplier': multiplier, 'classes': 10}}
     with open(record, 'w') as f:

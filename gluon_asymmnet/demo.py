@@ -23,6 +23,7 @@ if __name__ == '__main__':  # a command line: MXNet's threads are set before it 
 
 from . import get_model, get_model_list, load_checkpoint, profile
 from .metrics import evaluate_accuracy
+from .model_zoo import get_model_spec
 from .training import build_data, recipe_argv, train, train_recipe
 
 __all__ = ['model_table', 'run_demo', 'main']
@@ -36,10 +37,11 @@ def model_table():
     """The four models at width 1.0 and 224x224: MACs, exact and paper-convention parameters."""
     rows = ['%-18s %5s %4s %14s %12s %14s' % ('model', 'width', 'r', 'MACs', 'params', 'params(paper)')]
     for name in get_model_list():
-        net = get_model(name)
-        p = profile(net)
+        config = get_model_spec(name).defaults()
+        p = profile(get_model(name))
         rows.append('%-18s %5.2f %4d %14d %12d %14d' % (
-            name, net.multiplier, net.asymmrate, p['macs'], p['params'], p['params_paper']))
+            name, config.get('multiplier', 1.0), config.get('asymmrate', 0), p['macs'], p['params'],
+            p['params_paper']))
     return '\n'.join(rows)
 
 
@@ -62,8 +64,7 @@ def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symb
     result = train(cfg)
     seconds = time.time() - tic
 
-    net = get_model(cfg.model, multiplier=cfg.width_scale, asymmrate=cfg.asymmrate, classes=cfg.classes,
-                    dropout=cfg.dropout)
+    net = get_model(cfg.model, **cfg.model_kwargs)
     load_checkpoint(net, result['best_params'])
     net.hybridize(static_alloc=True, static_shape=True)
     val_batches = build_data(cfg, train=False)[1]

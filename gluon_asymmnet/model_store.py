@@ -5,7 +5,9 @@ In GluonCV's manner: files live in ``root`` (default ``~/.mxnet/models``, or
 hash every time they are used, and are downloaded when missing or damaged.
 The entries are data, kept beside the models in ``pretrained.json``: name,
 model and constructor arguments, file name, hash, source URL, published
-top-1/top-5.
+top-1/top-5, and (``preprocess``, optional) where the weights' preprocessing
+differs from the model's (:class:`~gluon_asymmnet.preprocessing.PreprocessConfig`
+fields, e.g. ``{"crop_ratio": 0.9}``).
 
 Downloads are safe to run concurrently (threads or processes): one holds a
 lock file (``<file>.lock``) while it fetches into a temporary file in the same
@@ -46,6 +48,7 @@ import requests
 
 from .checkpoint import LAYOUTS
 from .home import mxnet_home
+from .preprocessing import IMAGENET
 
 __all__ = ['DEFAULT_ROOT', 'ModelStoreError', 'StoreEntry', 'resolve_root', 'file_hash',
            'pretrained_entries', 'pretrained_model_list', 'register', 'unregister', 'find_entry',
@@ -63,13 +66,14 @@ class ModelStoreError(OSError):
 
 
 class StoreEntry(namedtuple('StoreEntry', 'name model kwargs file_name hash hash_type url archive '
-                                          'layout top1 top5 source')):
+                                          'layout top1 top5 source preprocess')):
     """One published parameter file (fields as in ``pretrained.json``).
 
     ``hash_type`` is ``'sha1'`` (of the file) or ``'git-blob'``
     (``sha1(b"blob <size>\\0" + bytes)``, what ``git hash-object`` prints);
     ``archive`` is ``None`` or ``'zip'`` (the URL serves a zip that holds
-    ``file_name``).
+    ``file_name``); ``preprocess`` holds the preprocessing fields in which
+    the weights differ from their model's (``{}``: none).
     """
 
     @classmethod
@@ -82,6 +86,7 @@ class StoreEntry(namedtuple('StoreEntry', 'name model kwargs file_name hash hash
         d.setdefault('top5', None)
         d.setdefault('source', '')
         d.setdefault('kwargs', {})
+        d.setdefault('preprocess', {})
         unknown = set(d) - set(cls._fields)
         missing = set(cls._fields) - set(d)
         if unknown or missing:
@@ -103,6 +108,11 @@ class StoreEntry(namedtuple('StoreEntry', 'name model kwargs file_name hash hash
         if d['layout'] is not None and d['layout'] not in LAYOUTS:
             raise ValueError('store entry %r: unknown layout %r' % (name, d['layout']))
         d['kwargs'] = dict(d['kwargs'])
+        d['preprocess'] = dict(d['preprocess'])
+        try:
+            IMAGENET.replace(**d['preprocess'])
+        except (TypeError, ValueError) as err:
+            raise ValueError('store entry %r: preprocess: %s' % (name, err)) from None
         return cls(**d)
 
     @property

@@ -1,30 +1,147 @@
-"""A flat registry of the models, in GluonCV's ``get_model`` manner."""
+"""A flat registry of the models, in GluonCV's ``get_model`` manner, with each model's vocabulary as data.
+
+Each name has a :class:`ModelSpec` (timm's registry entry with its
+``pretrained_cfg``): the builder, the constructor arguments it takes (read
+from the builder's signature, with their types and defaults; ``fixed``
+arguments are set by the name), and the preprocessing its weights expect
+(:class:`~gluon_asymmnet.preprocessing.PreprocessConfig`), which a store
+entry of ``pretrained.json`` may refine. :func:`get_model` refuses arguments
+a model does not take; the command lines' model flags map onto these
+arguments (:mod:`gluon_asymmnet.model_flags`). Adding a model is one entry in
+:data:`_MODELS`.
+"""
+import inspect
 import os
 import re
+from collections import OrderedDict, namedtuple
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping, Optional
 
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .checkpoint import load_checkpoint
 from .finetune import load_pretrained
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
+from .preprocessing import IMAGENET, PreprocessConfig
 
-__all__ = ['get_model', 'get_model_list']
+__all__ = ['Argument', 'ModelSpec', 'get_model', 'get_model_list', 'get_model_spec', 'get_preprocess',
+           'pretrained_entry']
 
-_MODELS = {
-    'asymmnet_large': asymmnet_large,
-    'asymmnet_small': asymmnet_small,
-    'mobilenetv3_large': mobilenetv3_large,
-    'mobilenetv3_small': mobilenetv3_small,
-}
+# Arguments of every Gluon block (GluonCV's get_model passes them through too).
+BLOCK_ARGUMENTS = ('prefix', 'params')
+
+Argument = namedtuple('Argument', 'name type default')
+Argument.__doc__ = """A constructor argument of a model: its name, type (that of its default) and default."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry: a model name, how to build it, what it takes, what input it expects.
+
+    Attributes
+    ----------
+    name : str
+    builder : callable
+        Returns the network; its keyword arguments with defaults (not
+        ``**kwargs``) are the model's constructor arguments.
+    preprocess : PreprocessConfig
+        The input its weights expect (:data:`~gluon_asymmnet.preprocessing.IMAGENET`).
+    fixed : mapping
+        Builder arguments the name sets (e.g. a width in the name); not
+        arguments of the model, though passing a fixed value is accepted.
+    without_reuse : str, optional
+        The model this one equals at ``asymmrate`` 0 (multipliers up to 1.0):
+        its published figures are listed beside this one's.
+    about : str
+        One line: what the network is, with its paper.
+    """
+    name: str
+    builder: Callable
+    preprocess: PreprocessConfig = IMAGENET
+    fixed: Mapping = field(default_factory=dict)
+    without_reuse: Optional[str] = None
+    about: str = ''
+
+    def __post_init__(self):
+        object.__setattr__(self, 'fixed', MappingProxyType(dict(self.fixed)))
+        arguments = OrderedDict()
+        for p in inspect.signature(self.builder).parameters.values():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in self.fixed:
+                continue
+            if p.default is p.empty or p.default is None:
+                raise TypeError('model %s: builder argument %s needs a default that is not None (its type is read '
+                                'from it)' % (self.name, p.name))
+            arguments[p.name] = Argument(p.name, type(p.default), p.default)
+        object.__setattr__(self, 'arguments', MappingProxyType(arguments))
+
+    def defaults(self):
+        """The constructor arguments at their defaults, fixed ones included (name -> value)."""
+        return dict({a.name: a.default for a in self.arguments.values()}, **self.fixed)
+
+    def check(self, kwargs):
+        """Refuse what the model does not take: ``ValueError`` naming the model and the arguments it takes."""
+        for name, value in kwargs.items():
+            if name in self.fixed and value != self.fixed[name]:
+                raise ValueError('%s has %s=%r by its name, got %s=%r; it takes %s'
+                                 % (self.name, name, self.fixed[name], name, value, self.describe_arguments()))
+            if name not in self.arguments and name not in self.fixed and name not in BLOCK_ARGUMENTS:
+                raise ValueError('%s takes no %s; it takes %s' % (self.name, name, self.describe_arguments()))
+
+    def describe_arguments(self):
+        """``multiplier=1.0, classes=1000, ...``: the arguments with their defaults."""
+        return ', '.join('%s=%r' % (a.name, a.default) for a in self.arguments.values())
+
+    def config(self, kwargs=None):
+        """The network's configuration for ``kwargs``: defaults, fixed values and ``kwargs`` (checked)."""
+        kwargs = dict(kwargs or {})
+        self.check(kwargs)
+        return dict(self.defaults(), **{k: v for k, v in kwargs.items() if k not in BLOCK_ARGUMENTS})
+
+    def build(self, **kwargs):
+        """The network for ``kwargs`` (checked), with the expected input as ``net.preprocess_config``."""
+        self.check(kwargs)
+        net = self.builder(**dict(kwargs, **self.fixed))
+        net.preprocess_config = self.preprocess
+        return net
+
+
+def _registry(*specs):
+    return MappingProxyType(OrderedDict((s.name, s) for s in specs))
+
+
+_MODELS = _registry(
+    ModelSpec('asymmnet_large', asymmnet_large, IMAGENET, without_reuse='mobilenetv3_large',
+              about='AsymmNet-Large (Yang, Shen, Zhao, CVPR 2021 Workshops): the authors\' network'),
+    ModelSpec('asymmnet_small', asymmnet_small, IMAGENET, without_reuse='mobilenetv3_small',
+              about='AsymmNet-Small (Yang, Shen, Zhao, CVPR 2021 Workshops): the authors\' network'),
+    ModelSpec('mobilenetv3_large', mobilenetv3_large, IMAGENET,
+              about='MobileNetV3-Large (Howard et al., ICCV 2019): GluonCV\'s network'),
+    ModelSpec('mobilenetv3_small', mobilenetv3_small, IMAGENET,
+              about='MobileNetV3-Small (Howard et al., ICCV 2019): GluonCV\'s network'),
+)
 
 # Network attributes a store entry's constructor arguments are compared with; an entry
 # without ``corrected_first_block`` holds weights of the original network.
-_CONFIG = ('multiplier', 'asymmrate', 'shuffle_groups', 'classes', 'corrected_first_block')
 _CONFIG_DEFAULTS = {'corrected_first_block': False}
 
 
 def get_model_list():
     """Names accepted by :func:`get_model`."""
     return sorted(_MODELS)
+
+
+def get_model_spec(name):
+    """The :class:`ModelSpec` of a model name (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        Unknown name (listing the valid ones).
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _MODELS:
+        raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(get_model_list())))
+    return _MODELS[key]
 
 
 def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False, **kwargs):
@@ -56,59 +173,104 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
     strict : bool
         Never start a new classifier (evaluation and export use this).
     **kwargs
-        Passed to the model's constructor (``multiplier``, ``asymmrate``,
-        ``shuffle_groups``, ``classes``, ``dropout``, ``corrected_first_block``;
-        see :class:`gluon_asymmnet.AsymmNet`).
+        The model's constructor arguments (:attr:`ModelSpec.arguments`;
+        ``asymmnet_*``: ``multiplier``, ``asymmrate``, ``shuffle_groups``,
+        ``classes``, ``dropout``, ``corrected_first_block``; ``mobilenetv3_*``
+        the same but ``asymmrate`` and ``shuffle_groups``; see
+        :class:`gluon_asymmnet.AsymmNet`).
 
     Returns
     -------
     AsymmNet
+        With ``preprocess_config``, the
+        :class:`~gluon_asymmnet.preprocessing.PreprocessConfig` its weights
+        expect (the model's, refined by the store entry it was loaded from).
 
     Raises
     ------
     ValueError
-        Unknown name, or no store entry for this configuration or hash.
+        Unknown name, an argument the model does not take (naming the model
+        and the arguments it takes), or no store entry for this configuration
+        or hash.
     gluon_asymmnet.CheckpointError
         The file does not fit the network.
     gluon_asymmnet.model_store.ModelStoreError
         The store file is missing and cannot be fetched (offline), or does
         not have its published hash.
     """
-    key = name.lower()
-    if key not in _MODELS:
-        raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(get_model_list())))
-    net = _MODELS[key](**kwargs)
+    spec = get_model_spec(name)
+    net = spec.build(**kwargs)
     if pretrained is False or pretrained is None:
         return net
-    config = {k: getattr(net, k) for k in _CONFIG if hasattr(net, k)}
     # Another class count than the weights': the classifier starts anew (fine-tuning).
     adapt = 'classes' in kwargs and not strict
-    ignore = ('classes',) if adapt else ()
-    if pretrained is True:
-        entry = _find_entry(key, config, ignore=ignore)
-    elif isinstance(pretrained, (str, os.PathLike)):
-        path = os.path.expanduser(os.fspath(pretrained))
-        if os.path.isfile(path):
-            _load(net, path, ctx, None, adapt)
-            return net
-        if not re.fullmatch('[0-9a-fA-F]{4,40}', path):
-            raise ValueError('pretrained=%r: no such parameter file, and not a hash prefix (4 to 40 hex '
-                             'digits) of a store entry' % (pretrained,))
-        entry = _find_entry(key, config, tag=path, ignore=ignore)
-    else:
-        raise ValueError('pretrained must be False, True, a file path or a hash prefix, got %r' % (pretrained,))
+    if isinstance(pretrained, (str, os.PathLike)) and os.path.isfile(os.path.expanduser(os.fspath(pretrained))):
+        _load(net, os.path.expanduser(os.fspath(pretrained)), ctx, None, adapt)
+        return net
+    entry = pretrained_entry(spec.name, pretrained, ignore=('classes',) if adapt else (), **kwargs)
     _load(net, get_model_file(entry, root=root), ctx, entry.layout, adapt)
+    net.preprocess_config = spec.preprocess.replace(**entry.preprocess)
     return net
 
 
-def _find_entry(model, config, tag=None, ignore=()):
-    """The store entry for this configuration, counting absent entry arguments at their defaults."""
-    entry = find_entry(model, config, tag=tag, ignore=ignore)
+def pretrained_entry(name, pretrained=True, ignore=(), **kwargs):
+    """The store entry ``get_model(name, pretrained, **kwargs)`` loads.
+
+    Parameters
+    ----------
+    name : str
+    pretrained : True or str
+        ``True``: the entry for this configuration; a string: the entry
+        whose hash starts with it (4 to 40 hex digits).
+    ignore : sequence of str
+        Arguments not compared (``classes`` when fine-tuning on other classes).
+    **kwargs
+        Constructor arguments; those not given count at the model's defaults.
+
+    Returns
+    -------
+    gluon_asymmnet.model_store.StoreEntry
+
+    Raises
+    ------
+    ValueError
+        Unknown model or argument, a ``pretrained`` that is neither, or no
+        entry (listing the published ones).
+    """
+    spec = get_model_spec(name)
+    config = spec.config(kwargs)
+    if pretrained is True:
+        tag = None
+    elif isinstance(pretrained, (str, os.PathLike)) and re.fullmatch('[0-9a-fA-F]{4,40}', os.fspath(pretrained)):
+        tag = os.fspath(pretrained)
+    elif isinstance(pretrained, (str, os.PathLike)):
+        raise ValueError('pretrained=%r: no such parameter file, and not a hash prefix (4 to 40 hex '
+                         'digits) of a store entry' % (pretrained,))
+    else:
+        raise ValueError('pretrained must be False, True, a file path or a hash prefix, got %r' % (pretrained,))
+    entry = find_entry(spec.name, config, tag=tag, ignore=ignore)
+    # Counted at their defaults where the entry does not list them.
     for k, default in _CONFIG_DEFAULTS.items():
         if k in config and entry.kwargs.get(k, default) != config[k]:
             raise ValueError('no pretrained weights for %s with %s=%r: %s was published with %s=%r'
-                             % (model, k, config[k], entry.describe(), k, entry.kwargs.get(k, default)))
+                             % (spec.name, k, config[k], entry.describe(), k, entry.kwargs.get(k, default)))
     return entry
+
+
+def get_preprocess(name, pretrained=False, **kwargs):
+    """The :class:`~gluon_asymmnet.preprocessing.PreprocessConfig` ``get_model(name, pretrained, **kwargs)`` sets.
+
+    The model's, refined by its store entry when ``pretrained`` is ``True``
+    or a hash prefix; with no such entry (or a file), the model's (loading
+    the weights reports what is missing).
+    """
+    spec = get_model_spec(name)
+    if pretrained is True or (isinstance(pretrained, str) and not os.path.isfile(os.path.expanduser(pretrained))):
+        try:
+            return spec.preprocess.replace(**pretrained_entry(spec.name, pretrained, **kwargs).preprocess)
+        except ValueError:
+            pass
+    return spec.preprocess
 
 
 def _load(net, path, ctx, layout, adapt):

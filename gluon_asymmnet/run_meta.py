@@ -5,17 +5,21 @@ Every checkpoint ``<stem>.params`` written by ``train_imagenet.py`` has a
 holds the :data:`RUN_KEYS`. ``eval.py`` and ``python -m
 gluon_asymmnet.export`` read it (:func:`read_run_info`), so a checkpoint of
 your own data needs no model, class or preprocessing flags, and the class
-names travel with the weights.
+names travel with the weights. The keys are the shared flags' names
+(:mod:`gluon_asymmnet.model_flags`); what a run of an older release did not
+record is the model's default from the registry.
 """
 import json
 import os
 from collections import namedtuple
 
-__all__ = ['RUN_KEYS', 'VAL_DATA_KEYS', 'RunInfo', 'model_kwargs', 'val_data', 'read_run_info']
+from .model_flags import MODEL_DESTS, PREPROCESS_DESTS, model_kwargs, preprocess_config
+from .model_zoo import get_model_spec
 
-# Saved in every checkpoint's .json (under "config"), named as TrainConfig's fields.
-RUN_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'classes', 'dropout', 'dataset', 'class_names',
-            'input_size', 'crop_ratio', 'rgb_mean', 'rgb_std')
+__all__ = ['RUN_KEYS', 'VAL_DATA_KEYS', 'RunInfo', 'val_data', 'read_run_info']
+
+# Saved in every checkpoint's .json (under "config"), named as TrainConfig's fields and the shared flags.
+RUN_KEYS = MODEL_DESTS + ('dataset', 'class_names') + PREPROCESS_DESTS
 # Where the run's validation images are (under "config"/"val_data"): get_data_loaders arguments, {} for the digits.
 VAL_DATA_KEYS = ('rec_val', 'rec_val_idx', 'data_dir', 'image_folder', 'val_fraction', 'split_seed')
 
@@ -24,16 +28,14 @@ class RunInfo(namedtuple('RunInfo', 'model kwargs class_names input_size crop_ra
                                     'path')):
     """A checkpoint's network (``model``, ``get_model`` ``kwargs``), class names by label, preprocessing
     (``input_size``, ``crop_ratio``, RGB ``mean``/``std`` on the 0-255 scale), data name, its validation
-    data (:data:`VAL_DATA_KEYS`), and the ``.json`` it was read from. What a run of an older release did
-    not record is None."""
+    data (:data:`VAL_DATA_KEYS`), and the ``.json`` it was read from. Preprocessing a run of an older
+    release did not record is the model's default; other things it did not record are None."""
 
-
-def model_kwargs(model, width_scale=1.0, asymmrate=1, shuffle_group=0, classes=1000, dropout=0.2):
-    """``get_model`` arguments for the training flags (``asymmrate``/``shuffle_group`` reach ``asymmnet_*`` only)."""
-    kwargs = dict(multiplier=float(width_scale), classes=int(classes), dropout=float(dropout))
-    if model.startswith('asymmnet'):
-        kwargs.update(asymmrate=int(asymmrate), shuffle_groups=int(shuffle_group))
-    return kwargs
+    @property
+    def preprocess_config(self):
+        """The run's preprocessing as a :class:`~gluon_asymmnet.preprocessing.PreprocessConfig`."""
+        return get_model_spec(self.model).preprocess.replace(input_size=self.input_size, crop_ratio=self.crop_ratio,
+                                                             mean=self.mean, std=self.std)
 
 
 def val_data(values):
@@ -67,13 +69,14 @@ def read_run_info(params_path):
     try:
         with open(path) as f:
             config = json.load(f)['config']
-        info = RunInfo(model=config['model'],
-                       kwargs=model_kwargs(config['model'], config['width_scale'], config['asymmrate'],
-                                           config['shuffle_group'], config['classes'], config.get('dropout', 0.2)),
-                       class_names=config.get('class_names'), input_size=_maybe(int, config.get('input_size')),
-                       crop_ratio=_maybe(float, config.get('crop_ratio')), mean=_maybe(tuple, config.get('rgb_mean')),
-                       std=_maybe(tuple, config.get('rgb_std')), dataset=config.get('dataset'),
-                       val_data=config.get('val_data'), path=path)
+        # Older runs recorded asymmrate/shuffle_group for MobileNetV3 too, where they never reached the network.
+        kwargs = model_kwargs(config['model'], config, lenient=True)
+        if 'classes' not in kwargs:
+            raise KeyError('classes')
+        pre = preprocess_config(config, get_model_spec(config['model']).preprocess)
+        info = RunInfo(model=config['model'], kwargs=kwargs, class_names=config.get('class_names'),
+                       input_size=pre.input_size, crop_ratio=pre.crop_ratio, mean=pre.mean, std=pre.std,
+                       dataset=config.get('dataset'), val_data=config.get('val_data'), path=path)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError('%s: not the description of a checkpoint of train_imagenet.py (%s: %s)'
                          % (path, type(err).__name__, err)) from None
@@ -81,7 +84,3 @@ def read_run_info(params_path):
         raise ValueError('%s: lists %d class names for a network of %d classes'
                          % (path, len(info.class_names), info.kwargs['classes']))
     return info
-
-
-def _maybe(kind, value):
-    return None if value is None else kind(value)

@@ -12,6 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (['-m', 'gluon_asymmnet.pack'], 'usage: python -m gluon_asymmnet.pack'),   # the alias of data/pack.py
     (['launch.py'], 'usage: python launch.py -n NUM_WORKERS'),
     (['train_imagenet.py'], '--recipe {demo,released}'),
+    (['eval.py'], '--corrected-first-block'),
+    (['-m', 'gluon_asymmnet.export'], '--width-scale WIDTH_SCALE, --multiplier WIDTH_SCALE'),
 ])
 def test_command_help(command, expected):
     done = subprocess.run([sys.executable] + command + ['--help'], cwd=ROOT, capture_output=True, text=True,

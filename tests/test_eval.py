@@ -17,9 +17,8 @@ from gluon_asymmnet.pack import pack_arrays
 
 SMALL = dict(multiplier=0.35, classes=10)
 SMALL_ARGS = ['--model', 'asymmnet_small', '--width-scale', '0.35', '--classes', '10']
-DEMO_TRAIN = ['--model', 'asymmnet_small', '--width-scale', '0.5', '--num-epochs', '4', '--batch-size', '64',
-              '--lr', '0.2', '--lr-mode', 'cosine', '--warmup-epochs', '1', '--wd', '1e-4', '--no-wd', '-j', '0',
-              '--log-interval', '0', '--save-frequency', '0', '--logging-file', 'train.log']
+# The demo recipe (AsymmNet-S x0.5), shortened.
+DEMO_TRAIN = dict(num_epochs=4, warmup_epochs=1)
 
 
 def _shared_dir(tmp_path_factory, worker_id, name):
@@ -38,8 +37,8 @@ def demo_model(tmp_path_factory, worker_id):
     summary = folder / 'result.json'
     with FileLock(str(folder) + '.lock'):
         if not summary.exists():
-            from gluon_asymmnet.training import parse_args, train
-            result = train(parse_args(DEMO_TRAIN + ['--save-dir', str(folder / 'run')]))
+            from gluon_asymmnet.training import train, train_recipe
+            result = train(train_recipe('demo', save_dir=str(folder / 'run'), **DEMO_TRAIN))
             last = result['history'][-1]
             summary.write_text(json.dumps({'params': result['best_params'], 'best_top1': result['best_top1'],
                                            'best_epoch': result['best_epoch'], 'last_top1': last['top1'],

@@ -191,7 +191,9 @@ def test_cli_refuses_with_a_message(small_params, tmp_path, capsys):
     cases = [
         (['--model', 'asymmnet_small', '--params', small_params],
          'features.0.weight has shape (8, 3, 3, 3) in the file, the network expects (16, 3, 3, 3)'),
-        (['--model', 'mobilenetv3_small', '--asymmrate', '1', '--params', small_params], 'asymmnet_* models only'),
+        (['--model', 'mobilenetv3_small', '--asymmrate', '1', '--params', small_params],
+         'mobilenetv3_small takes no asymmrate (--asymmrate); it takes --width-scale, --classes, --dropout, '
+         '--corrected-first-block'),
         (['--model', 'asymmnet_small', '--params', str(tmp_path / 'nope.params')], 'no such parameter file'),
         (['--model', 'asymmnet_small', '--multiplier', '0.5', '--classes', '10', '--params', small_params,
           '--formats', 'png'], 'formats must be'),

@@ -18,7 +18,7 @@ def test_every_field_is_a_flag_and_the_defaults_are_the_configs():
 
 
 def test_argv_round_trip():
-    values = dict(REC, dataset='imagenet200', num_workers=2, model='mobilenetv3_small', width_scale=0.75,
+    values = dict(REC, dataset='imagenet200', num_workers=2, model='asymmnet_small', width_scale=0.75,
                   shuffle_group=2, last_gamma=True, mode='imperative', lr=0.05, lr_mode='step', lr_decay_epoch=[5, 8],
                   warmup_epochs=1, num_epochs=10, wd=3e-5, mixup=True, mixup_alpha=0.4, label_smoothing=False,
                   teacher='mobilenetv3_large', temperature=4.0, resume='latest', save_dir='out dir')

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .errors import DataError
-from .sources import FolderSource
+from .sources import FolderSource, class_folder_names
 
 __all__ = ['holdout_split', 'folder_layout', 'folder_class_names', 'SubsetSource', 'image_folder_sources']
 
@@ -50,15 +50,7 @@ def folder_layout(root):
 
 def folder_class_names(root):
     """The sorted class folder names of ``root``'s training images (without listing the images)."""
-    class_root = folder_layout(root)[1]
-    try:
-        names = sorted(d for d in os.listdir(class_root) if os.path.isdir(os.path.join(class_root, d)))
-    except OSError as e:
-        raise DataError('image folder %s cannot be read: %s' % (class_root, e.strerror or e)) from None
-    if not names:
-        raise DataError('image folder %s has no class subfolders (expected %s/<class>/<image>)'
-                        % (class_root, class_root))
-    return names
+    return class_folder_names(folder_layout(root)[1])
 
 
 class SubsetSource(object):

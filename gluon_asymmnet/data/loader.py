@@ -42,10 +42,11 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon.data import DataLoader
 
+from ..preprocessing import IMAGENET
 from .errors import CorruptRecordWarning, DataError
 from .folders import image_folder_sources
 from .sources import FolderSource, RecordSource
-from .transforms import MEAN_RGB, STD_RGB, decode, normalize_into, train_image, val_image
+from .transforms import decode, normalize_into, train_image, val_image
 
 __all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches', 'record_class_names']
 
@@ -170,8 +171,9 @@ class ImageBatches(object):
     The other parameters are those of :func:`get_data_loaders`.
     """
 
-    def __init__(self, source, train, batch_size=32, input_size=224, crop_ratio=0.875,
-                 num_parts=1, part_index=0, seed=0, mean=MEAN_RGB, std=STD_RGB, dtype='float32',
+    def __init__(self, source, train, batch_size=32, input_size=IMAGENET.input_size,
+                 crop_ratio=IMAGENET.crop_ratio, num_parts=1, part_index=0, seed=0, mean=IMAGENET.mean,
+                 std=IMAGENET.std, dtype='float32',
                  num_workers=0, last_batch='rollover', augment=None, thread_pool=False, chunk_size=64):
         n = len(source)
         if n < num_parts:
@@ -408,9 +410,9 @@ def record_class_names(rec):
 
 
 def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_idx=None,
-                     data_dir=None, batch_size=32, num_workers=4, input_size=224, crop_ratio=0.875,
-                     num_parts=1, part_index=0, seed=0, train=True, val=True,
-                     mean=MEAN_RGB, std=STD_RGB, dtype='float32', last_batch='rollover',
+                     data_dir=None, batch_size=32, num_workers=4, input_size=IMAGENET.input_size,
+                     crop_ratio=IMAGENET.crop_ratio, num_parts=1, part_index=0, seed=0, train=True, val=True,
+                     mean=IMAGENET.mean, std=IMAGENET.std, dtype='float32', last_batch='rollover',
                      crop_area=(0.08, 1.0), aspect_ratio=(3. / 4., 4. / 3.), mirror=True,
                      jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True, chunk_size=64,
                      image_folder=None, val_fraction=0.2, split_seed=0):
@@ -524,8 +526,8 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
     return train_batches, val_batches
 
 
-def folder_batches(root, batch_size=32, input_size=224, crop_ratio=0.875, num_workers=0,
-                   classes=None, mean=MEAN_RGB, std=STD_RGB, dtype='float32'):
+def folder_batches(root, batch_size=32, input_size=IMAGENET.input_size, crop_ratio=IMAGENET.crop_ratio,
+                   num_workers=0, classes=None, mean=IMAGENET.mean, std=IMAGENET.std, dtype='float32'):
     """Validation-style batches over ``root/<class>/<image>`` (any folder of images).
 
     Parameters

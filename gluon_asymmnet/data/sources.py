@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'list_image_folder']
+__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'class_folder_names', 'list_image_folder']
 
 # dmlc RecordIO framing: 4-byte magic, then 4 bytes (continuation flag << 29 | length).
 _MAGIC = 0xced7230a
@@ -196,6 +196,26 @@ class RecordSource(object):
             os.close(self._fd)
 
 
+def class_folder_names(root):
+    """The sorted names of the class subfolders of ``root``.
+
+    Raises
+    ------
+    DataError
+        ``root`` is missing, not a folder, unreadable, or has no subfolder.
+    """
+    if not os.path.isdir(root):
+        raise DataError('image folder %s does not exist' % root if not os.path.exists(root)
+                        else 'image folder %s is not a directory' % root)
+    try:
+        names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    except OSError as e:
+        raise DataError('image folder %s cannot be read: %s' % (root, e.strerror or e)) from None
+    if not names:
+        raise DataError('image folder %s has no class subfolders (expected %s/<class>/<image>)' % (root, root))
+    return names
+
+
 def list_image_folder(root, classes=None):
     """List ``root/<class>/<image>`` files.
 
@@ -212,16 +232,7 @@ def list_image_folder(root, classes=None):
     (paths, labels, class_names) : (list of str, numpy.ndarray of int64, list of str)
         Files sorted by class then name; ``class_names`` are the subfolders read.
     """
-    if not os.path.isdir(root):
-        raise DataError('image folder %s does not exist' % root if not os.path.exists(root)
-                        else 'image folder %s is not a directory' % root)
-    try:
-        names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    except OSError as e:
-        raise DataError('image folder %s cannot be read: %s' % (root, e.strerror or e)) from None
-    if not names:
-        raise DataError('image folder %s has no class subfolders (expected %s/<class>/<image>)'
-                        % (root, root))
+    names = class_folder_names(root)
     if classes is None:
         mapping = {n: i for i, n in enumerate(names)}
     else:

@@ -6,18 +6,21 @@ Every random choice comes from the ``numpy.random.Generator`` passed in, so a
 sample's augmentation is a pure function of how that generator was seeded.
 Geometry and interpolation follow ``mxnet.image`` / GluonCV (bilinear OpenCV
 resizes, the same rounding), so the val path reproduces GluonCV's
-``Resize(keep_ratio=True)`` + ``CenterCrop`` pixel for pixel.
+``Resize(keep_ratio=True)`` + ``CenterCrop`` pixel for pixel. The default
+crop ratio and normalisation are ImageNet's
+(:data:`gluon_asymmnet.preprocessing.IMAGENET`).
 """
 import math
 
 import cv2
 import numpy as np
 
+from ..preprocessing import IMAGENET
+
 __all__ = ['MEAN_RGB', 'STD_RGB', 'decode', 'random_resized_crop', 'colour_matrix',
            'train_image', 'val_image', 'normalize_into']
 
-MEAN_RGB = (123.68, 116.779, 103.939)
-STD_RGB = (58.393, 57.12, 57.375)
+MEAN_RGB, STD_RGB = IMAGENET.mean, IMAGENET.std
 
 # ImageNet RGB principal components (AlexNet's PCA lighting, as GluonCV uses them).
 _EIGVAL = np.array([55.46, 4.794, 1.148])
@@ -103,7 +106,7 @@ def train_image(img, size, rng, area=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), mirr
     return out
 
 
-def val_image(img, size, crop_ratio=0.875):
+def val_image(img, size, crop_ratio=IMAGENET.crop_ratio):
     """Resize the short side to ``ceil(size / crop_ratio)`` (long side scaled and floored,
     as ``mx.nd.image.resize`` does), then crop ``size`` x ``size`` from the centre."""
     resize = int(math.ceil(size / crop_ratio))

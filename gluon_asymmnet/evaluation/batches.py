@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from ..data import demo_dataset, folder_batches, get_data_loaders
+from ..preprocessing import IMAGENET
 from .errors import EvalError
 
 __all__ = ['eval_batches', 'calibration_images']
@@ -24,7 +25,7 @@ def _read_class_names(path):
 
 
 def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, image_folder=None,
-                 class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=0.875,
+                 class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=IMAGENET.crop_ratio,
                  mean=None, std=None, classes=None, run_data=None):
     """Validation batches from exactly one source, with GluonCV's centre-crop preprocessing.
 
@@ -47,7 +48,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
         holds a subset of the model's classes.
     batch_size, num_workers : int
     input_size : int, optional
-        Network input side (default 224; 32 for the demo).
+        Network input side (default ImageNet's, 224; 32 for the demo).
     crop_ratio : float
     mean, std : sequence of 3 float, optional
         RGB normalisation on the 0-255 scale (default ImageNet's).
@@ -75,7 +76,7 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
         if not run_data:
             dataset = 'demo'
         else:
-            input_size = input_size or 224
+            input_size = input_size or IMAGENET.input_size
             common = dict(batch_size=batch_size, num_workers=num_workers, crop_ratio=crop_ratio)
             common.update({k: v for k, v in (('mean', mean), ('std', std)) if v is not None})
             batches = get_data_loaders(train=False, input_size=input_size, **run_data, **common)[1]
@@ -105,16 +106,16 @@ def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, im
                                    input_size=input_size, **common)[1]
         source, num_classes = 'demo digits (%s)' % demo['rec_val'], len(demo['classes'])
     elif rec_val is not None:
-        input_size = input_size or 224
+        input_size = input_size or IMAGENET.input_size
         batches = get_data_loaders(rec_val=rec_val, rec_val_idx=rec_val_idx, train=False,
                                    input_size=input_size, **common)[1]
         source = rec_val
     elif data_dir is not None:
-        input_size = input_size or 224
+        input_size = input_size or IMAGENET.input_size
         batches = get_data_loaders(data_dir=data_dir, train=False, input_size=input_size, **common)[1]
         source = os.path.join(data_dir, 'val')
     else:
-        input_size = input_size or 224
+        input_size = input_size or IMAGENET.input_size
         classes = _read_class_names(class_names) if class_names else classes
         batches = folder_batches(image_folder, input_size=input_size, classes=classes, **common)
         source = image_folder

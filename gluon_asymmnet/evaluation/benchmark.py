@@ -1,6 +1,7 @@
 """``eval.py --benchmark``: the inference backends side by side, calibrated on images that fit the data."""
 from ..data import demo_dataset, get_data_loaders
 from ..inference import INT8_BACKENDS, benchmark
+from ..preprocessing import IMAGENET
 from .batches import calibration_images
 
 __all__ = ['benchmark_model']
@@ -29,7 +30,7 @@ def benchmark_model(net, backends, batches=None, info=None, input_size=224, batc
             size = info['input_size'] if info else demo['input_size']
             train_split = get_data_loaders(rec_val=demo['rec_train'], rec_val_idx=demo['rec_train_idx'],
                                            train=False, input_size=size, batch_size=32, num_workers=0,
-                                           crop_ratio=info['crop_ratio'] if info else 0.875)[1]
+                                           crop_ratio=info['crop_ratio'] if info else IMAGENET.crop_ratio)[1]
             calib = calibration_images(train_split, calib_images)
             calib_source = 'demo digits training split, %d images' % len(calib)
         else:

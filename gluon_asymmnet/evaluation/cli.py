@@ -8,14 +8,15 @@ import mxnet as mx
 from ..checkpoint import CheckpointError
 from ..data import DataError
 from ..inference import BACKENDS, BackendError, format_benchmark
+from ..model_flags import add_flags, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
-from ..model_zoo import get_model, get_model_list
+from ..model_zoo import get_model
 from ..run_meta import read_run_info
 from .batches import eval_batches
 from .benchmark import benchmark_model
 from .errors import EvalError
 from .evaluate import evaluate, output_classes
-from .models import load_model, model_kwargs, random_weights
+from .models import load_model, random_weights
 from .summary import format_summary, layer_table, summary_rows
 
 __all__ = ['build_parser', 'run_defaults', 'main']
@@ -27,14 +28,8 @@ def build_parser():
         prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
                                     '(CPU inference backends) AsymmNet and MobileNetV3 models.')
     m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
-    m.add_argument('--model', choices=get_model_list(), help='model name')
-    m.add_argument('--width-scale', '--multiplier', dest='multiplier', type=float, default=None,
-                   help='width multiplier (default 1.0)')
-    m.add_argument('--asymmrate', type=int, default=None, help='AsymmNet feature-reuse rate (default 1)')
-    m.add_argument('--shuffle-group', dest='shuffle_groups', type=int, default=None,
-                   help='AsymmNet channel-shuffle groups (default 0)')
-    m.add_argument('--classes', type=int, default=None,
-                   help="number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)")
+    add_flags(m, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'), helps={
+        'classes': "number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)"})
     m.add_argument('--params', '--params-file', dest='params',
                    help='parameter file (any layout load_checkpoint reads); a training checkpoint needs no other '
                         'model or preprocessing flag')
@@ -49,13 +44,11 @@ def build_parser():
     d.add_argument('--data-dir', help='ImageNet folders: DIR/val/<class>/* (labels from DIR/train if present)')
     d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
     d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
-    d.add_argument('--input-size', type=int, default=None, help='input side (default 224; 32 for the demo)')
-    d.add_argument('--crop-ratio', type=float, default=None,
-                   help="centre-crop ratio (default: the checkpoint run's, else 0.875)")
-    d.add_argument('--rgb-mean', type=_rgb, default=None,
-                   help="comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else ImageNet's)")
-    d.add_argument('--rgb-std', type=_rgb, default=None,
-                   help="comma-separated RGB std, 0-255 scale (default: the checkpoint run's, else ImageNet's)")
+    add_flags(d, ('input_size', 'crop_ratio', 'rgb_mean', 'rgb_std'), helps={
+        'input_size': "input side (default: the checkpoint run's, else the model's, 224; 32 for the demo)",
+        'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's)",
+        'rgb_mean': "comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else the model's)",
+        'rgb_std': "comma-separated RGB std, 0-255 scale (default: the checkpoint run's, else the model's)"})
     d.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
@@ -86,21 +79,18 @@ def build_parser():
     return p
 
 
-def _rgb(text):
-    values = tuple(float(v) for v in text.split(','))
-    if len(values) != 3:
-        raise ValueError(text)
-    return values
-
-
 def run_defaults(args):
     """Fill ``eval.py`` arguments left out from the ``.json`` beside ``--params`` (a training checkpoint).
 
-    The model and its constructor arguments, input size, crop ratio, RGB
-    mean/std and the class names (labels of an ``--image-folder``) come from
-    the run; flags given explicitly win. Returns the run's
-    :class:`~gluon_asymmnet.run_meta.RunInfo` or None (then only the usual
-    defaults apply).
+    The model and its constructor arguments (those of the run when it is the
+    run's model), input size, crop ratio, RGB mean/std (the run's, else the
+    model's from the registry and its store entry) and the class names
+    (labels of an ``--image-folder``) come from the run; flags given
+    explicitly win (:func:`gluon_asymmnet.model_flags.resolve`). Sets
+    ``args.model_kwargs`` (the ``get_model`` arguments) and the
+    preprocessing arguments; ``input_size`` stays None for the demo digits
+    without a run (their own 32). Returns the run's
+    :class:`~gluon_asymmnet.run_meta.RunInfo` or None.
     """
     run = None
     if args.params and not args.model_prefix:
@@ -108,20 +98,13 @@ def run_defaults(args):
             run = read_run_info(args.params)
         except ValueError as err:
             raise EvalError('--params %s: %s' % (args.params, err))
-    if run is not None and args.model in (None, run.model):
-        args.model = run.model
-        kwargs = run.kwargs
-        for name, key in (('multiplier', 'multiplier'), ('asymmrate', 'asymmrate'),
-                          ('shuffle_groups', 'shuffle_groups'), ('classes', 'classes')):
-            if getattr(args, name) is None and key in kwargs:
-                setattr(args, name, kwargs[key])
-        args.input_size = args.input_size or run.input_size
-        if args.crop_ratio is None:
-            args.crop_ratio = run.crop_ratio
-        args.rgb_mean = args.rgb_mean or run.mean
-        args.rgb_std = args.rgb_std or run.std
-    if args.crop_ratio is None:
-        args.crop_ratio = 0.875
+    given_size = args.input_size
+    choice = resolve(vars(args), run, pretrained=args.pretrained or False)
+    args.model, args.model_kwargs = choice.model, choice.kwargs
+    pre = choice.preprocess
+    args.crop_ratio, args.rgb_mean, args.rgb_std = pre.crop_ratio, pre.mean, pre.std
+    if given_size is not None or run is not None or args.dataset != 'demo':
+        args.input_size = pre.input_size
     return run
 
 
@@ -157,7 +140,7 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    _positive(parser, args, ('multiplier', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
+    _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
                              'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
     if args.summary and args.benchmark:
         parser.error('--summary and --benchmark are separate runs: choose one')
@@ -166,11 +149,12 @@ def main(argv=None):
     try:
         run = run_defaults(args)
         if args.summary:
-            rows = summary_rows(args.model, args.multiplier, args.asymmrate)
+            width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
+            rows = summary_rows(args.model, width, rate)
             print(format_summary(rows))
             if args.verbose:
                 print()
-                print(layer_table(args.model, args.multiplier, args.asymmrate))
+                print(layer_table(args.model, width, rate))
             if args.json:
                 _write_json(args.json, {'summary': rows})
             return 0
@@ -183,18 +167,16 @@ def main(argv=None):
                                          args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std,
                                          run.class_names if run is not None else None,
                                          run.val_data if run is not None else None)
-        classes = args.classes
-        if classes is None and args.dataset == 'demo' and args.model_prefix is None:
-            classes = info['num_classes']
+        kwargs = dict(args.model_kwargs)
+        if 'classes' not in kwargs and args.dataset == 'demo' and args.model_prefix is None:
+            kwargs['classes'] = info['num_classes']
         ctx = [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
         if args.benchmark and args.model and not args.params and not args.pretrained:
-            net = random_weights(get_model(args.model, **model_kwargs(
-                args.model, args.multiplier or 1.0, args.asymmrate, args.shuffle_groups, classes)))
+            net = random_weights(get_model(args.model, **kwargs))
             described = {'model': args.model, 'weights': 'random (speed only)'}
         else:
             net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root,
-                                        args.multiplier or 1.0, args.asymmrate, args.shuffle_groups, classes,
-                                        ctx=ctx[0])
+                                        ctx=ctx[0], **kwargs)
         if args.benchmark:
             backends = [b.strip() for b in args.backends.split(',') if b.strip()]
             if info is not None:

@@ -7,32 +7,10 @@ import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..model_store import DEFAULT_ROOT
-from ..model_zoo import get_model, get_model_list
+from ..model_zoo import get_model
 from .errors import EvalError
 
-__all__ = ['model_kwargs', 'load_model', 'random_weights']
-
-
-def model_kwargs(model, multiplier=1.0, asymmrate=None, shuffle_groups=None, classes=None):
-    """Constructor arguments for ``model``, refusing those it does not take.
-
-    Raises
-    ------
-    EvalError
-        Unknown model, or AsymmNet-only arguments for a MobileNetV3 model.
-    """
-    if model not in get_model_list():
-        raise EvalError('unknown model %r; choose from %s' % (model, ', '.join(get_model_list())))
-    kwargs = {'multiplier': float(multiplier)}
-    for name, value in (('asymmrate', asymmrate), ('shuffle_groups', shuffle_groups)):
-        if value is not None:
-            if model.startswith('mobilenetv3'):
-                raise EvalError('%s takes no %s (it is AsymmNet with asymmrate 0); drop --%s'
-                                % (model, name, name.replace('_', '-')))
-            kwargs[name] = int(value)
-    if classes is not None:
-        kwargs['classes'] = int(classes)
-    return kwargs
+__all__ = ['load_model', 'random_weights']
 
 
 def _symbol_files(prefix):
@@ -69,8 +47,7 @@ def _import_symbol(prefix, ctx):
     return net, params
 
 
-def load_model(model=None, params=None, pretrained=None, model_prefix=None, root=DEFAULT_ROOT,
-               multiplier=1.0, asymmrate=None, shuffle_groups=None, classes=None, ctx=None):
+def load_model(model=None, params=None, pretrained=None, model_prefix=None, root=DEFAULT_ROOT, ctx=None, **kwargs):
     """A network with weights, from one of three sources.
 
     Parameters
@@ -89,9 +66,10 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
         :func:`gluon_asymmnet.export.export`.
     root : str
         Model store folder.
-    multiplier, asymmrate, shuffle_groups, classes
-        Constructor arguments (see :func:`model_kwargs`).
     ctx : Context or list of Context, optional
+    **kwargs
+        The model's constructor arguments (``multiplier``, ``classes``, ...;
+        :attr:`gluon_asymmnet.model_zoo.ModelSpec.arguments`).
 
     Returns
     -------
@@ -111,7 +89,6 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
     if model is None:
         raise EvalError('name a model (--model NAME with --params FILE or --pretrained) or an exported '
                         'one (--model-prefix PREFIX)')
-    kwargs = model_kwargs(model, multiplier, asymmrate, shuffle_groups, classes)
     if (params is None) == (not pretrained):
         raise EvalError('--model %s needs weights: give exactly one of --params FILE or --pretrained' % model)
     try:

@@ -5,9 +5,8 @@ import re
 
 from ..complexity import format_table, profile
 from ..model_store import pretrained_entries
-from ..model_zoo import get_model, get_model_list
+from ..model_zoo import get_model, get_model_spec
 from .errors import EvalError
-from .models import model_kwargs
 
 __all__ = ['SUMMARY_WIDTHS', 'SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary', 'layer_table']
 
@@ -37,12 +36,17 @@ def published_figures():
     return {'paper': paper, 'checkpoints': checkpoints}
 
 
+def _given(multiplier, asymmrate):
+    return {k: v for k, v in (('multiplier', multiplier), ('asymmrate', asymmrate)) if v is not None}
+
+
 def _summary_configs(model, multiplier, asymmrate):
     if model is not None:
-        if model not in get_model_list():
-            raise EvalError('unknown model %r; choose from %s' % (model, ', '.join(get_model_list())))
-        kwargs = model_kwargs(model, 1.0 if multiplier is None else multiplier, asymmrate)
-        return [(model, kwargs['multiplier'], kwargs.get('asymmrate', 0 if model.startswith('mobilenetv3') else 1))]
+        try:
+            config = get_model_spec(model).config(_given(multiplier, asymmrate))
+        except ValueError as err:
+            raise EvalError(str(err))
+        return [(model, float(config.get('multiplier', 1.0)), int(config.get('asymmrate', 0)))]
     return [(m, w, r) for m in ('asymmnet_large', 'asymmnet_small') for w in SUMMARY_WIDTHS for r in SUMMARY_RATES]
 
 
@@ -71,11 +75,10 @@ def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
         row = {'model': name, 'multiplier': width, 'asymmrate': rate,
                'paper': figures['paper'].get((name, width, rate)),
                'checkpoints': figures['checkpoints'].get((name, width, rate), [])}
-        if rate == 0 and name.startswith('asymmnet'):
-            twin = name.replace('asymmnet', 'mobilenetv3')
-            row['checkpoints'] = row['checkpoints'] + figures['checkpoints'].get((twin, width, 0), [])
-        kwargs = {'multiplier': width} if name.startswith('mobilenetv3') else {'multiplier': width,
-                                                                               'asymmrate': rate}
+        spec = get_model_spec(name)
+        if rate == 0 and spec.without_reuse:
+            row['checkpoints'] = row['checkpoints'] + figures['checkpoints'].get((spec.without_reuse, width, 0), [])
+        kwargs = {k: v for k, v in (('multiplier', width), ('asymmrate', rate)) if k in spec.arguments}
         try:
             net = get_model(name, **kwargs)
         except ValueError as err:
@@ -119,9 +122,8 @@ def format_summary(rows):
 
 def layer_table(model, multiplier=1.0, asymmrate=None, input_size=224):
     """Per-layer MACs and parameters of one configuration (:func:`gluon_asymmnet.complexity.format_table`)."""
-    kwargs = model_kwargs(model, 1.0 if multiplier is None else multiplier, asymmrate)
     try:
-        net = get_model(model, **kwargs)
+        net = get_model(model, **_given(multiplier, asymmrate))
     except ValueError as err:
         raise EvalError('%s: %s' % (model, err))
     return format_table(profile(net, input_size, per_layer=True)['layers'])

@@ -14,8 +14,10 @@
   inputs); checked with ``onnx.checker``.
 
 With ``preprocess=True`` the exported graph takes uint8 RGB images in NHWC
-layout and normalises them inside (ImageNet mean and std, as the released
-model was trained, or the ``mean``/``std`` given), like GluonCV's ``export_block``.
+layout and normalises them inside, like GluonCV's ``export_block``: with the
+``mean``/``std`` given, else the network's ``preprocess_config`` (what
+:func:`gluon_asymmnet.get_model` sets from the registry and the store entry:
+ImageNet's for the released weights).
 
 The symbol is the network's **inference graph**: it uses oneDNN's concat,
 whose backward pass fails on CPUs ("could not construct a sub-memory"), so
@@ -25,7 +27,8 @@ instead (MXNet's concat on ``dim=-3``; the same values): imported with
 oneDNN CPU. ONNX always comes from the inference graph.
 
 Command line (a checkpoint of ``train_imagenet.py`` needs no model flags: its
-``.json`` names the model, classes and preprocessing)::
+``.json`` names the model, classes and preprocessing; the model flags are
+those of ``train_imagenet.py`` and ``eval.py``, :mod:`gluon_asymmnet.model_flags`)::
 
     python -m gluon_asymmnet.export --model asymmnet_large --params FILE --prefix out/asymmnet_large
     python -m gluon_asymmnet.export --params run/0.9500-pets-asymmnet_small-9-best.params --prefix out/pets
@@ -42,16 +45,17 @@ from mxnet.gluon import HybridBlock
 from ..backend import TrainInferHybridBlock, tracing_mode
 from ..checkpoint import CheckpointError, import_symbol_block, read_index, read_symbol
 from ..metrics import relative_error
+from ..model_flags import add_flags, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
-from ..model_zoo import get_model, get_model_list
+from ..model_zoo import get_model
+from ..preprocessing import IMAGENET
 from ..run_meta import read_run_info
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'FORMATS', 'TOLERANCE', 'ExportError', 'Preprocess', 'export',
-           'compare_exported', 'main']
+           'compare_exported', 'build_parser', 'main']
 
-# ImageNet statistics of the released training recipe (DESIGN.md section 5), RGB.
-MEAN_RGB = (123.68, 116.779, 103.939)
-STD_RGB = (58.393, 57.12, 57.375)
+# ImageNet's RGB statistics, the default without a network's own (names kept for existing imports).
+MEAN_RGB, STD_RGB = IMAGENET.mean, IMAGENET.std
 FORMATS = ('symbol', 'onnx')
 # Largest relative error accepted between an exported format and the Gluon network.
 TOLERANCE = {'symbol': 1e-5, 'onnx': 1e-4}
@@ -71,12 +75,14 @@ class Preprocess(HybridBlock):
     ----------
     net : HybridBlock
         The network, taking float32 NCHW input.
-    mean, std : tuple of 3 float
-        Per-channel statistics, RGB, on the 0-255 scale.
+    mean, std : tuple of 3 float, optional
+        Per-channel statistics, RGB, on the 0-255 scale (default: the
+        network's ``preprocess_config``, else ImageNet's).
     """
 
-    def __init__(self, net, mean=MEAN_RGB, std=STD_RGB):
+    def __init__(self, net, mean=None, std=None):
         super().__init__(prefix='preprocess_')
+        mean, std = _statistics(net, mean, std)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError('mean and std need 3 values each (RGB), std > 0; got %r and %r' % (mean, std))
         self.net = net
@@ -87,6 +93,12 @@ class Preprocess(HybridBlock):
     def hybrid_forward(self, F, x, mean, std):
         x = F.transpose(F.cast(x, 'float32'), axes=(0, 3, 1, 2))
         return self.net(F.broadcast_div(F.broadcast_sub(x, mean), std))
+
+
+def _statistics(net, mean, std):
+    """``mean``/``std``, each defaulting to the network's ``preprocess_config`` (else ImageNet's)."""
+    config = getattr(net, 'preprocess_config', None) or IMAGENET
+    return (config.mean if mean is None else mean), (config.std if std is None else std)
 
 
 def _size(input_size):
@@ -195,8 +207,7 @@ def _write_failure(prefix, folder, err, free):
     return 'export to %s failed: %s; nothing was changed in %s' % (prefix, reason, folder)
 
 
-def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, trainable=False, mean=MEAN_RGB,
-           std=STD_RGB):
+def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, trainable=False, mean=None, std=None):
     """Export ``net`` as symbol JSON + params and/or ONNX, all files or none.
 
     Every file is written under a temporary name in the target folder,
@@ -223,9 +234,9 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     trainable : bool
         Write the training graph as the symbol (module notes); the default
         inference graph is for inference only. ONNX is unaffected.
-    mean, std : tuple of 3 float
+    mean, std : tuple of 3 float, optional
         With ``preprocess``: the RGB statistics (0-255 scale) the network was
-        trained with.
+        trained with (default: its ``preprocess_config``, else ImageNet's).
 
     Returns
     -------
@@ -301,15 +312,15 @@ def _export_graph(block, base, x, mode):
         block.export(base, epoch=0)
 
 
-def _normalise(images, mean=MEAN_RGB, std=STD_RGB):
+def _normalise(images, mean, std):
     """NumPy's float32 twin of :class:`Preprocess` (same operations, same rounding)."""
     mean = np.array(mean, np.float32).reshape(1, 3, 1, 1)
     std = np.array(std, np.float32).reshape(1, 3, 1, 1)
     return (images.transpose(0, 3, 1, 2).astype(np.float32) - mean) / std
 
 
-def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0, mean=MEAN_RGB,
-                     std=STD_RGB):
+def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(1, 2), seed=0, mean=None,
+                     std=None):
     """Largest relative error of each exported file against the Gluon network on random input.
 
     The reference normalises uint8 images with NumPy in float32 (for
@@ -326,8 +337,9 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
         Whether the export took uint8 NHWC images.
     batch_sizes : tuple of int
     seed : int
-    mean, std : tuple of 3 float
-        The statistics the export normalises with (``preprocess``).
+    mean, std : tuple of 3 float, optional
+        The statistics the export normalises with (``preprocess``; defaults
+        as :func:`export`'s).
 
     Returns
     -------
@@ -336,6 +348,7 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     """
     height, width = _size(input_size)
     ctx = _context(net)
+    mean, std = _statistics(net, mean, std)
     rng = np.random.RandomState(seed)
     runners = {}
     if 'symbol' in files:
@@ -359,51 +372,57 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     return errors
 
 
-def main(argv=None):
-    """``python -m gluon_asymmnet.export``: export any model + checkpoint, then verify every format."""
+def build_parser():
+    """The argument parser of ``python -m gluon_asymmnet.export``."""
     parser = argparse.ArgumentParser(
         prog='python -m gluon_asymmnet.export',
         description='Export a model and its parameter file as MXNet symbol JSON + params and/or ONNX, then '
                     'compare every format with the Gluon network (exit status 1 when an error is too large). '
                     'A checkpoint of train_imagenet.py needs no model, class or preprocessing flag: the .json '
                     'beside it names them.')
-    parser.add_argument('--model', choices=get_model_list(), help="default: the checkpoint run's")
-    parser.add_argument('--multiplier', type=float, help='width multiplier (default 1.0)')
-    parser.add_argument('--asymmrate', type=int, help='feature-reuse rate (asymmnet_* only)')
-    parser.add_argument('--shuffle-groups', type=int, help='channel shuffle groups (asymmnet_* only)')
-    parser.add_argument('--classes', type=int, help='number of classes (default 1000)')
-    parser.add_argument('--params', required=True,
-                        help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
-    parser.add_argument('--root', default=DEFAULT_ROOT, help='model store folder for a hash prefix')
-    parser.add_argument('--prefix', required=True, help='output prefix (writes PREFIX-symbol.json, '
-                                                        'PREFIX-0000.params, PREFIX.onnx)')
-    parser.add_argument('--input-size', type=int, help="default: the checkpoint run's, else 224")
-    parser.add_argument('--formats', default=','.join(FORMATS), help='comma-separated: symbol, onnx')
-    parser.add_argument('--preprocess', action='store_true',
-                        help="exported graph takes uint8 NHWC RGB images, normalised inside (with the checkpoint "
-                             "run's mean/std, else ImageNet's)")
-    parser.add_argument('--trainable', action='store_true',
-                        help='write the training graph as the symbol: it can be imported and trained on a oneDNN '
-                             'CPU (the default inference graph is for inference only)')
+    model = parser.add_argument_group("model (default: the checkpoint run's, from the .json beside --params)")
+    add_flags(model, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'),
+              helps={'model': "model name (default: the checkpoint run's)"})
+    model.add_argument('--params', required=True,
+                       help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
+    model.add_argument('--root', default=DEFAULT_ROOT, help='model store folder for a hash prefix')
+    out = parser.add_argument_group('export')
+    out.add_argument('--prefix', required=True, help='output prefix (writes PREFIX-symbol.json, '
+                                                     'PREFIX-0000.params, PREFIX.onnx)')
+    out.add_argument('--formats', default=','.join(FORMATS), help='comma-separated: symbol, onnx')
+    out.add_argument('--preprocess', action='store_true',
+                     help="exported graph takes uint8 NHWC RGB images, normalised inside (with the checkpoint "
+                          "run's mean/std, else the model's: ImageNet's)")
+    out.add_argument('--trainable', action='store_true',
+                     help='write the training graph as the symbol: it can be imported and trained on a oneDNN '
+                          'CPU (the default inference graph is for inference only)')
+    add_flags(out, ('input_size', 'rgb_mean', 'rgb_std'), helps={
+        'input_size': "input side the graph is traced at (default: the checkpoint run's, else the model's, 224)",
+        'rgb_mean': "with --preprocess: RGB mean inside the graph, 0-255 scale (default: the checkpoint run's, "
+                    "else the model's)",
+        'rgb_std': "with --preprocess: RGB std inside the graph, 0-255 scale (default: the checkpoint run's, "
+                   "else the model's)"})
+    return parser
+
+
+def main(argv=None):
+    """``python -m gluon_asymmnet.export``: export any model + checkpoint, then verify every format."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.rgb_mean or args.rgb_std) and not args.preprocess:
+        parser.error('--rgb-mean/--rgb-std set the normalisation inside the exported graph: add --preprocess')
     try:
-        run = read_run_info(args.params) if os.path.isfile(args.params) else None
+        is_file = os.path.isfile(args.params)
+        run = read_run_info(args.params) if is_file else None
         if args.model is None and run is None:
             parser.error('--model is needed: %s has no training run description (.json) beside it' % args.params)
-        model = args.model or run.model
-        kwargs = dict(run.kwargs) if run is not None and model == run.model else {}
-        kwargs.pop('dropout', None)
-        for name in ('multiplier', 'asymmrate', 'shuffle_groups', 'classes'):
-            if getattr(args, name) is not None:
-                if model.startswith('mobilenetv3') and name in ('asymmrate', 'shuffle_groups'):
-                    parser.error('--%s applies to asymmnet_* models only' % name.replace('_', '-'))
-                kwargs[name] = getattr(args, name)
-        size = args.input_size or (run.input_size if run is not None and run.input_size else 224)
-        mean, std = (run.mean, run.std) if run is not None and run.mean else (MEAN_RGB, STD_RGB)
+        choice = resolve(vars(args), run, pretrained=not is_file and args.params)
         # strict: an export never carries a new, untrained classifier.
-        net = get_model(model, pretrained=args.params, root=args.root, strict=True, **kwargs)
-        files = export(net, args.prefix, size, args.formats, args.preprocess, args.trainable, mean, std)
-        errors = compare_exported(net, files, size, args.preprocess, mean=mean, std=std)
+        net = get_model(choice.model, pretrained=args.params, root=args.root, strict=True, **choice.kwargs)
+        pre = choice.preprocess
+        files = export(net, args.prefix, pre.input_size, args.formats, args.preprocess, args.trainable, pre.mean,
+                       pre.std)
+        errors = compare_exported(net, files, pre.input_size, args.preprocess, mean=pre.mean, std=pre.std)
     except (ValueError, CheckpointError, ModelStoreError, ExportError) as err:
         parser.exit(2, 'error: %s\n' % err)
     for name in ('symbol', 'params', 'onnx'):

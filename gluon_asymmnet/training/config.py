@@ -19,7 +19,10 @@ GluonCV assumes. Reading the class list is the only file access of a config.
 
 Every field carries its command-line flag, help and group as metadata
 (:func:`option`): adding a field adds its flag to ``train_imagenet.py``
-(:mod:`gluon_asymmnet.training.cli`). A config is checked once, when it is
+(:mod:`gluon_asymmnet.training.cli`). The model and preprocessing fields are
+the flags ``eval.py`` and the export share (:func:`model_option`,
+:mod:`gluon_asymmnet.model_flags`); left at None they take the model's
+defaults from the registry, and a flag the model does not take is refused. A config is checked once, when it is
 built; it is frozen afterwards (``dataclasses.replace`` builds a new, checked
 one). Error messages name the flags.
 """
@@ -33,11 +36,12 @@ from typing import Optional, Tuple
 from ..data.digits import DIGITS_IMAGE_SIZE
 from ..data.folders import folder_class_names
 from ..data.loader import record_class_names
-from ..data.transforms import MEAN_RGB, STD_RGB
 from ..finetune import NUM_STAGES
-from ..model_zoo import get_model_list
+from ..model_flags import FLAGS, MODEL_DESTS, flag_help, model_kwargs, parse_rgb
+from ..model_zoo import get_model_list, get_model_spec
 
-__all__ = ['ConfigError', 'TrainConfig', 'DATASETS', 'KVSTORES', 'LR_MODES', 'option', 'flag_of', 'config_argv']
+__all__ = ['ConfigError', 'TrainConfig', 'DATASETS', 'KVSTORES', 'LR_MODES', 'option', 'model_option', 'flag_of',
+           'config_argv']
 
 
 class ConfigError(ValueError):
@@ -85,6 +89,17 @@ def option(default, help, group, flags=None, negation=None, **argparse_kwargs):
                                                 argparse=argparse_kwargs))
 
 
+def model_option(dest, group, default=None, help=None, **argparse_kwargs):
+    """A :class:`TrainConfig` field for a shared flag of :mod:`gluon_asymmnet.model_flags` (its spellings and help).
+
+    ``default`` None: the model's default (:meth:`TrainConfig._resolve_model`).
+    """
+    flag = FLAGS[dest]
+    if flag.type is not bool:
+        argparse_kwargs.setdefault('type', flag.type)
+    return option(default, help or flag_help(dest), group, flags=flag.flags, **argparse_kwargs)
+
+
 def flag_of(f):
     """The command-line spellings of a :class:`TrainConfig` field."""
     return f.metadata['flags'] or ('--' + f.name.replace('_', '-'),)
@@ -98,7 +113,10 @@ class TrainConfig:
     ``'digits'`` without data options, ``'imagenet'`` for 1000 classes from
     RecordIO or ``data_dir``, else the data folder's name), ``input_size``
     (224, or 32 on the digits), ``shuffle_group`` (2 with ``doshuffle``, the
-    authors' default) and the comma-separated values as tuples.
+    authors' default), the model's constructor arguments and preprocessing
+    left at None (from the registry: ``width_scale`` 1.0, ``asymmrate`` 1,
+    ...; None where the model does not take the argument) and the
+    comma-separated values as tuples.
 
     Raises
     ------
@@ -120,20 +138,17 @@ class TrainConfig:
     val_fraction: float = option(0.2, 'held-out fraction of each class of a single --image-folder (default 0.2)',
                                  'data')
     split_seed: int = option(0, 'seed of that held-out split (default 0; independent of --seed)', 'data')
-    classes: Optional[int] = option(
-        None, "number of classes (default: --dataset's, else the data's: classes.txt beside --rec-train, the "
-              "class folders; RecordIO without classes.txt: 1000)", 'data', type=int)
+    classes: Optional[int] = model_option(
+        'classes', 'data', help="number of classes (default: --dataset's, else the data's: classes.txt beside "
+                                "--rec-train, the class folders; RecordIO without classes.txt: 1000)")
     dataset: Optional[str] = option(
         None, 'name of the data in checkpoint names; imagenet (1000 classes) and imagenet200 (200) also set the '
               'class count (default: imagenet for 1000 classes, else the data folder\'s name)', 'data')
-    input_size: Optional[int] = option(None, 'size of the input images (default 224; 32 on the bundled digits)',
-                                       'data', type=int)
-    crop_ratio: float = option(0.875, 'validation centre-crop ratio: resize to ceil(input-size / crop-ratio) first',
-                               'data')
-    rgb_mean: Tuple[float, ...] = option(MEAN_RGB, 'comma-separated RGB mean on the 0-255 scale (default ImageNet\'s)',
-                                         'data', type=str)
-    rgb_std: Tuple[float, ...] = option(STD_RGB, 'comma-separated RGB std on the 0-255 scale (default ImageNet\'s)',
-                                        'data', type=str)
+    input_size: Optional[int] = model_option(
+        'input_size', 'data', help="size of the input images (default: the model's, 224; 32 on the bundled digits)")
+    crop_ratio: Optional[float] = model_option('crop_ratio', 'data')
+    rgb_mean: Optional[Tuple[float, ...]] = model_option('rgb_mean', 'data')
+    rgb_std: Optional[Tuple[float, ...]] = model_option('rgb_std', 'data')
     min_random_area: Optional[float] = option(
         None, "smallest area fraction of the training crops (MXNet ImageRecordIter's min_random_area; default "
               "0.08, GluonCV's ImageNet value; 0.5 on the digits)", 'data', type=float)
@@ -144,15 +159,15 @@ class TrainConfig:
     num_workers: int = option(4, 'number of preprocessing workers (0: in the main process)', 'data',
                               flags=('-j', '--num-data-workers'))
     # model
-    model: str = option('asymmnet_large', 'network to train (default asymmnet_large)', 'model',
-                        choices=get_model_list())
-    width_scale: float = option(1.0, 'width multiplier (default 1.0)', 'model')
-    asymmrate: int = option(1, 'AsymmNet feature-reuse rate (default 1; ignored by mobilenetv3_*)', 'model')
-    shuffle_group: int = option(0, 'channel-shuffle groups after feature reuse (default 0: off; a count > 1 turns '
-                                   'the shuffle on)', 'model')
+    model: str = model_option('model', 'model', 'asymmnet_large', help='network to train (default asymmnet_large)',
+                              choices=get_model_list())
+    width_scale: Optional[float] = model_option('width_scale', 'model')
+    asymmrate: Optional[int] = model_option('asymmrate', 'model')
+    shuffle_group: Optional[int] = model_option('shuffle_group', 'model')
     doshuffle: bool = option(False, "channel shuffle after feature reuse, in --shuffle-group groups (2 unless given; "
                                     "the authors' flag)", 'model')
-    dropout: float = option(0.2, 'dropout before the classifier (default 0.2)', 'model')
+    corrected_first_block: bool = model_option('corrected_first_block', 'model', False)
+    dropout: Optional[float] = model_option('dropout', 'model')
     last_gamma: bool = option(False, 'zero-initialise the last BatchNorm gamma of every residual bottleneck '
                                      "(--no-last-gamma: not, as the authors' train.py, where the flag never reaches "
                                      'the network)', 'model', negation='--no-last-gamma')
@@ -231,8 +246,9 @@ class TrainConfig:
 
     def __post_init__(self):
         self._set('lr_decay_epoch', _epoch_list(self.lr_decay_epoch))
-        self._set('rgb_mean', _rgb(self.rgb_mean, 'rgb_mean'))
-        self._set('rgb_std', _rgb(self.rgb_std, 'rgb_std'))
+        for name in ('rgb_mean', 'rgb_std'):
+            if getattr(self, name) is not None:
+                self._set(name, _rgb(getattr(self, name), name))
         self._check()
         self._resolve_data()
         if self.doshuffle and not self.shuffle_group:
@@ -252,6 +268,11 @@ class TrainConfig:
     def finetune(self):
         """The weights fine-tuning starts from: ``finetune_from``, ``pretrained`` or None."""
         return self.finetune_from or self.pretrained
+
+    @property
+    def model_kwargs(self):
+        """The ``get_model`` arguments of the network (:func:`gluon_asymmnet.model_flags.model_kwargs`)."""
+        return model_kwargs(self.model, {dest: getattr(self, dest) for dest in MODEL_DESTS})
 
     @property
     def warmup_longer_than_run(self):
@@ -276,6 +297,25 @@ class TrainConfig:
         return self.num_epochs - self.mixup_off_epoch
 
     # ---------------------------------------------------------------- checks
+
+    def _resolve_model(self):
+        """The model's constructor arguments and preprocessing left at None, from the registry.
+
+        Arguments the model does not take stay None (a value given for one
+        is refused); ``classes`` comes from the data (:meth:`_resolve_data`).
+        """
+        spec = get_model_spec(self.model)
+        try:
+            given = self.model_kwargs
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        config = spec.config(given)
+        for dest in MODEL_DESTS:
+            if FLAGS[dest].argument is not None and dest != 'classes':
+                self._set(dest, config.get(FLAGS[dest].argument))
+        for dest in ('crop_ratio', 'rgb_mean', 'rgb_std'):
+            if getattr(self, dest) is None:
+                self._set(dest, getattr(spec.preprocess, FLAGS[dest].field))
 
     def _resolve_data(self):
         if self.dataset is not None and not _NAME.match(self.dataset):
@@ -315,7 +355,7 @@ class TrainConfig:
         classes = self.classes or known or (len(names) if names else IMAGENET_CLASSES)
         self._set('classes', classes)
         self._set('dataset', self.dataset or self._data_name(classes))
-        self._set('input_size', self.input_size or 224)
+        self._set('input_size', self.input_size or get_model_spec(self.model).preprocess.input_size)
 
     def _data_class_names(self):
         """The data's class list (module notes), or None for RecordIO without classes.txt."""
@@ -360,6 +400,7 @@ class TrainConfig:
                               ('lr_mode', LR_MODES), ('kvstore', KVSTORES), ('bn_stats', BN_STATS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError('%s %s: choose from %s' % (_flag(name), getattr(self, name), ', '.join(allowed)))
+        self._resolve_model()
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError('--lr must be a positive number, got %r' % self.lr)
         if not 0 <= self.warmup_lr <= self.lr:
@@ -374,9 +415,9 @@ class TrainConfig:
         if self.doshuffle:
             if self.shuffle_group == 1:
                 raise ConfigError('--doshuffle with --shuffle-group 1 shuffles nothing: give 2 or more groups')
-            if not self.model.startswith('asymmnet') or self.asymmrate == 0:
-                raise ConfigError('--doshuffle shuffles the reused features of AsymmNet: it needs an asymmnet_* '
-                                  'model with --asymmrate > 0 (got --model %s --asymmrate %d)'
+            if not self.asymmrate:
+                raise ConfigError('--doshuffle shuffles the reused features of AsymmNet: it needs a model with '
+                                  'feature reuse and --asymmrate > 0 (got --model %s --asymmrate %s)'
                                   % (self.model, self.asymmrate))
         if not 0 < self.crop_ratio <= 1:
             raise ConfigError('--crop-ratio must be in (0, 1], got %r' % self.crop_ratio)
@@ -438,13 +479,9 @@ def _flag(name):
 def _rgb(value, name):
     """``'1,2,3'`` or 3 numbers -> a tuple of 3 floats."""
     try:
-        parts = value.split(',') if isinstance(value, str) else value
-        triple = tuple(float(v) for v in parts)
-        if len(triple) == 3 and all(math.isfinite(v) for v in triple):
-            return triple
-    except (TypeError, ValueError):
-        pass
-    raise ConfigError('%s must be 3 comma-separated numbers (R,G,B), got %r' % (_flag(name), value))
+        return parse_rgb(value, _flag(name))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _epoch_list(value):

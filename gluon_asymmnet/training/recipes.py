@@ -11,10 +11,14 @@
 
 A recipe lists only what it sets; everything else is :class:`TrainConfig`'s
 default. Overriding ``num_epochs`` without ``warmup_epochs`` shortens the
-recipe's warm-up to leave at least one epoch of the main schedule.
+recipe's warm-up to leave at least one epoch of the main schedule; overriding
+``model`` drops the recipe's constructor arguments the new model does not
+take (the released run's ``asymmrate`` for a MobileNetV3).
 """
 from types import MappingProxyType
 
+from ..model_flags import FLAGS
+from ..model_zoo import get_model_list, get_model_spec
 from .config import ConfigError, TrainConfig, config_argv
 
 __all__ = ['RECIPES', 'recipe_values', 'train_recipe', 'recipe_argv']
@@ -44,6 +48,10 @@ def recipe_values(name, **overrides):
     values = dict(RECIPES[name])
     if 'num_epochs' in overrides and 'warmup_epochs' not in overrides and 'warmup_epochs' in values:
         values['warmup_epochs'] = max(0, min(values['warmup_epochs'], overrides['num_epochs'] - 1))
+    if overrides.get('model', values.get('model')) in get_model_list():
+        takes = get_model_spec(overrides.get('model', values.get('model'))).arguments
+        values = {k: v for k, v in values.items()
+                  if k not in FLAGS or FLAGS[k].argument is None or FLAGS[k].argument in takes}
     values.update(overrides)
     return values
 

@@ -30,8 +30,8 @@ from .config import ConfigError
 __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
            'load_meta', 'MODEL_KEYS', 'ResumePoint', 'resume_point', 'CheckpointWriter']
 
-# Options that fix the network's shape: a checkpoint resumes only into the same ones.
-MODEL_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'classes', 'dataset')
+# Options that fix the network and the data: a checkpoint resumes only into the same ones (dropout may change).
+MODEL_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes', 'dataset')
 
 
 def best_stem(top1, dataset, model, epoch):
@@ -241,7 +241,8 @@ def resume_point(save_dir, resume, model_config, resume_params='', resume_states
         meta = load_meta(path)
         saved = meta.get('config', {})
         for key in MODEL_KEYS:
-            if key in saved and saved[key] != model_config[key]:
+            # None: the model takes no such argument (older runs recorded MobileNetV3's asymmrate anyway).
+            if key in saved and model_config[key] is not None and saved[key] != model_config[key]:
                 raise ConfigError('--resume %s: the checkpoint was trained with %s=%r, this run has %r'
                                   % (path, key, saved[key], model_config[key]))
         return ResumePoint(epoch=int(meta['epoch']) + 1, num_update=int(meta['num_update']),

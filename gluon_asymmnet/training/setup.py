@@ -15,9 +15,9 @@ from mxnet import gluon
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import demo_dataset, get_data_loaders
 from ..finetune import freeze_stages, keep_bn_stats, load_pretrained, set_backbone_lr_mult
-from ..model_store import ModelStoreError, find_entry, get_model_file
-from ..model_zoo import get_model
-from ..run_meta import model_kwargs, read_run_info
+from ..model_store import ModelStoreError, get_model_file
+from ..model_zoo import get_model, pretrained_entry
+from ..run_meta import read_run_info
 from .config import ConfigError
 from .losses import TrainingObjective, build_teacher
 from .schedule import build_lr_scheduler, iters_per_epoch, server_lr_scheduler
@@ -75,14 +75,12 @@ def _finetune_source(cfg):
         if not os.path.isfile(path):
             raise ConfigError('--finetune-from %s: no such parameter file' % cfg.finetune_from)
         return path, None
-    kwargs = _network_kwargs(cfg)
-    config = dict(kwargs, classes=cfg.classes)
     tag = None if cfg.pretrained == 'store' else cfg.pretrained
     if tag is not None and not re.fullmatch('[0-9a-fA-F]{4,40}', tag):
         raise ConfigError('--pretrained %s: give no value (the store\'s weights for this model and width) or a '
                           'hash prefix of 4 to 40 hex digits; for a file use --finetune-from' % tag)
     try:
-        entry = find_entry(cfg.model, config, tag=tag, ignore=('classes',))
+        entry = pretrained_entry(cfg.model, tag or True, ignore=('classes',), **cfg.model_kwargs)
         return get_model_file(entry), entry.layout
     except (ValueError, ModelStoreError) as err:
         raise ConfigError('--pretrained: %s' % err)
@@ -107,7 +105,7 @@ def finetune_plan(cfg, class_names=None):
         new_head, reason = True, 'a new classifier for %d classes (the file\'s run had other classes: %s)' % (
             cfg.classes, ', '.join(info.class_names[:5]) + (', ...' if len(info.class_names) > 5 else ''))
     else:
-        probe = get_model(cfg.model, **_network_kwargs(cfg))
+        probe = get_model(cfg.model, **cfg.model_kwargs)
         try:
             load_checkpoint(probe, source, layout=layout)
             new_head, reason = False, 'the file\'s classifier kept (%d classes)' % cfg.classes
@@ -120,12 +118,8 @@ def finetune_plan(cfg, class_names=None):
                         freeze_stages=cfg.freeze_stages, bn_stats=cfg.bn_stats)
 
 
-def _network_kwargs(cfg):
-    return model_kwargs(cfg.model, cfg.width_scale, cfg.asymmrate, cfg.shuffle_group, cfg.classes, cfg.dropout)
-
-
 def build_network(cfg, ctx, params=None, plan=None, logger=None):
-    """The network of ``model``/``width_scale``/``asymmrate``/``shuffle_group``/``dropout``/``classes``.
+    """The network of ``model`` and its constructor arguments (:attr:`TrainConfig.model_kwargs`).
 
     Initialised with MSRAPrelu from ``seed``, then loaded from ``params``
     (default ``cfg.resume_params``; any layout
@@ -137,7 +131,7 @@ def build_network(cfg, ctx, params=None, plan=None, logger=None):
     """
     params = params or cfg.resume_params
     try:
-        net = get_model(cfg.model, **_network_kwargs(cfg))
+        net = get_model(cfg.model, **cfg.model_kwargs)
     except ValueError as err:
         raise ConfigError('--model %s: %s' % (cfg.model, err))
     mx.random.seed(cfg.seed)
