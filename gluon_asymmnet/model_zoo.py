@@ -4,16 +4,26 @@ import re
 
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .checkpoint import load_checkpoint
+from .mobilenetv2 import mobilenetv2, mobilenetv2_asymm
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
 
-__all__ = ['get_model', 'get_model_list']
+__all__ = ['get_model', 'get_model_list', 'takes_feature_reuse']
 
 _MODELS = {
     'asymmnet_large': asymmnet_large,
     'asymmnet_small': asymmnet_small,
     'mobilenetv3_large': mobilenetv3_large,
     'mobilenetv3_small': mobilenetv3_small,
+    'mobilenetv2': mobilenetv2,
+    'mobilenetv2_asymm': mobilenetv2_asymm,
 }
+
+# GluonCV's names for its published widths: name -> (model, fixed constructor arguments).
+_ALIASES = {'mobilenetv2_%s' % w: ('mobilenetv2', {'multiplier': float(w)}) for w in ('1.0', '0.75', '0.5', '0.25')}
+# A model without feature reuse -> the model that adds it (and takes asymmrate, shuffle_groups).
+_WITH_REUSE = {'mobilenetv3_large': 'asymmnet_large', 'mobilenetv3_small': 'asymmnet_small',
+               'mobilenetv2': 'mobilenetv2_asymm'}
+_REUSE_ARGS = ('asymmrate', 'shuffle_groups')
 
 # Network attributes a store entry's constructor arguments are compared with; an entry
 # without ``corrected_first_block`` holds weights of the original network.
@@ -22,8 +32,14 @@ _CONFIG_DEFAULTS = {'corrected_first_block': False}
 
 
 def get_model_list():
-    """Names accepted by :func:`get_model`."""
+    """The models :func:`get_model` builds, one name each (GluonCV's ``mobilenetv2_<width>`` names are
+    accepted too: ``mobilenetv2`` at that width)."""
     return sorted(_MODELS)
+
+
+def takes_feature_reuse(name):
+    """Whether model ``name`` takes ``asymmrate`` and ``shuffle_groups`` (MobileNetV2/V3 do not)."""
+    return _ALIASES.get(name, (name,))[0] in _WITH_REUSE.values()
 
 
 def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
@@ -32,7 +48,9 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
     Parameters
     ----------
     name : str
-        One of :func:`get_model_list`.
+        One of :func:`get_model_list`; GluonCV's ``mobilenetv2_1.0``,
+        ``mobilenetv2_0.75``, ``mobilenetv2_0.5``, ``mobilenetv2_0.25`` are
+        ``mobilenetv2`` at that ``multiplier``.
     pretrained : bool or str
         ``False``: parameters left uninitialized. ``True``: the store entry
         for this model and configuration (see
@@ -49,16 +67,18 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
     **kwargs
         Passed to the model's constructor (``multiplier``, ``asymmrate``,
         ``shuffle_groups``, ``classes``, ``dropout``, ``corrected_first_block``;
-        see :class:`gluon_asymmnet.AsymmNet`).
+        see :class:`gluon_asymmnet.AsymmNet` and
+        :class:`gluon_asymmnet.mobilenetv2.MobileNetV2`).
 
     Returns
     -------
-    AsymmNet
+    AsymmNet or MobileNetV2
 
     Raises
     ------
     ValueError
-        Unknown name, or no store entry for this configuration or hash.
+        Unknown name, an argument the model does not take, an invalid
+        configuration, or no store entry for this configuration or hash.
     gluon_asymmnet.CheckpointError
         The file does not fit the network.
     gluon_asymmnet.model_store.ModelStoreError
@@ -66,8 +86,20 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
         not have its published hash.
     """
     key = name.lower()
+    if key in _ALIASES:
+        key, fixed = _ALIASES[key]
+        for k, v in fixed.items():
+            if kwargs.get(k, v) != v:
+                raise ValueError('%s is %s with %s=%r; got %s=%r (use get_model(%r, %s=...))'
+                                 % (name, key, k, v, k, kwargs[k], key, k))
+        kwargs = dict(kwargs, **fixed)
     if key not in _MODELS:
-        raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(get_model_list())))
+        raise ValueError('unknown model %r; valid names: %s (and GluonCV\'s %s)'
+                         % (name, ', '.join(get_model_list()), ', '.join(_ALIASES)))
+    refused = [k for k in _REUSE_ARGS if k in kwargs and key in _WITH_REUSE]
+    if refused:
+        raise ValueError('%s takes no %s: it has no feature reuse (%s is the same network with it)'
+                         % (name, refused[0], _WITH_REUSE[key]))
     net = _MODELS[key](**kwargs)
     if pretrained is False or pretrained is None:
         return net

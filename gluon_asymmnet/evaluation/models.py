@@ -7,7 +7,7 @@ import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..model_store import DEFAULT_ROOT
-from ..model_zoo import get_model, get_model_list
+from ..model_zoo import get_model, get_model_list, takes_feature_reuse
 from .errors import EvalError
 
 __all__ = ['model_kwargs', 'load_model', 'random_weights']
@@ -19,15 +19,15 @@ def model_kwargs(model, multiplier=1.0, asymmrate=None, shuffle_groups=None, cla
     Raises
     ------
     EvalError
-        Unknown model, or AsymmNet-only arguments for a MobileNetV3 model.
+        Unknown model, or feature-reuse arguments for a model without feature reuse (MobileNetV2/V3).
     """
     if model not in get_model_list():
         raise EvalError('unknown model %r; choose from %s' % (model, ', '.join(get_model_list())))
     kwargs = {'multiplier': float(multiplier)}
     for name, value in (('asymmrate', asymmrate), ('shuffle_groups', shuffle_groups)):
         if value is not None:
-            if model.startswith('mobilenetv3'):
-                raise EvalError('%s takes no %s (it is AsymmNet with asymmrate 0); drop --%s'
+            if not takes_feature_reuse(model):
+                raise EvalError('%s takes no %s (it has no feature reuse); drop --%s'
                                 % (model, name, name.replace('_', '-')))
             kwargs[name] = int(value)
     if classes is not None:

@@ -33,7 +33,7 @@ from mxnet.gluon import HybridBlock
 from ..checkpoint import CheckpointError
 from ..metrics import relative_error
 from ..model_store import DEFAULT_ROOT, ModelStoreError
-from ..model_zoo import get_model, get_model_list
+from ..model_zoo import get_model, get_model_list, takes_feature_reuse
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'FORMATS', 'TOLERANCE', 'ExportError', 'Preprocess', 'export',
            'compare_exported', 'main']
@@ -243,8 +243,9 @@ def main(argv=None):
                     'compare every format with the Gluon network (exit status 1 when an error is too large).')
     parser.add_argument('--model', required=True, choices=get_model_list())
     parser.add_argument('--multiplier', type=float, default=1.0, help='width multiplier')
-    parser.add_argument('--asymmrate', type=int, help='feature-reuse rate (asymmnet_* only)')
-    parser.add_argument('--shuffle-groups', type=int, help='channel shuffle groups (asymmnet_* only)')
+    parser.add_argument('--asymmrate', type=int, help='feature-reuse rate (asymmnet_*, mobilenetv2_asymm)')
+    parser.add_argument('--shuffle-groups', type=int,
+                        help='channel shuffle groups (asymmnet_*, mobilenetv2_asymm)')
     parser.add_argument('--classes', type=int, default=1000)
     parser.add_argument('--params', required=True,
                         help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
@@ -259,8 +260,9 @@ def main(argv=None):
     kwargs = {'multiplier': args.multiplier, 'classes': args.classes}
     for name in ('asymmrate', 'shuffle_groups'):
         if getattr(args, name) is not None:
-            if args.model.startswith('mobilenetv3'):
-                parser.error('--%s applies to asymmnet_* models only' % name.replace('_', '-'))
+            if not takes_feature_reuse(args.model):
+                parser.error('--%s applies to mobilenetv2_asymm and the asymmnet_* models only'
+                             % name.replace('_', '-'))
             kwargs[name] = getattr(args, name)
     try:
         net = get_model(args.model, pretrained=args.params, root=args.root, **kwargs)

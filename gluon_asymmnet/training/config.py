@@ -99,7 +99,7 @@ class TrainConfig:
     model: str = option('asymmnet_large', 'network to train (default asymmnet_large)', 'model',
                         choices=get_model_list())
     width_scale: float = option(1.0, 'width multiplier (default 1.0)', 'model')
-    asymmrate: int = option(1, 'AsymmNet feature-reuse rate (default 1; ignored by mobilenetv3_*)', 'model')
+    asymmrate: int = option(1, 'feature-reuse rate (default 1; ignored by mobilenetv3_* and mobilenetv2)', 'model')
     shuffle_group: int = option(0, 'channel-shuffle groups after feature reuse (default 0: off)', 'model')
     dropout: float = option(0.2, 'dropout before the classifier (default 0.2)', 'model')
     last_gamma: bool = option(False, 'zero-initialise the last BatchNorm gamma of every residual bottleneck', 'model')

@@ -9,7 +9,7 @@ from mxnet import gluon
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import demo_dataset, get_data_loaders
-from ..model_zoo import get_model
+from ..model_zoo import get_model, takes_feature_reuse
 from .config import ConfigError
 from .losses import TrainingObjective, build_teacher
 from .schedule import build_lr_scheduler, iters_per_epoch, server_lr_scheduler
@@ -50,7 +50,7 @@ def build_network(cfg, ctx, params=None):
     """
     params = params or cfg.resume_params
     kwargs = dict(multiplier=cfg.width_scale, classes=cfg.classes, dropout=cfg.dropout)
-    if cfg.model.startswith('asymmnet'):
+    if takes_feature_reuse(cfg.model):
         kwargs.update(asymmrate=cfg.asymmrate, shuffle_groups=cfg.shuffle_group)
     try:
         net = get_model(cfg.model, **kwargs)

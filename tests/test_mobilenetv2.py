@@ -1,0 +1,266 @@
+"""MobileNetV2 is GluonCV's at every width; MobileNetV2-asymm is the authors' ``get_mobilenetv2_asymm``.
+
+Every comparison uses the well-conditioned reference weights and checks that
+scaling the first block's depthwise weights by 1.5 moves the compared logits
+beyond the tolerance (``conftest.assert_same_logits``). Run with ``-s`` to see
+the measured errors.
+"""
+import io
+import os
+import warnings
+import zipfile
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluon_asymmnet as ga
+from conftest import DATA, assert_same_logits, assert_sensitive, logit_tolerance, rel_err
+from gluon_asymmnet import model_store as ms
+from mobilenetv2_asymm_reference import AuthorsMobileNetV2Asymm
+from reference_weights import network_reference_weights, reference_input
+from test_store import server  # noqa: F401  (fixture: a loopback HTTP server)
+
+# The first block's depthwise weights in GluonCV's and the authors' layouts.
+THEIR_FIRST_BLOCK = 'features.3.out.0.weight'
+SIZE = 64
+
+
+def _their_file(theirs, x, folder, name):
+    theirs.initialize()
+    theirs(x)
+    network_reference_weights(theirs)
+    path = str(folder / name)
+    theirs.save_parameters(path)
+    return path
+
+
+@pytest.fixture(scope='module', params=(1.0, 0.75, 0.5, 0.25, 1.4), ids=lambda m: 'x%g' % m)
+def gluoncv_net(request, tmp_path_factory):
+    """GluonCV's MobileNetV2 with the reference weights, saved in both forms its loader reads."""
+    from gluoncv.model_zoo.mobilenet import get_mobilenet_v2
+    multiplier = request.param
+    x = mx.nd.array(reference_input((2, 3, SIZE, SIZE)))
+    theirs = get_mobilenet_v2(multiplier)
+    folder = tmp_path_factory.mktemp('gluoncv_v2')
+    path = _their_file(theirs, x, folder, 'mobilenetv2_%g.params' % multiplier)
+    legacy = str(folder / ('mobilenetv2_%g-legacy.params' % multiplier))
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', 'save_params is deprecated')
+        theirs.save_params(legacy)
+    return multiplier, theirs, {'gluoncv-mobilenetv2': path, 'gluoncv-mobilenetv2-legacy': legacy}, x
+
+
+@pytest.mark.parametrize('layout', ['gluoncv-mobilenetv2', 'gluoncv-mobilenetv2-legacy'])
+def test_mobilenetv2_is_gluoncv_at_every_width(gluoncv_net, layout):
+    multiplier, theirs, files, x = gluoncv_net
+    ours = ga.get_model('mobilenetv2', multiplier=multiplier)
+    assert ga.load_checkpoint(ours, files[layout]) == layout
+    error, tolerance, sensitivity = assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+    ours.hybridize()
+    assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+    assert ga.profile(ours) == ga.profile(theirs)
+    print('\nmobilenetv2 x%g vs GluonCV (%s): logit error %.2e (tolerance %.2e), first-block weight x1.5 moves '
+          "GluonCV's logits by %.3g" % (multiplier, layout, error, tolerance, sensitivity))
+
+
+def test_gluoncv_names_are_mobilenetv2_at_their_width(gluoncv_net):
+    multiplier, theirs, files, x = gluoncv_net
+    if multiplier not in (1.0, 0.75, 0.5, 0.25):
+        pytest.skip('GluonCV publishes no name for x%g' % multiplier)
+    ours = ga.get_model('MobileNetV2_%s' % ('1.0' if multiplier == 1 else '%g' % multiplier))
+    assert (type(ours), ours.multiplier, ours.asymmrate) == (ga.MobileNetV2, multiplier, 0)
+    ga.load_checkpoint(ours, files['gluoncv-mobilenetv2'])
+    assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+
+
+def test_asymmrate_zero_is_mobilenetv2(gluoncv_net):
+    multiplier, theirs, files, x = gluoncv_net
+    ours = ga.get_model('mobilenetv2_asymm', multiplier=multiplier, asymmrate=0)
+    assert ga.load_checkpoint(ours, files['gluoncv-mobilenetv2']) == 'gluoncv-mobilenetv2'
+    assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+
+
+def test_stand_in_is_the_authors_network():
+    """The test-only stand-in reproduces the logits the authors' own code computed (pinned in tests/data)."""
+    x = mx.nd.array(reference_input())
+    stand_in = AuthorsMobileNetV2Asymm(1.0, 1)
+    stand_in.initialize()
+    stand_in(x)
+    network_reference_weights(stand_in)
+    pinned = np.load(os.path.join(DATA, 'authors_mobilenetv2_asymm_x1.0_r1.logits.npy'))
+    tolerance = logit_tolerance(stand_in, x)
+    assert rel_err(stand_in(x).asnumpy(), pinned) < tolerance
+    assert_sensitive(stand_in, x, THEIR_FIRST_BLOCK, at_least=10 * tolerance)
+
+
+@pytest.mark.parametrize('multiplier,asymmrate', [(1.0, 1), (1.0, 0), (1.0, 2), (0.75, 1), (0.5, 1), (0.35, 3),
+                                                  (0.25, 1), (1.4, 1), (1.0, 5)])
+def test_mobilenetv2_asymm_is_the_authors(multiplier, asymmrate, tmp_path):
+    x = mx.nd.array(reference_input((2, 3, SIZE, SIZE)))
+    theirs = AuthorsMobileNetV2Asymm(multiplier, asymmrate)
+    path = _their_file(theirs, x, tmp_path, 'authors.params')
+    ours = ga.get_model('mobilenetv2_asymm', multiplier=multiplier, asymmrate=asymmrate)
+    assert ga.load_checkpoint(ours, path) == 'authors-mobilenetv2'
+    error, tolerance, sensitivity = assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+    ours.hybridize()
+    assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+    theirs.hybridize()
+    assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+    print('\nmobilenetv2_asymm x%g r%d vs the authors\': logit error %.2e (tolerance %.2e), sensitivity %.3g'
+          % (multiplier, asymmrate, error, tolerance, sensitivity))
+
+
+def test_authors_asymmrate_zero_file_loads_into_mobilenetv2(tmp_path):
+    x = mx.nd.array(reference_input((2, 3, SIZE, SIZE)))
+    theirs = AuthorsMobileNetV2Asymm(0.5, 0)
+    path = _their_file(theirs, x, tmp_path, 'authors_r0.params')
+    ours = ga.get_model('mobilenetv2', multiplier=0.5)
+    assert ga.load_checkpoint(ours, path) == 'authors-mobilenetv2'
+    assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+
+
+def test_own_files_round_trip(tmp_path):
+    x = mx.nd.array(reference_input((2, 3, SIZE, SIZE)))
+    net = ga.get_model('mobilenetv2_asymm', multiplier=0.5)
+    net.initialize()
+    network_reference_weights(net)
+    path = str(tmp_path / 'own.params')
+    net.save_parameters(path)
+    again = ga.get_model('mobilenetv2_asymm', multiplier=0.5)
+    assert ga.load_checkpoint(again, path) == 'released'
+    assert_same_logits(again, net, x)
+
+
+# ---------------------------------------------------------------------------
+# Refusals name the block and the numbers
+
+
+@pytest.mark.parametrize('name,kwargs,message', [
+    ('mobilenetv2_asymm', dict(asymmrate=6), r'features\.4 \(block 2 of mobilenetv2_asymm, multiplier 1\): cannot '
+                                             r'expand input 16 to 96 channels with asymmrate 6'),
+    ('mobilenetv2_asymm', dict(multiplier=0.5, asymmrate=7), r'features\.4 .*input 8 to 48 channels with asymmrate 7'),
+    ('mobilenetv2_asymm', dict(asymmrate=-1), 'asymmrate must be an integer >= 0'),
+    ('mobilenetv2_asymm', dict(asymmrate=1, shuffle_groups=3), r'features\.4 .*shuffle_groups=3 does not divide'),
+    ('mobilenetv2', dict(multiplier=0.05), r'int\(16 \* 0\.05\) = 0 channels; it must be at least 1/16'),
+    ('mobilenetv2', dict(asymmrate=1), 'mobilenetv2 takes no asymmrate: .*mobilenetv2_asymm'),
+    ('mobilenetv2_0.5', dict(multiplier=1.0), r'mobilenetv2_0\.5 is mobilenetv2 with multiplier=0\.5'),
+    ('mobilenetv2', dict(dropout=1.0), r'dropout must be in \[0, 1\)'),
+])
+def test_invalid_configurations_are_refused(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ga.get_model(name, **kwargs)
+
+
+def test_files_of_another_configuration_are_refused(tmp_path):
+    x = mx.nd.array(reference_input((1, 3, 32, 32)))
+    path = _their_file(AuthorsMobileNetV2Asymm(0.5, 1), x, tmp_path, 'r1.params')
+    net = ga.get_model('mobilenetv2_asymm', multiplier=0.5, asymmrate=2)
+    net.initialize()
+    before = net.features[0].weight.data().asnumpy()
+    with pytest.raises(ga.CheckpointError, match=r'r1\.params \(layout authors-mobilenetv2\): parameter '
+                                                 r'features\.4\.expand\.0\.weight has shape \(40, 8, 1, 1\) in the '
+                                                 r'file, the network expects \(32, 8, 1, 1\)'):
+        ga.load_checkpoint(net, path)
+    assert np.array_equal(net.features[0].weight.data().asnumpy(), before)
+    with pytest.raises(ga.CheckpointError, match=r'layout gluoncv-mobilenetv2\): parameter features\.4\.out\.0\.weight '
+                                                 r'has shape \(56, 1, 3, 3\) in the file, the network expects '
+                                                 r'\(48, 8, 1, 1\), network parameter features\.4\.expand\.conv\.weight'):
+        ga.load_checkpoint(ga.get_model('mobilenetv2', multiplier=0.5), path, layout='gluoncv-mobilenetv2')
+
+
+# ---------------------------------------------------------------------------
+# Counts: closed forms from the paper's table, not from the package's plan
+
+
+def _closed_form(multiplier, asymmrate, size=224, classes=1000):
+    """MACs, exact and paper-convention parameters of MobileNetV2(-asymm) from Table 2 of the MobileNetV2 paper."""
+    def down(n):  # 3x3, pad 1, stride 2
+        return (n - 1) // 2 + 1
+    w = lambda c: int(c * multiplier)  # noqa: E731
+    side = down(size)
+    c_in = w(32)
+    macs, params, paper = side * side * c_in * 27, 27 * c_in + 2 * c_in, 9 * c_in + 2 * c_in
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1)]:
+        for i in range(n):
+            r = asymmrate if t != 1 else 0
+            expand = c_in * t - r * c_in if t != 1 else 0
+            mid = c_in * t + r * c_in
+            if expand:
+                macs += side * side * c_in * expand
+                params += c_in * expand + 2 * expand
+                paper += c_in * expand + 2 * expand
+            if s == 2 and i == 0:
+                side = down(side)
+            macs += side * side * (9 * mid + mid * w(c))
+            params += 9 * mid + 2 * mid + mid * w(c) + 2 * w(c)
+            paper += 3 * mid + 2 * mid + mid * w(c) + 2 * w(c)
+            c_in = w(c)
+    last = int(1280 * multiplier) if multiplier > 1 else 1280
+    macs += side * side * c_in * last + last * classes
+    params += c_in * last + 2 * last + last * classes
+    paper += c_in * last + 2 * last + last * classes
+    return dict(macs=macs, params=params, params_paper=paper)
+
+
+@pytest.mark.parametrize('multiplier', [1.0, 0.75, 0.5, 0.35, 0.25, 1.4])
+@pytest.mark.parametrize('asymmrate', [0, 1, 2])
+def test_profile_matches_the_closed_form(multiplier, asymmrate):
+    name = 'mobilenetv2_asymm' if asymmrate else 'mobilenetv2'
+    kwargs = dict(asymmrate=asymmrate) if asymmrate else {}
+    assert ga.profile(ga.get_model(name, multiplier=multiplier, **kwargs)) == _closed_form(multiplier, asymmrate)
+
+
+def test_profile_is_the_papers_mobilenetv2():
+    """MobileNetV2 1.0: 300M MAdds at 224 (the paper's Table 4), 3,504,872 parameters less the classifier bias."""
+    counts = ga.profile(ga.get_model('mobilenetv2'))
+    assert counts['macs'] == 300774272 and abs(counts['macs'] / 300e6 - 1) < 0.003
+    assert counts['params'] == 3504872 - 1000
+
+
+# ---------------------------------------------------------------------------
+# The model store
+
+
+def test_published_mobilenetv2_entries():
+    from gluoncv.model_zoo import model_store as gcv
+    for width, top in [('1.0', (72.04, 90.57)), ('0.75', (69.36, 88.50)), ('0.5', (64.43, 85.31)),
+                       ('0.25', (51.76, 74.89))]:
+        name = 'mobilenetv2_' + width
+        e = ms.find_entry('mobilenetv2', dict(multiplier=float(width), asymmrate=0, shuffle_groups=0, classes=1000))
+        assert (e.hash, e.hash_type, e.layout) == (gcv._model_sha1[name], 'sha1', None)
+        assert e.file_name == '%s-%s.params' % (name, gcv.short_hash(name))
+        assert e.url == gcv._url_format.format(repo_url=gcv.apache_repo_url, file_name=e.file_name[:-7])
+        assert e.archive == 'zip' and (e.top1, e.top5) == top
+
+
+@pytest.mark.parametrize('layout', ['gluoncv-mobilenetv2', 'gluoncv-mobilenetv2-legacy'])
+def test_pretrained_downloads_gluoncv_zip(server, tmp_path, monkeypatch, layout):  # noqa: F811
+    """``pretrained=True`` as for GluonCV's files: a zip from the (loopback) server, hash-checked, either layout."""
+    from gluoncv.model_zoo.mobilenet import get_mobilenet_v2
+    monkeypatch.delenv('MXNET_HOME', raising=False)
+    x = mx.nd.array(reference_input((2, 3, SIZE, SIZE)))
+    theirs = get_mobilenet_v2(0.25, classes=10)
+    path = _their_file(theirs, x, tmp_path, 'theirs.params')
+    if layout.endswith('legacy'):
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', 'save_params is deprecated')
+            theirs.save_params(path)
+    data = open(path, 'rb').read()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as zf:
+        zf.writestr('mobilenetv2_0.25-test.params', data)
+    server.files['/gluon/models/mobilenetv2_0.25-test.zip'] = buf.getvalue()
+    entry = ms.register(dict(name='mobilenetv2-test', model='mobilenetv2', kwargs=dict(multiplier=0.25, classes=10),
+                             file_name='mobilenetv2_0.25-test.params', hash=ms.file_hash(path), hash_type='sha1',
+                             url=server.url('/gluon/models/mobilenetv2_0.25-test.zip'), archive='zip', layout=None))
+    try:
+        root = str(tmp_path / 'store')
+        ours = ga.get_model('mobilenetv2_0.25', classes=10, pretrained=True, root=root)
+        assert_same_logits(ours, theirs, x, THEIR_FIRST_BLOCK)
+        again = ga.get_model('mobilenetv2', multiplier=0.25, classes=10, pretrained=entry.hash[:8], root=root)
+        assert_same_logits(again, theirs, x, THEIR_FIRST_BLOCK)
+        assert server.hits == {'/gluon/models/mobilenetv2_0.25-test.zip': 1}
+    finally:
+        ms.unregister(entry.name)
