@@ -264,3 +264,47 @@ def test_pretrained_downloads_gluoncv_zip(server, tmp_path, monkeypatch, layout)
         assert server.hits == {'/gluon/models/mobilenetv2_0.25-test.zip': 1}
     finally:
         ms.unregister(entry.name)
+
+
+# ---------------------------------------------------------------------------
+# Training on the CPU with oneDNN on
+
+
+@pytest.mark.parametrize('name,multiplier,asymmrate,shuffle', [
+    ('mobilenetv2', 1.0, 0, 0), ('mobilenetv2_asymm', 1.0, 1, 0), ('mobilenetv2_asymm', 0.75, 2, 2),
+    ('mobilenetv2_asymm', 0.35, 1, 0)])
+def test_hybridized_training_with_onednn_lowers_the_loss(name, multiplier, asymmrate, shuffle):
+    from test_train_cpu import train_losses
+    assert os.environ.get('MXNET_MKLDNN_ENABLED', '1') != '0' and mx.runtime.Features().is_enabled('MKLDNN')
+    kwargs = dict(asymmrate=asymmrate, shuffle_groups=shuffle) if asymmrate else {}
+    net = ga.get_model(name, multiplier=multiplier, classes=10, **kwargs)
+    losses = train_losses(net, size=128)
+    assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0], losses
+    # The training graph: ReLU6 as clip to 6, the feature-reuse concat on MXNet's kernel (dim=-3).
+    train_graph = net._cached_graph[1].tojson()
+    assert '"a_max": "6.0"' in train_graph
+    assert ('"dim": "-3"' in train_graph) == bool(asymmrate) and '"dim": "1"' not in train_graph
+
+
+def test_imperative_training_lowers_the_loss():
+    from test_train_cpu import train_losses
+    losses = train_losses(ga.get_model('mobilenetv2_asymm', multiplier=0.5, classes=10), size=96, hybridize=False)
+    assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0], losses
+
+
+def test_train_imagenet_model_flag(tmp_path):
+    """``train_imagenet.py --model mobilenetv2_asymm`` on the bundled digits, residual blocks zero-initialised."""
+    from gluon_asymmnet.training import build_network, parse_args, train
+    argv = ['--model', 'mobilenetv2_asymm', '--width-scale', '0.25', '--asymmrate', '2', '--dropout', '0',
+            '--num-epochs', '1', '--batch-size', '64', '-j', '0', '--save-dir', str(tmp_path), '--log-interval', '0']
+    cfg = parse_args(argv + ['--last-gamma'])
+    net = build_network(cfg, [mx.cpu()])
+    assert (net.asymmrate, net.multiplier) == (2, 0.25)
+    residual = [b for b in net.blocks if b.residual]
+    assert len(residual) == 10 and all(b.conv2.bn.gamma.data().abs().sum().asscalar() == 0 for b in residual)
+    out = train(parse_args(argv))
+    assert out['num_update'] > 0 and 0 < out['history'][0]['top1'] <= 1
+    # --asymmrate (default 1) is ignored by the models without feature reuse, as by mobilenetv3_*.
+    plain = build_network(parse_args(['--model', 'mobilenetv2', '--width-scale', '0.25', '--save-dir', str(tmp_path)]),
+                          [mx.cpu()])
+    assert (type(plain), plain.asymmrate) == (ga.MobileNetV2, 0)
