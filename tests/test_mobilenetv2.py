@@ -308,3 +308,113 @@ def test_train_imagenet_model_flag(tmp_path):
     plain = build_network(parse_args(['--model', 'mobilenetv2', '--width-scale', '0.25', '--save-dir', str(tmp_path)]),
                           [mx.cpu()])
     assert (type(plain), plain.asymmrate) == (ga.MobileNetV2, 0)
+
+
+# ---------------------------------------------------------------------------
+# Deployment: export, inference backends, feature maps
+
+pytestmark = pytest.mark.filterwarnings('ignore:Cannot decide type for the following arguments')
+
+
+@pytest.fixture(scope='module')
+def deployed(tmp_path_factory):
+    """MobileNetV2-asymm x0.5 with the reference weights, its input, imperative logits and their tolerance."""
+    from conftest import randomized
+    net = randomized('mobilenetv2_asymm', dict(multiplier=0.5, classes=10))
+    x = mx.nd.array(reference_input((2, 3, SIZE, SIZE)))
+    tolerance = logit_tolerance(net, x)
+    assert_sensitive(net, x, at_least=10 * max(tolerance, 1e-4))
+    return net, x, net(x).asnumpy(), tolerance, tmp_path_factory.mktemp('deploy')
+
+
+def test_export_symbol_onnx_and_back(deployed):
+    import onnxruntime
+    from gluon_asymmnet.export import TOLERANCE, compare_exported, export, main
+    net, x, expected, tolerance, folder = deployed
+    prefix = str(folder / 'mnv2a')
+    files = export(net, prefix, SIZE)
+    block = mx.gluon.SymbolBlock.imports(files['symbol'], ['data'], files['params'])
+    assert rel_err(block(x).asnumpy(), expected) < tolerance
+    sym, args, auxs = mx.model.load_checkpoint(prefix, 0)
+    mod = mx.mod.Module(sym, data_names=['data'], label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[('data', x.shape)], for_training=False)
+    mod.set_params(args, auxs)
+    mod.forward(mx.io.DataBatch([x]), is_train=False)
+    assert rel_err(mod.get_outputs()[0].asnumpy(), expected) < tolerance
+    session = onnxruntime.InferenceSession(files['onnx'], providers=['CPUExecutionProvider'])
+    assert rel_err(session.run(None, {'data': x.asnumpy()})[0], expected) < max(tolerance, TOLERANCE['onnx'])
+    fresh = ga.get_model('mobilenetv2_asymm', multiplier=0.5, classes=10)
+    assert ga.load_checkpoint(fresh, files['params']) == 'export'
+    assert np.array_equal(fresh(x).asnumpy(), expected)
+    uint8 = export(net, str(folder / 'uint8'), SIZE, preprocess=True)
+    errors = compare_exported(net, uint8, SIZE, preprocess=True)
+    assert all(errors[k] < TOLERANCE[k] for k in ('symbol', 'onnx')), errors
+    net.save_parameters(str(folder / 'mnv2a.params'))
+    assert main(['--model', 'mobilenetv2_asymm', '--multiplier', '0.5', '--asymmrate', '1', '--classes', '10',
+                 '--params', str(folder / 'mnv2a.params'), '--prefix', str(folder / 'cli'),
+                 '--input-size', str(SIZE)]) == 0
+    with pytest.raises(SystemExit):
+        main(['--model', 'mobilenetv2', '--asymmrate', '1', '--params', 'x', '--prefix', str(folder / 'no')])
+
+
+def _ops(sym):
+    import json
+    return [n['op'] for n in json.loads(sym.tojson())['nodes']]
+
+
+def test_inference_graphs_fuse_relu6(deployed):
+    """ReLU6 is one clip per activation in the rewritten graph, and oneDNN fuses every one into its convolution."""
+    from gluon_asymmnet.inference import inference_symbol, symbol_block
+    net, x, expected, tolerance, _ = deployed
+    sym = inference_symbol(net, input_shape=x.shape)
+    relu6 = sum(1 for b in net.features if isinstance(b, ga.block.Act)) + sum(
+        (b.expand is not None) + 1 for b in net.blocks)
+    assert _ops(sym).count('clip') == relu6 == 2 + 16 + 17
+    assert _ops(sym).count('Concat') == 16 and 'relu' not in _ops(sym)
+    block = symbol_block(sym, net)
+    assert np.array_equal(block(x).asnumpy(), expected)
+    block.hybridize(static_alloc=True, static_shape=True)
+    block.optimize_for(x, backend='MKLDNN', static_alloc=True, static_shape=True)
+    fused = _ops(block._cached_graph[1])
+    assert 'clip' not in fused and 'BatchNorm' not in fused and fused.count('_sg_mkldnn_conv') == 53
+    assert rel_err(block(x).asnumpy(), expected) < tolerance
+
+
+def test_every_inference_backend(deployed):
+    """FP32 backends give the network's logits; INT8 ones run quantized end to end, ReLU6 fused.
+
+    (INT8 accuracy needs trained weights: ``benchmarks/bench_mobilenetv2_asymm.py --int8``; untrained
+    weights are either saturated or, like the reference weights, amplify any rounding.)
+    """
+    import json
+    from gluon_asymmnet.inference import BACKENDS, build_predictor
+    net, x, expected, tolerance, folder = deployed
+    calib = reference_input((16, 3, SIZE, SIZE), seed=2)
+    for backend in BACKENDS:
+        predictor = build_predictor(backend, net, 2, SIZE, calib=calib, workdir=str(folder / backend))
+        out = predictor(x.asnumpy())
+        if predictor.precision == 'fp32':
+            assert rel_err(out, expected) < max(tolerance, 1e-4), backend
+        else:
+            assert out.shape == expected.shape and np.isfinite(out).all()
+            assert predictor.info['fp32_layers'] == ['features.23', 'output.0']
+    nodes = json.load(open(str(folder / 'mxnet-int8' / 'mxnet-int8-b2-64x64' / 'int8-symbol.json')))['nodes']
+    ops = [n['op'] for n in nodes]
+    assert 'clip' not in ops and ops.count('_contrib_quantized_concat') == 16
+    assert ops.count('_contrib_quantize_v2') == 2 and ops.count('_sg_mkldnn_conv') == 53
+
+
+def test_feature_maps_are_gluoncvs(gluoncv_net):
+    """Strides 4, 8, 16, 32 of MobileNetV2 are GluonCV's own intermediate outputs."""
+    multiplier, theirs, files, x = gluoncv_net
+    ours = ga.get_model('mobilenetv2', multiplier=multiplier)
+    ga.load_checkpoint(ours, files['gluoncv-mobilenetv2'])
+    extractor = ga.FeatureExtractor(ours)
+    assert extractor.indices == (5, 8, 15, 22)
+    y = x
+    reference = []
+    for layer in theirs.features:
+        y = layer(y)
+        reference.append(y.asnumpy())
+    for got, i in zip(extractor(x), extractor.indices):
+        assert rel_err(got.asnumpy(), reference[i]) < 1e-5
