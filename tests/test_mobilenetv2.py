@@ -418,3 +418,12 @@ def test_feature_maps_are_gluoncvs(gluoncv_net):
         reference.append(y.asnumpy())
     for got, i in zip(extractor(x), extractor.indices):
         assert rel_err(got.asnumpy(), reference[i]) < 1e-5
+
+
+def test_comparison_pairs_equal_madds():
+    """``benchmarks/bench_mobilenetv2_asymm.py`` pairs each MobileNetV2 with the asymmetrical network of its MAdds."""
+    from benchmarks.bench_mobilenetv2_asymm import macs, width_pair
+    for width in (0.5, 1.0):
+        assert width_pair(width, 1, 32, 0.02) == width
+        gap = macs('mobilenetv2_asymm', width, 1, 32)['macs'] / macs('mobilenetv2', width, 0, 32)['macs'] - 1
+        assert abs(gap) < 0.02
