@@ -10,9 +10,9 @@ Layouts (DESIGN.md section 6), detected automatically from the file's keys:
 - ``gluoncv``: GluonCV's MobileNetV3 files (``mobilenetv3_large-eaa44578.params``,
   ``mobilenetv3_small-10430433.params``). Their keys are the same structural
   keys as ``released`` (GluonCV's MobileNetV3 has the same children), so the
-  key set alone cannot tell them apart: structural keys loaded into a network
-  with ``asymmrate=0`` (``mobilenetv3_*``) are reported as ``gluoncv``, into
-  any other network as ``released``.
+  key set alone cannot tell them apart: structural keys loaded into an
+  AsymmNet with ``asymmrate=0`` (``mobilenetv3_*``) are reported as
+  ``gluoncv``, into any other network as ``released``.
 - ``gluoncv-mobilenetv2``: GluonCV's MobileNetV2 files, each bottleneck one
   Sequential ``out`` of conv/BN/ReLU6 units (``features.4.out.3.weight``, the
   depthwise conv); ``gluoncv-mobilenetv2-legacy``: the same network in the
@@ -61,7 +61,7 @@ LAYOUTS = OrderedDict([
     ('released', "Gluon structural keys with block children expand/conv1/se/conv2 "
                  "(the authors' released checkpoint; save_parameters of this project)"),
     ('authors-code', "structural keys with dw_conv/pw_conv_linear (the authors' public model code)"),
-    ('gluoncv', "GluonCV's MobileNetV3 files: structural keys, into an asymmrate-0 network"),
+    ('gluoncv', "GluonCV's MobileNetV3 files: structural keys, into an asymmrate-0 AsymmNet"),
     ('gluoncv-mobilenetv2', "GluonCV's MobileNetV2 files: features.N.out.K, each block one Sequential"),
     ('gluoncv-mobilenetv2-legacy',
      "GluonCV's MobileNetV2 in save_params names (features_linearbottleneckB_convJ_weight)"),
@@ -231,8 +231,8 @@ def detect_layout(keys, net=None):
     keys : iterable of str
         The file's keys.
     net : Block, optional
-        The target network: structural keys into an ``asymmrate=0`` network
-        are GluonCV's MobileNetV3 layout.
+        The target network: structural keys into an AsymmNet with
+        ``asymmrate=0`` are GluonCV's MobileNetV3 layout.
 
     Returns
     -------
