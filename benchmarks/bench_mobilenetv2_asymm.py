@@ -17,9 +17,10 @@ tests the claim small, on a CPU, in one process:
    seed by seed. Reported: held-out top-1 of the last epoch and the best
    epoch (359 validation images: one image is 0.28 points), per seed.
 3. CPU throughput of the two trained networks side by side: one SGD step and
-   one inference pass (static graphs, oneDNN on), at the training size and at
-   224x224, in interleaved rounds (``benchmarks/bench_train_infer.py``'s
-   runners). Median images/s, and the ratio asymm / MobileNetV2 of the
+   one inference pass (static graphs, oneDNN on; ``benchmarks/bench_train_infer.py``'s
+   runners), and the ``mxnet-fused`` inference backend (convolution, BatchNorm
+   and ReLU6 fused by oneDNN), at the training size and at 224x224, in
+   interleaved rounds. Median images/s, and the ratio asymm / MobileNetV2 of the
    medians with the range of the per-round ratios.
 4. With ``--int8``, held-out top-1 of the last seed's networks in the FP32
    and INT8 backends of :mod:`gluon_asymmnet.inference` (before step 3, whose
@@ -45,6 +46,7 @@ if __name__ == '__main__':  # MXNet's OpenMP threads, before MXNet is imported (
 
 import gluon_asymmnet as ga  # noqa: E402
 import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
 from benchmarks.bench_train_infer import benchmark as throughput  # noqa: E402
 from gluon_asymmnet.training import train, train_recipe  # noqa: E402
 
@@ -118,6 +120,19 @@ def int8_rows(nets, calib_images=64):
     return rows
 
 
+def fused_throughput(nets, batch_size, image_size, rounds):
+    """Images/s per round of each network's ``mxnet-fused`` inference backend (conv + BN + ReLU6 fused), interleaved."""
+    from gluon_asymmnet.inference import build_predictor
+    from gluon_asymmnet.inference.timing import time_interleaved
+    x = np.random.RandomState(0).uniform(-1, 1, (batch_size, 3, image_size, image_size)).astype(np.float32)
+    runners = {}
+    for label, net in nets.items():
+        predictor = build_predictor('mxnet-fused', net, batch_size, image_size)
+        runners[label] = lambda p=predictor: p(x)
+    seconds = time_interleaved(runners, rounds, warmup=1, rotate=True)
+    return {label: [batch_size / t for t in ts] for label, ts in seconds.items()}
+
+
 def _spread(values):
     return '%.2f [%.2f-%.2f]' % (100 * statistics.mean(values), 100 * min(values), 100 * max(values))
 
@@ -178,6 +193,7 @@ def main(argv=None):
     # Last: the throughput runners take SGD steps on random data, which changes the weights.
     for size, batch in ((32, 64), (224, 8)):
         results = throughput(trained, batch_size=batch, image_size=size, rounds=args.rounds, graphs=('static',))
+        results['infer mxnet-fused', 'static'] = fused_throughput(trained, batch, size, args.rounds)
         names = list(trained)
         print('\nCPU throughput at %dx%d, batch %d, static graphs, %d interleaved rounds: median img/s; '
               'ratio of medians to the MobileNetV2 of the pair [per-round range]' % (size, size, batch, args.rounds))
