@@ -255,6 +255,7 @@ def detect_layout(keys, net=None):
 
 
 _BLOCK_UNIT = re.compile(r'^(features\.(\d+))\.(expand|conv1|conv2)\.(conv|bn)\.(\w+)$')
+_V2_KEY = re.compile(r'^(features|output)\.(\d+)(?:\.out\.(\d+))?\.(\w+)$')
 
 
 def _sequential_key(key, params, authors):
@@ -284,14 +285,16 @@ def _legacy_v2_key(key, first_block):
     ``features_conv1``/``features_batchnorm1``, unit K of block B
     ``features_linearbottleneckB_{conv|batchnorm}{K // 3}``, the classifier ``output_pred``.
     """
-    parts = key.split('.')
-    if parts[0] == 'output':
-        return 'output_pred_' + parts[-1]
-    index, name = int(parts[1]), parts[-1]
+    m = _V2_KEY.match(key)
+    if not m:  # not a MobileNetV2 parameter: reported missing under its own name
+        return key
+    head, index, unit, name = m.groups()
     kind = 'conv' if name == 'weight' else 'batchnorm'
-    if len(parts) == 5:  # features.N.out.K.name
-        return 'features_linearbottleneck%d_%s%d_%s' % (index - first_block, kind, int(parts[3]) // 3, name)
-    return 'features_%s%d_%s' % (kind, 0 if index < first_block else 1, name)
+    if head == 'output':
+        return 'output_pred_' + name
+    if unit is not None:
+        return 'features_linearbottleneck%d_%s%d_%s' % (int(index) - first_block, kind, int(unit) // 3, name)
+    return 'features_%s%d_%s' % (kind, 0 if int(index) < first_block else 1, name)
 
 
 def _structural_map(layout, params):
@@ -304,7 +307,7 @@ def _structural_map(layout, params):
     if layout in ('gluoncv-mobilenetv2', 'authors-mobilenetv2', 'gluoncv-mobilenetv2-legacy'):
         mapping = OrderedDict((k, _sequential_key(k, params, layout == 'authors-mobilenetv2')) for k in params)
         if layout == 'gluoncv-mobilenetv2-legacy':
-            first = min(int(m.group(2)) for m in map(_BLOCK_UNIT.match, params) if m)
+            first = min((int(m.group(2)) for m in map(_BLOCK_UNIT.match, params) if m), default=0)
             mapping = OrderedDict((k, _legacy_v2_key(v, first)) for k, v in mapping.items())
         return mapping
     return OrderedDict((k, k) for k in params)
