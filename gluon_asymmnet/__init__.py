@@ -1,4 +1,4 @@
-"""gluon_asymmnet: AsymmNet (CVPR 2021 Workshops) and MobileNetV3 for MXNet Gluon.
+"""gluon_asymmnet: AsymmNet (CVPR 2021 Workshops), MobileNetV3 and MobileNetV2 for MXNet Gluon.
 
 Importing the package loads nothing and changes nothing in the process: each
 name below (and each submodule) loads its module, and MXNet, on first use.
@@ -16,6 +16,7 @@ __version__ = '0.1.0'
 _EXPORTS = {
     'AsymmNet': 'asymmnet', 'asymmnet_large': 'asymmnet', 'asymmnet_small': 'asymmnet',
     'mobilenetv3_large': 'asymmnet', 'mobilenetv3_small': 'asymmnet',
+    'MobileNetV2': 'mobilenetv2', 'mobilenetv2': 'mobilenetv2', 'mobilenetv2_asymm': 'mobilenetv2',
     'AsymmBottleneck': 'block',
     'CheckpointError': 'checkpoint', 'load_checkpoint': 'checkpoint',
     'export': 'export',

@@ -16,8 +16,8 @@ from mxnet.gluon import nn
 from .backend import TrainInferHybridBlock
 from .block import Act, AsymmBottleneck, make_divisible
 
-__all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'AsymmNet', 'asymmnet_large',
-           'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']
+__all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'check_network_args', 'BottleneckNet',
+           'AsymmNet', 'asymmnet_large', 'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']
 
 BlockConfig = namedtuple('BlockConfig', 'kernel exp out se act stride')
 
@@ -115,7 +115,46 @@ def _check_original_first_block(width, counted, exp, expands, asymmrate, origina
 _WHOSE = {'authors': "the authors'", 'gluoncv': "GluonCV's"}
 
 
-class AsymmNet(TrainInferHybridBlock):
+def check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout):
+    """Refuse constructor arguments no network of the package accepts (ValueError naming the argument)."""
+    if not multiplier > 0:
+        raise ValueError('multiplier must be > 0, got %r' % (multiplier,))
+    if int(asymmrate) != asymmrate or asymmrate < 0:
+        raise ValueError('asymmrate must be an integer >= 0, got %r' % (asymmrate,))
+    if int(shuffle_groups) != shuffle_groups or shuffle_groups < 0:
+        raise ValueError('shuffle_groups must be an integer >= 0, got %r' % (shuffle_groups,))
+    if int(classes) != classes or classes < 1:
+        raise ValueError('classes must be a positive integer, got %r' % (classes,))
+    if not 0 <= dropout < 1:
+        raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+
+
+class BottleneckNet(TrainInferHybridBlock):
+    """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
+
+    Subclasses build ``features`` and ``output`` and set ``multiplier``,
+    ``asymmrate`` and ``shuffle_groups`` before :meth:`_add_blocks`.
+    """
+
+    def _add_blocks(self, plans, name):
+        """Append one bottleneck per :class:`BlockPlan` to ``features``; ``name`` is the network's in error messages."""
+        first = len(self.features)
+        for i, p in enumerate(plans):
+            self.features.add(AsymmBottleneck(
+                p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
+                self.shuffle_groups, expands=p.expands, residual=p.residual,
+                where='features.%d (block %d of %s, multiplier %g)' % (first + i, i + 1, name, self.multiplier)))
+
+    @property
+    def blocks(self):
+        """The bottlenecks, in order."""
+        return [b for b in self.features if isinstance(b, AsymmBottleneck)]
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.features(x))
+
+
+class AsymmNet(BottleneckNet):
     """AsymmNet (CVPR 2021 Workshops); MobileNetV3 when ``asymmrate=0``.
 
     By default the network is the original code's at every width, quirks
@@ -159,16 +198,7 @@ class AsymmNet(TrainInferHybridBlock):
         super().__init__(**kwargs)
         if arch not in ARCHS:
             raise ValueError('unknown arch %r; expected one of %s' % (arch, ', '.join(sorted(ARCHS))))
-        if not multiplier > 0:
-            raise ValueError('multiplier must be > 0, got %r' % (multiplier,))
-        if int(asymmrate) != asymmrate or asymmrate < 0:
-            raise ValueError('asymmrate must be an integer >= 0, got %r' % (asymmrate,))
-        if int(shuffle_groups) != shuffle_groups or shuffle_groups < 0:
-            raise ValueError('shuffle_groups must be an integer >= 0, got %r' % (shuffle_groups,))
-        if int(classes) != classes or classes < 1:
-            raise ValueError('classes must be a positive integer, got %r' % (classes,))
-        if not 0 <= dropout < 1:
-            raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+        check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout)
         if not isinstance(corrected_first_block, bool):
             raise ValueError('corrected_first_block must be True or False, got %r' % (corrected_first_block,))
         if original not in ORIGINALS:
@@ -190,11 +220,7 @@ class AsymmNet(TrainInferHybridBlock):
             self.features.add(nn.Conv2D(width, 3, strides=2, padding=1, use_bias=False, in_channels=3))
             self.features.add(nn.BatchNorm(in_channels=width))
             self.features.add(Act('hard_swish'))
-            for i, p in enumerate(plans):
-                self.features.add(AsymmBottleneck(
-                    p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
-                    self.shuffle_groups, expands=p.expands, residual=p.residual,
-                    where='features.%d (block %d of %s, multiplier %g)' % (FIRST_BLOCK + i, i + 1, arch, multiplier)))
+            self._add_blocks(plans, arch)
             width = plans[-1].out
             self.features.add(nn.Conv2D(head, 1, use_bias=False, in_channels=width))
             self.features.add(nn.BatchNorm(in_channels=head))
@@ -208,14 +234,6 @@ class AsymmNet(TrainInferHybridBlock):
             with self.output.name_scope():
                 self.output.add(nn.Conv2D(self.classes, 1, use_bias=True, in_channels=LAST_CHANNELS))
                 self.output.add(nn.Flatten())
-
-    @property
-    def blocks(self):
-        """The bottlenecks, in order."""
-        return [b for b in self.features if isinstance(b, AsymmBottleneck)]
-
-    def hybrid_forward(self, F, x):
-        return self.output(self.features(x))
 
 
 def asymmnet_large(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2,

@@ -3,8 +3,9 @@
 Yang, Shen, Zhao, "AsymmNet: Towards ultralight convolution neural networks
 using asymmetrical bottlenecks", CVPR 2021 Workshops (arXiv 2104.07770).
 
-With ``asymmrate=0`` the block is exactly MobileNetV3's inverted residual, so
-one block family builds both networks. Child names (``expand``, ``conv1``,
+With ``asymmrate=0`` the block is exactly MobileNetV3's inverted residual (and,
+with ReLU6 and no SE, MobileNetV2's linear bottleneck), so one block family
+builds all the networks. Child names (``expand``, ``conv1``,
 ``se``, ``conv2``; ``conv``/``bn`` inside a unit) follow the authors' released
 checkpoint and GluonCV's MobileNetV3, so their files load with plain
 ``load_parameters``.
@@ -29,12 +30,12 @@ def make_divisible(v, divisor=8):
 
 
 class Act(HybridBlock):
-    """ReLU, hard sigmoid ``relu6(x + 3) / 6`` or hard swish ``x * hard_sigmoid(x)``.
+    """ReLU, ReLU6 ``min(max(x, 0), 6)``, hard sigmoid ``relu6(x + 3) / 6`` or hard swish ``x * hard_sigmoid(x)``.
 
     ``plain_grad`` is passed to :func:`~gluon_asymmnet.backend.ops.relu`.
     """
 
-    KINDS = ('relu', 'hard_sigmoid', 'hard_swish')
+    KINDS = ('relu', 'relu6', 'hard_sigmoid', 'hard_swish')
 
     def __init__(self, kind, plain_grad=False, **kwargs):
         super().__init__(**kwargs)
@@ -46,6 +47,8 @@ class Act(HybridBlock):
     def hybrid_forward(self, F, x):
         if self.kind == 'relu':
             return ops.relu(F, x, self.plain_grad)
+        if self.kind == 'relu6':
+            return ops.relu6(F, x)
         if self.kind == 'hard_sigmoid':
             return ops.hard_sigmoid(F, x)
         return ops.hard_swish(F, x)
@@ -121,7 +124,7 @@ class AsymmBottleneck(HybridBlock):
     use_se : bool
         Squeeze-and-excitation after the depthwise convolution.
     act : str
-        ``'relu'`` or ``'hard_swish'``.
+        ``'relu'``, ``'relu6'`` (MobileNetV2) or ``'hard_swish'``.
     asymmrate : int
         Copies of the input reused on each side of the expansion; 0 gives
         MobileNetV3's inverted residual.

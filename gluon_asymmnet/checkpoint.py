@@ -10,9 +10,19 @@ Layouts (DESIGN.md section 6), detected automatically from the file's keys:
 - ``gluoncv``: GluonCV's MobileNetV3 files (``mobilenetv3_large-eaa44578.params``,
   ``mobilenetv3_small-10430433.params``). Their keys are the same structural
   keys as ``released`` (GluonCV's MobileNetV3 has the same children), so the
-  key set alone cannot tell them apart: structural keys loaded into a network
-  with ``asymmrate=0`` (``mobilenetv3_*``) are reported as ``gluoncv``, into
-  any other network as ``released``.
+  key set alone cannot tell them apart: structural keys loaded into an
+  AsymmNet with ``asymmrate=0`` (``mobilenetv3_*``) are reported as
+  ``gluoncv``, into any other network as ``released``.
+- ``gluoncv-mobilenetv2``: GluonCV's MobileNetV2 files, each bottleneck one
+  Sequential ``out`` of conv/BN/ReLU6 units (``features.4.out.3.weight``, the
+  depthwise conv); ``gluoncv-mobilenetv2-legacy``: the same network in the
+  names of Gluon's deprecated ``save_params``
+  (``features_linearbottleneck1_conv1_weight``), which GluonCV's
+  ``load_parameters`` also reads.
+- ``authors-mobilenetv2``: the authors' ``get_mobilenetv2_asymm``
+  (``models/mobilenetv2.py`` of their repository): the expansion unit in
+  ``features.N.expand.0``/``.1``, the depthwise and linear units in
+  ``features.N.out.0``/``.1`` and ``.3``/``.4``.
 - ``export``: the ``prefix-0000.params`` files written by
   :func:`gluon_asymmnet.export` or ``HybridBlock.export``: ``arg:``/``aux:``
   keys holding the *prefixed* Gluon parameter names
@@ -59,7 +69,11 @@ LAYOUTS = OrderedDict([
     ('released', "Gluon structural keys with block children expand/conv1/se/conv2 "
                  "(the authors' released checkpoint; save_parameters of this project)"),
     ('authors-code', "structural keys with dw_conv/pw_conv_linear (the authors' public model code)"),
-    ('gluoncv', "GluonCV's MobileNetV3 files: structural keys, into an asymmrate-0 network"),
+    ('gluoncv', "GluonCV's MobileNetV3 files: structural keys, into an asymmrate-0 AsymmNet"),
+    ('gluoncv-mobilenetv2', "GluonCV's MobileNetV2 files: features.N.out.K, each block one Sequential"),
+    ('gluoncv-mobilenetv2-legacy',
+     "GluonCV's MobileNetV2 in save_params names (features_linearbottleneckB_convJ_weight)"),
+    ('authors-mobilenetv2', "the authors' MobileNetV2-asymm code: features.N.expand.K and features.N.out.K"),
     ('export', "arg:/aux: keys with prefixed parameter names (HybridBlock.export, gluon_asymmnet.export)"),
 ])
 
@@ -349,8 +363,8 @@ def detect_layout(keys, net=None):
     keys : iterable of str
         The file's keys.
     net : Block, optional
-        The target network: structural keys into an ``asymmrate=0`` network
-        are GluonCV's MobileNetV3 layout.
+        The target network: structural keys into an AsymmNet with
+        ``asymmrate=0`` are GluonCV's MobileNetV3 layout.
 
     Returns
     -------
@@ -362,9 +376,57 @@ def detect_layout(keys, net=None):
         return 'export'
     if any('.dw_conv.' in k or '.pw_conv_linear.' in k for k in keys):
         return 'authors-code'
-    if net is not None and getattr(net, 'asymmrate', None) == 0:
+    if any('.out.' in k for k in keys):
+        return 'authors-mobilenetv2' if any('.expand.0.' in k for k in keys) else 'gluoncv-mobilenetv2'
+    if keys and not any('.' in k for k in keys) and any('linearbottleneck' in k for k in keys):
+        return 'gluoncv-mobilenetv2-legacy'
+    # Structural keys into MobileNetV3 (an AsymmNet, which has ``arch``, with asymmrate 0).
+    if net is not None and getattr(net, 'asymmrate', None) == 0 and hasattr(net, 'arch'):
         return 'gluoncv'
     return 'released'
+
+
+_BLOCK_UNIT = re.compile(r'^(features\.(\d+))\.(expand|conv1|conv2)\.(conv|bn)\.(\w+)$')
+_V2_KEY = re.compile(r'^(features|output)\.(\d+)(?:\.out\.(\d+))?\.(\w+)$')
+
+
+def _sequential_key(key, params, authors):
+    """A bottleneck key (``features.4.conv1.conv.weight``) in MobileNetV2's Sequential layouts.
+
+    GluonCV's block is one Sequential ``out`` of conv, BN, ReLU6 units;
+    the authors' keeps the expansion unit in a Sequential ``expand`` of its own.
+    """
+    m = _BLOCK_UNIT.match(key)
+    if not m:
+        return key
+    block, _, unit, part, name = m.groups()
+    sub = 0 if part == 'conv' else 1
+    if authors and unit == 'expand':
+        return '%s.expand.%d.%s' % (block, sub, name)
+    units = ['conv1', 'conv2']
+    if not authors and block + '.expand.conv.weight' in params:
+        units.insert(0, 'expand')
+    return '%s.out.%d.%s' % (block, 3 * units.index(unit) + sub, name)
+
+
+def _legacy_v2_key(key, first_block):
+    """A ``gluoncv-mobilenetv2`` key in the names of Gluon's ``save_params`` (network prefix stripped).
+
+    Those count each kind of layer per name scope: the stem is
+    ``features_conv0``/``features_batchnorm0``, the last 1x1 unit
+    ``features_conv1``/``features_batchnorm1``, unit K of block B
+    ``features_linearbottleneckB_{conv|batchnorm}{K // 3}``, the classifier ``output_pred``.
+    """
+    m = _V2_KEY.match(key)
+    if not m:  # not a MobileNetV2 parameter: reported missing under its own name
+        return key
+    head, index, unit, name = m.groups()
+    kind = 'conv' if name == 'weight' else 'batchnorm'
+    if head == 'output':
+        return 'output_pred_' + name
+    if unit is not None:
+        return 'features_linearbottleneck%d_%s%d_%s' % (int(index) - first_block, kind, int(unit) // 3, name)
+    return 'features_%s%d_%s' % (kind, 0 if int(index) < first_block else 1, name)
 
 
 def _structural_map(layout, params):
@@ -374,6 +436,12 @@ def _structural_map(layout, params):
             return key.replace('.conv1.', '.dw_conv.').replace('.conv2.', '.pw_conv_linear.') \
                 if '.se.' not in key else key
         return OrderedDict((k, to_file(k)) for k in params)
+    if layout in ('gluoncv-mobilenetv2', 'authors-mobilenetv2', 'gluoncv-mobilenetv2-legacy'):
+        mapping = OrderedDict((k, _sequential_key(k, params, layout == 'authors-mobilenetv2')) for k in params)
+        if layout == 'gluoncv-mobilenetv2-legacy':
+            first = min((int(m.group(2)) for m in map(_BLOCK_UNIT.match, params) if m), default=0)
+            mapping = OrderedDict((k, _legacy_v2_key(v, first)) for k, v in mapping.items())
+        return mapping
     return OrderedDict((k, k) for k in params)
 
 

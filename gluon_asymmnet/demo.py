@@ -34,7 +34,7 @@ DEMO_EPOCHS = 15
 
 
 def model_table():
-    """The four models at width 1.0 and 224x224: MACs, exact and paper-convention parameters."""
+    """Every model at width 1.0 and 224x224: MACs, exact and paper-convention parameters."""
     rows = ['%-18s %5s %4s %14s %12s %14s' % ('model', 'width', 'r', 'MACs', 'params', 'params(paper)')]
     for name in get_model_list():
         config = get_model_spec(name).defaults()

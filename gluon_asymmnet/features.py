@@ -1,4 +1,4 @@
-"""Multi-scale feature maps of AsymmNet and MobileNetV3 for downstream tasks.
+"""Multi-scale feature maps of AsymmNet, MobileNetV3 and MobileNetV2 for downstream tasks.
 
 The paper also uses AsymmNet as a detection and pose backbone. Detection heads
 (SSD, FPN, CenterNet) take the feature maps at strides 4, 8, 16 and 32, the way
@@ -9,7 +9,9 @@ Which map represents a stride: the output of the *last* layer of
 that is the last bottleneck before the next stride-2 block (after its residual
 add). For stride 32 it is the head's 1x1 conv + BatchNorm + hard swish (960
 channels for Large 1.0, 576 for Small 1.0), before global pooling: the widest
-stride-32 map, the one GluonCV's MobileNetV3 backbones hand to detection heads.
+stride-32 map, the one GluonCV's MobileNetV3 backbones hand to detection heads. For
+MobileNetV2 (and MobileNetV2-asymm) it is the 1280-wide 1x1 conv + BatchNorm +
+ReLU6 before global pooling.
 
 The extractor is built from the network's own child blocks, so it shares the
 network's parameters (loading a checkpoint into the network fills both), and
@@ -75,7 +77,7 @@ class FeatureExtractor(WeightLayoutSafeBlock):
         super().__init__(**kwargs)
         if not hasattr(net, 'features') or not isinstance(net.features, nn.HybridSequential):
             raise TypeError('FeatureExtractor needs a network with a `features` HybridSequential '
-                            '(AsymmNet or MobileNetV3), got %s' % type(net).__name__)
+                            '(AsymmNet, MobileNetV3, MobileNetV2), got %s' % type(net).__name__)
         strides = tuple(int(s) for s in strides)
         if not strides or list(strides) != sorted(set(strides)):
             raise ValueError('strides must be distinct and increasing, got %r' % (strides,))

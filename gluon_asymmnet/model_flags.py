@@ -45,7 +45,7 @@ FLAGS = OrderedDict((f.dest, f) for f in (
     Flag('model', ('--model',), None, None, str, 'model name'),
     Flag('width_scale', ('--width-scale', '--multiplier'), 'multiplier', None, float,
          'width multiplier of every layer but the 1280-wide conv'),
-    Flag('asymmrate', ('--asymmrate',), 'asymmrate', None, int, 'AsymmNet feature-reuse rate, 0 for none'),
+    Flag('asymmrate', ('--asymmrate',), 'asymmrate', None, int, 'feature-reuse rate, 0 for none'),
     Flag('shuffle_group', ('--shuffle-group', '--shuffle-groups'), 'shuffle_groups', None, int,
          'channel-shuffle groups after feature reuse, 0 for none'),
     Flag('corrected_first_block', ('--corrected-first-block',), 'corrected_first_block', None, bool,
@@ -66,11 +66,18 @@ PREPROCESS_DESTS = tuple(d for d, f in FLAGS.items() if f.field is not None)
 
 
 def _default_text(flag):
-    """``default 1; asymmnet_large, asymmnet_small only``: the registry's defaults of an argument flag."""
+    """``default 1; asymmnet_large, asymmnet_small only``: the registry's defaults of an argument flag (each
+    with its models where they differ)."""
     specs = [get_model_spec(name) for name in get_model_list()]
     takers = [s for s in specs if flag.argument in s.arguments]
-    parts = [] if flag.type is bool else ['default %s' % ' or '.join(
-        sorted({repr(s.arguments[flag.argument].default) for s in takers}))]
+    defaults = OrderedDict()
+    for s in takers:
+        defaults.setdefault(repr(s.arguments[flag.argument].default), []).append(s.name)
+    parts = []
+    if len(defaults) > 1:   # whose default is which
+        parts.append('default ' + '; '.join('%s for %s' % (v, ', '.join(names)) for v, names in defaults.items()))
+    elif flag.type is not bool:
+        parts.extend('default %s' % v for v in defaults)
     if len(takers) < len(specs):
         parts.append('%s only' % ', '.join(s.name for s in takers))
     return '; '.join(parts)
@@ -160,7 +167,8 @@ def model_kwargs(model, values, base=None, lenient=False):
     ------
     ValueError
         Unknown model, or a flag the model does not take: one line naming the
-        model, the flag and the model's flags.
+        model, the flag, the model's flags (and the model that adds feature
+        reuse, if any).
     """
     spec = get_model_spec(model)
     kwargs = dict(base or {})
@@ -171,8 +179,9 @@ def model_kwargs(model, values, base=None, lenient=False):
         if flag.argument not in spec.arguments and flag.argument not in spec.fixed:
             if lenient:
                 continue
-            raise ValueError('%s takes no %s (%s); it takes %s'
-                             % (spec.name, flag.argument, flag.flags[0], ', '.join(model_flags_of(spec.name))))
+            raise ValueError('%s takes no %s (%s); it takes %s%s'
+                             % (spec.name, flag.argument, flag.flags[0], ', '.join(model_flags_of(spec.name)),
+                                spec.with_reuse_note(flag.argument)))
         kwargs[flag.argument] = flag.type(value)
     spec.check(kwargs)
     return kwargs

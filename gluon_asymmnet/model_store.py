@@ -183,7 +183,8 @@ def find_entry(model, config=None, tag=None, ignore=()):
     tag : str, optional
         A prefix of the entry's hash.
     ignore : sequence of str
-        Arguments not compared (``classes`` when fine-tuning on other classes).
+        Arguments not compared (``classes`` when fine-tuning on other classes);
+        an entry equal in them too is preferred.
 
     Returns
     -------
@@ -207,6 +208,8 @@ def find_entry(model, config=None, tag=None, ignore=()):
             asked = ', '.join('%s=%r' % kv for kv in sorted(config.items()))
             raise ValueError('no pretrained weights for %s(%s)%s; available: %s'
                              % (model, asked, ' with hash %r' % tag if tag else '', listing))
+        # An entry equal in the ignored arguments too (its classifier fits) comes first.
+        found.sort(key=lambda e: not all(k in config and config[k] == v for k, v in e.kwargs.items() if k in ignore))
     return found[0]
 
 

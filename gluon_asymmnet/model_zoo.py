@@ -8,8 +8,10 @@ arguments are set by the name), and the preprocessing its weights expect
 entry of ``pretrained.json`` may refine. :func:`get_model` refuses arguments
 a model does not take; the command lines' model flags map onto these
 arguments (:mod:`gluon_asymmnet.model_flags`). Adding a model is one entry in
-:data:`_MODELS`.
+:data:`_MODELS`. An alias (:meth:`ModelSpec.alias`: GluonCV's
+``mobilenetv2_0.5``) is accepted by name but not listed.
 """
+import dataclasses
 import inspect
 import os
 import re
@@ -21,6 +23,7 @@ from typing import Callable, Mapping, Optional
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .checkpoint import load_checkpoint
 from .finetune import load_pretrained
+from .mobilenetv2 import mobilenetv2, mobilenetv2_asymm
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
 from .preprocessing import IMAGENET, PreprocessConfig
 
@@ -50,10 +53,15 @@ class ModelSpec:
         Builder arguments the name sets (e.g. a width in the name); not
         arguments of the model, though passing a fixed value is accepted.
     without_reuse : str, optional
-        The model this one equals at ``asymmrate`` 0 (multipliers up to 1.0):
-        its published figures are listed beside this one's.
+        The model this one equals at ``asymmrate`` 0 (AsymmNet's: at
+        multipliers up to 1.0): its published figures are listed beside this
+        one's, and a feature-reuse argument it refuses names this model.
     about : str
         One line: what the network is, with its paper.
+    alias_of : str, optional
+        The listed model this name is, at its ``fixed`` arguments
+        (:meth:`alias`): not in :func:`get_model_list`, and its store
+        entries are that model's.
     """
     name: str
     builder: Callable
@@ -61,6 +69,7 @@ class ModelSpec:
     fixed: Mapping = field(default_factory=dict)
     without_reuse: Optional[str] = None
     about: str = ''
+    alias_of: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, 'fixed', MappingProxyType(dict(self.fixed)))
@@ -78,14 +87,31 @@ class ModelSpec:
         """The constructor arguments at their defaults, fixed ones included (name -> value)."""
         return dict({a.name: a.default for a in self.arguments.values()}, **self.fixed)
 
+    def alias(self, name, **fixed):
+        """This model under another name that fixes some arguments (GluonCV's ``mobilenetv2_0.5``)."""
+        fixed = dict(self.fixed, **fixed)
+        return dataclasses.replace(self, name=name, fixed=fixed, alias_of=self.name, about='%s with %s' % (
+            self.name, ', '.join('%s=%r' % kv for kv in fixed.items())))
+
     def check(self, kwargs):
         """Refuse what the model does not take: ``ValueError`` naming the model and the arguments it takes."""
         for name, value in kwargs.items():
             if name in self.fixed and value != self.fixed[name]:
-                raise ValueError('%s has %s=%r by its name, got %s=%r; it takes %s'
-                                 % (self.name, name, self.fixed[name], name, value, self.describe_arguments()))
+                raise ValueError('%s %s %s=%r by its name, got %s=%r; it takes %s'
+                                 % (self.name, 'is %s with' % self.alias_of if self.alias_of else 'has', name,
+                                    self.fixed[name], name, value, self.describe_arguments()))
             if name not in self.arguments and name not in self.fixed and name not in BLOCK_ARGUMENTS:
-                raise ValueError('%s takes no %s; it takes %s' % (self.name, name, self.describe_arguments()))
+                raise ValueError('%s takes no %s; it takes %s%s'
+                                 % (self.name, name, self.describe_arguments(), self.with_reuse_note(name)))
+
+    def with_reuse_note(self, argument):
+        """``'; mobilenetv2_asymm adds feature reuse'`` when the model with this one's feature reuse takes
+        ``argument``, else ``''``: the end of a refusal."""
+        plain = self.alias_of or self.name
+        for spec in _MODELS.values():
+            if spec.without_reuse == plain and argument in spec.arguments:
+                return '; %s adds feature reuse' % spec.name
+        return ''
 
     def describe_arguments(self):
         """``multiplier=1.0, classes=1000, ...``: the arguments with their defaults."""
@@ -109,6 +135,8 @@ def _registry(*specs):
     return MappingProxyType(OrderedDict((s.name, s) for s in specs))
 
 
+_MOBILENETV2 = ModelSpec('mobilenetv2', mobilenetv2, IMAGENET,
+                         about='MobileNetV2 (Sandler et al., CVPR 2018): GluonCV\'s network')
 _MODELS = _registry(
     ModelSpec('asymmnet_large', asymmnet_large, IMAGENET, without_reuse='mobilenetv3_large',
               about='AsymmNet-Large (Yang, Shen, Zhao, CVPR 2021 Workshops): the authors\' network'),
@@ -118,6 +146,12 @@ _MODELS = _registry(
               about='MobileNetV3-Large (Howard et al., ICCV 2019): GluonCV\'s network'),
     ModelSpec('mobilenetv3_small', mobilenetv3_small, IMAGENET,
               about='MobileNetV3-Small (Howard et al., ICCV 2019): GluonCV\'s network'),
+    _MOBILENETV2,
+    ModelSpec('mobilenetv2_asymm', mobilenetv2_asymm, IMAGENET, without_reuse='mobilenetv2',
+              about='MobileNetV2 with asymmetrical bottlenecks (Yang, Shen, Zhao, CVPR 2021 Workshops): the '
+                    'authors\' get_mobilenetv2_asymm'),
+    # GluonCV's names for its published widths.
+    *(_MOBILENETV2.alias('mobilenetv2_%s' % w, multiplier=float(w)) for w in ('1.0', '0.75', '0.5', '0.25')),
 )
 
 # Network attributes a store entry's constructor arguments are compared with; an entry
@@ -126,8 +160,9 @@ _CONFIG_DEFAULTS = {'corrected_first_block': False}
 
 
 def get_model_list():
-    """Names accepted by :func:`get_model`."""
-    return sorted(_MODELS)
+    """The models :func:`get_model` builds, one name each (aliases, GluonCV's ``mobilenetv2_<width>``
+    names, are accepted too: ``mobilenetv2`` at that width)."""
+    return sorted(name for name, spec in _MODELS.items() if spec.alias_of is None)
 
 
 def get_model_spec(name):
@@ -140,7 +175,9 @@ def get_model_spec(name):
     """
     key = name.lower() if isinstance(name, str) else name
     if key not in _MODELS:
-        raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(get_model_list())))
+        aliases = [n for n, spec in _MODELS.items() if spec.alias_of is not None]
+        raise ValueError('unknown model %r; valid names: %s%s' % (
+            name, ', '.join(get_model_list()), ' (and the aliases %s)' % ', '.join(aliases) if aliases else ''))
     return _MODELS[key]
 
 
@@ -150,7 +187,9 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
     Parameters
     ----------
     name : str
-        One of :func:`get_model_list`.
+        One of :func:`get_model_list`; GluonCV's ``mobilenetv2_1.0``,
+        ``mobilenetv2_0.75``, ``mobilenetv2_0.5``, ``mobilenetv2_0.25`` are
+        ``mobilenetv2`` at that ``multiplier``.
     pretrained : bool or str
         ``False``: parameters left uninitialized. ``True``: the store entry
         for this model and configuration (see
@@ -176,12 +215,16 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
         The model's constructor arguments (:attr:`ModelSpec.arguments`;
         ``asymmnet_*``: ``multiplier``, ``asymmrate``, ``shuffle_groups``,
         ``classes``, ``dropout``, ``corrected_first_block``; ``mobilenetv3_*``
-        the same but ``asymmrate`` and ``shuffle_groups``; see
-        :class:`gluon_asymmnet.AsymmNet`).
+        the same but ``asymmrate`` and ``shuffle_groups``;
+        ``mobilenetv2_asymm``: ``multiplier``, ``asymmrate``,
+        ``shuffle_groups``, ``classes``, ``dropout``; ``mobilenetv2`` the
+        same but ``asymmrate`` and ``shuffle_groups``; see
+        :class:`gluon_asymmnet.AsymmNet` and
+        :class:`gluon_asymmnet.mobilenetv2.MobileNetV2`).
 
     Returns
     -------
-    AsymmNet
+    AsymmNet or MobileNetV2
         With ``preprocess_config``, the
         :class:`~gluon_asymmnet.preprocessing.PreprocessConfig` its weights
         expect (the model's, refined by the store entry it was loaded from).
@@ -190,8 +233,8 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
     ------
     ValueError
         Unknown name, an argument the model does not take (naming the model
-        and the arguments it takes), or no store entry for this configuration
-        or hash.
+        and the arguments it takes), an invalid configuration, or no store
+        entry for this configuration or hash.
     gluon_asymmnet.CheckpointError
         The file does not fit the network.
     gluon_asymmnet.model_store.ModelStoreError
@@ -248,7 +291,7 @@ def pretrained_entry(name, pretrained=True, ignore=(), **kwargs):
                          'digits) of a store entry' % (pretrained,))
     else:
         raise ValueError('pretrained must be False, True, a file path or a hash prefix, got %r' % (pretrained,))
-    entry = find_entry(spec.name, config, tag=tag, ignore=ignore)
+    entry = find_entry(spec.alias_of or spec.name, config, tag=tag, ignore=ignore)
     # Counted at their defaults where the entry does not list them.
     for k, default in _CONFIG_DEFAULTS.items():
         if k in config and entry.kwargs.get(k, default) != config[k]:

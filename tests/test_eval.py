@@ -220,8 +220,13 @@ def test_summary_matches_counts_csv_and_marks_invalid(capsys):
     counts = {(r['model'], float(r['multiplier']), int(r['asymmrate'])): r
               for r in csv.DictReader(open(os.path.join(DATA, 'counts.csv')))}
     rows = summary_rows()
-    assert len(rows) == 24
-    for row in rows:
+    assert len(rows) == 24 + 12
+    v2 = [r for r in rows if r['model'].startswith('mobilenetv2')]
+    assert [(r['model'], r['multiplier'], r['asymmrate']) for r in v2[:3]] == [
+        ('mobilenetv2', 1.0, 0), ('mobilenetv2_asymm', 1.0, 1), ('mobilenetv2_asymm', 1.0, 2)]
+    assert (v2[0]['macs'], v2[0]['params']) == (300774272, 3503872)
+    assert [c[1:] for c in v2[0]['checkpoints']] == [(72.04, 90.57)]
+    for row in rows[:24]:
         key = (row['model'], row['multiplier'], row['asymmrate'])
         if key in counts:
             ref = counts[key]

@@ -190,7 +190,7 @@ def test_fused_backend_uses_the_library_and_falls_back_with_a_warning(monkeypatc
 
 
 def test_library_serves_every_model_of_the_zoo():
-    for name in ga.get_model_list():
+    for name in [n for n in ga.get_model_list() if not n.startswith('mobilenetv2')]:  # V2: no hard swish, no SE
         net = ga.get_model(name, multiplier=0.35 if 'large' in name else 0.5, classes=10)
         ops = _ops(inference_symbol(net, input_shape=(1, 3, 32, 32), fast_ops=True))
         assert {'ga_hard_swish', 'ga_channel_scale', 'ga_global_avg_pool'} <= set(ops), name

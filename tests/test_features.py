@@ -14,6 +14,8 @@ CASES = [
     ('mobilenetv3_small', {}, (16, 24, 48, 576)),
     ('asymmnet_large', dict(multiplier=0.5, asymmrate=2), (16, 24, 56, 480)),
     ('asymmnet_small', dict(multiplier=0.75, asymmrate=1, shuffle_groups=2), (16, 24, 40, 432)),
+    ('mobilenetv2', {}, (24, 32, 96, 1280)),
+    ('mobilenetv2_asymm', dict(multiplier=0.5, asymmrate=2), (12, 16, 48, 1280)),
 ]
 
 

@@ -7,6 +7,7 @@ import shlex
 import numpy as np
 import pytest
 
+from gluon_asymmnet import get_model_list
 from gluon_asymmnet.data.pack import pack_arrays
 from gluon_asymmnet.training import ConfigError, parse_args
 from gluon_asymmnet.training.cli import main
@@ -71,6 +72,12 @@ def documented_flags():
 
 def test_every_flag_of_both_scripts_is_in_the_table():
     assert documented_flags() == set(GLUONCV) | set(AUTHORS)
+
+
+def test_the_model_row_lists_every_model():
+    with open(DOC) as f:
+        row = [line for line in f if line.startswith('| `--model` | `')][0]
+    assert re.findall(r'`(\w+)`', row.split('|')[2]) == get_model_list()
 
 
 @pytest.mark.parametrize('flag', sorted(set(GLUONCV) | set(AUTHORS)))

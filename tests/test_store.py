@@ -139,7 +139,7 @@ def test_published_entries():
         assert e.file_name == '%s-%s.params' % (name, gcv.short_hash(name))
         assert e.url == gcv._url_format.format(repo_url=gcv.apache_repo_url, file_name=e.file_name[:-7])
         assert e.archive == 'zip' and (e.top1, e.top5) == top
-    assert ms.pretrained_model_list() == ['asymmnet_large', 'mobilenetv3_large', 'mobilenetv3_small']
+    assert ms.pretrained_model_list() == ['asymmnet_large', 'mobilenetv2', 'mobilenetv3_large', 'mobilenetv3_small']
 
 
 def test_file_hash_forms(payload):

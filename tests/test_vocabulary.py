@@ -27,6 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASYMMNET_ARGS = {'multiplier': (float, 1.0), 'asymmrate': (int, 1), 'shuffle_groups': (int, 0),
                  'classes': (int, 1000), 'dropout': (float, 0.2), 'corrected_first_block': (bool, False)}
 MOBILENETV3_ARGS = {k: v for k, v in ASYMMNET_ARGS.items() if k not in ('asymmrate', 'shuffle_groups')}
+MOBILENETV2_ASYMM_ARGS = {k: (t, 0.0 if k == 'dropout' else d) for k, (t, d) in ASYMMNET_ARGS.items()
+                          if k != 'corrected_first_block'}
+MOBILENETV2_ARGS = {k: v for k, v in MOBILENETV2_ASYMM_ARGS.items() if k not in ('asymmrate', 'shuffle_groups')}
 # The first block of AsymmNet-L x0.35: the original code gives it no residual, the corrected one does.
 CORRECTED = ['--model', 'asymmnet_large', '--width-scale', '0.35', '--corrected-first-block']
 # Which shared flags each command line has.
@@ -47,7 +50,9 @@ def parsers():
 
 @pytest.mark.parametrize('name, expected', [('asymmnet_large', ASYMMNET_ARGS), ('asymmnet_small', ASYMMNET_ARGS),
                                             ('mobilenetv3_large', MOBILENETV3_ARGS),
-                                            ('mobilenetv3_small', MOBILENETV3_ARGS)])
+                                            ('mobilenetv3_small', MOBILENETV3_ARGS),
+                                            ('mobilenetv2', MOBILENETV2_ARGS),
+                                            ('mobilenetv2_asymm', MOBILENETV2_ASYMM_ARGS)])
 def test_each_entry_says_what_its_model_takes_and_expects(name, expected):
     spec = get_model_spec(name)
     assert {a.name: (a.type, a.default) for a in spec.arguments.values()} == expected
@@ -61,6 +66,22 @@ def test_each_entry_says_what_its_model_takes_and_expects(name, expected):
 def test_a_twin_without_feature_reuse_is_named_in_the_registry():
     assert get_model_spec('asymmnet_large').without_reuse == 'mobilenetv3_large'
     assert get_model_spec('mobilenetv3_small').without_reuse is None
+    assert get_model_spec('mobilenetv2_asymm').without_reuse == 'mobilenetv2'
+
+
+def test_an_alias_is_accepted_by_name_but_not_listed():
+    """GluonCV's mobilenetv2_<width>: mobilenetv2 at that width, its store entries, out of the lists and choices."""
+    spec = get_model_spec('mobilenetv2_0.5')
+    assert (spec.alias_of, dict(spec.fixed)) == ('mobilenetv2', {'multiplier': 0.5}) and 'multiplier' not in spec.arguments
+    assert 'mobilenetv2_0.5' not in ga.get_model_list() and 'mobilenetv2' in ga.get_model_list()
+    assert 'mobilenetv2_0.5' not in [a for a in train_parser()._actions if a.dest == 'model'][0].choices
+    assert ga.get_model('mobilenetv2_0.5', classes=10).multiplier == 0.5
+    assert model_zoo.pretrained_entry('mobilenetv2_0.5').name == 'mobilenetv2_0.5-gluoncv'
+    with pytest.raises(ValueError, match=r'^mobilenetv2_0\.5 is mobilenetv2 with multiplier=0\.5 by its name, got '
+                                         r'multiplier=1\.0; it takes classes=1000, dropout=0\.0$'):
+        ga.get_model('mobilenetv2_0.5', multiplier=1.0)
+    with pytest.raises(ValueError, match=r"valid names: .*mobilenetv3_small \(and the aliases mobilenetv2_1\.0, "):
+        get_model_spec('mobilenetv2_0.3')
 
 
 @pytest.mark.parametrize('name, kwargs, message', [
@@ -178,12 +199,13 @@ def test_docs_list_the_shared_flags():
 
 def test_flags_a_model_does_not_take_are_refused_in_one_line(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r'^mobilenetv3_large takes no asymmrate \(--asymmrate\); it takes '
-                                          r'--width-scale, --classes, --dropout, --corrected-first-block$'):
+                                          r'--width-scale, --classes, --dropout, --corrected-first-block; '
+                                          r'asymmnet_large adds feature reuse$'):
         parse_args(['--model', 'mobilenetv3_large', '--asymmrate', '1'])
     assert train_main(['--model', 'mobilenetv3_small', '--shuffle-groups', '2']) == 2
     err = capsys.readouterr().err
     assert err == ('train_imagenet.py: error: mobilenetv3_small takes no shuffle_groups (--shuffle-group); it takes '
-                   '--width-scale, --classes, --dropout, --corrected-first-block\n')
+                   '--width-scale, --classes, --dropout, --corrected-first-block; asymmnet_small adds feature reuse\n')
     cases = {eval_cli.main: ['--params', 'x', '--dataset', 'demo'],
              export_main: ['--params', str(tmp_path / 'x.params'), '--prefix', str(tmp_path / 'x')]}
     for main, rest in cases.items():

@@ -7,7 +7,7 @@ mode; what differs is which kernel MXNet 1.9.1 runs (package notes). ``F`` is
 """
 from .modes import graph_mode
 
-__all__ = ['relu', 'hard_sigmoid', 'hard_swish', 'global_pool', 'channel_scale', 'channel_concat',
+__all__ = ['relu', 'relu6', 'hard_sigmoid', 'hard_swish', 'global_pool', 'channel_scale', 'channel_concat',
            'channel_shuffle', 'residual_add', 'plain_relu_grad', 'plain_pool_grad']
 
 
@@ -21,6 +21,18 @@ def relu(F, x, plain_grad=False):
     if plain_grad and graph_mode(F) == 'train':
         return F.clip(x, 0.0, float('inf'))
     return F.Activation(x, act_type='relu')
+
+
+def relu6(F, x):
+    """``min(max(x, 0), 6)`` (MobileNetV2) as MXNet's ``clip``, in every mode.
+
+    Its backward pass is MXNet's own kernel, which writes a plain-layout
+    gradient, so the BatchNorm before it never meets the mixed blockings of
+    defect 2. In inference graphs oneDNN's subgraph backend fuses it into the
+    preceding convolution (``optimize_for('MKLDNN')``: conv + BN + clip), and
+    it exports to ONNX as ``Clip``.
+    """
+    return F.clip(x, 0.0, 6.0)
 
 
 def hard_sigmoid(F, x):

@@ -1,4 +1,5 @@
-"""MACs and parameters of one configuration or of the whole ``counts.csv`` grid, beside the published figures."""
+"""MACs and parameters of one configuration or of the whole grid (``counts.csv``'s and MobileNetV2's), with published
+figures."""
 import json
 import os
 import re
@@ -8,11 +9,14 @@ from ..model_store import pretrained_entries
 from ..model_zoo import get_model, get_model_spec
 from .errors import EvalError
 
-__all__ = ['SUMMARY_WIDTHS', 'SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary', 'layer_table']
+__all__ = ['SUMMARY_WIDTHS', 'SUMMARY_RATES', 'V2_SUMMARY_WIDTHS', 'published_figures', 'summary_rows',
+           'format_summary', 'layer_table']
 
 # The grid of counts.csv (docs/design.md section 3).
 SUMMARY_WIDTHS = (1.0, 0.75, 0.5, 0.35)
 SUMMARY_RATES = (0, 1, 2)
+# GluonCV's published MobileNetV2 widths; the asymmetrical rows beside them.
+V2_SUMMARY_WIDTHS = (1.0, 0.75, 0.5, 0.25)
 _PUBLISHED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'published.json')
 
 
@@ -43,22 +47,28 @@ def _given(multiplier, asymmrate):
 def _summary_configs(model, multiplier, asymmrate):
     if model is not None:
         try:
-            config = get_model_spec(model).config(_given(multiplier, asymmrate))
+            spec = get_model_spec(model)
+            config = spec.config(_given(multiplier, asymmrate))
         except ValueError as err:
             raise EvalError(str(err))
-        return [(model, float(config.get('multiplier', 1.0)), int(config.get('asymmrate', 0)))]
-    return [(m, w, r) for m in ('asymmnet_large', 'asymmnet_small') for w in SUMMARY_WIDTHS for r in SUMMARY_RATES]
+        # GluonCV's mobilenetv2_<width> names count as mobilenetv2 (its figures are filed under that name).
+        return [(spec.alias_of or spec.name, float(config.get('multiplier', 1.0)), int(config.get('asymmrate', 0)))]
+    return ([(m, w, r) for m in ('asymmnet_large', 'asymmnet_small') for w in SUMMARY_WIDTHS for r in SUMMARY_RATES]
+            + [('mobilenetv2_asymm' if r else 'mobilenetv2', w, r) for w in V2_SUMMARY_WIDTHS for r in SUMMARY_RATES])
 
 
 def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
-    """Counts of one configuration, or of the whole ``counts.csv`` grid, with the published figures.
+    """Counts of one configuration, or of the whole grid, with the published figures.
 
     Parameters
     ----------
     model : str, optional
-        One model (``multiplier`` default 1.0, ``asymmrate`` default 1); all
-        of ``asymmnet_large``/``asymmnet_small`` x :data:`SUMMARY_WIDTHS` x
-        :data:`SUMMARY_RATES` when None (asymmrate 0 is MobileNetV3).
+        One model (``multiplier`` default 1.0, ``asymmrate`` default 1 where
+        the model takes one); when None, ``asymmnet_large``/``asymmnet_small``
+        x :data:`SUMMARY_WIDTHS` x :data:`SUMMARY_RATES` (the grid of
+        ``counts.csv``; asymmrate 0 is MobileNetV3), then ``mobilenetv2``
+        (asymmrate 0) and ``mobilenetv2_asymm`` x :data:`V2_SUMMARY_WIDTHS`
+        x :data:`SUMMARY_RATES`.
     multiplier, asymmrate : optional
     input_size : int
 
@@ -113,7 +123,7 @@ def format_summary(rows):
     notes = [r for r in rows if 'invalid' in r]
     lines.append('')
     lines.append('params: every trainable parameter; params*: the paper\'s convention (one kernel factor per '
-                 'conv, see gluon_asymmnet.complexity). r = asymmrate; r 0 is MobileNetV3.')
+                 'conv, see gluon_asymmnet.complexity). r = asymmrate; asymmnet_* at r 0 is MobileNetV3.')
     for r in notes:
         lines.append('invalid %s x%.2f r%d: %s' % (r['model'], r['multiplier'], r['asymmrate'],
                                                    re.sub(r'\s+', ' ', r['invalid'])))
