@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gluon_asymmnet.cpu import physical_cores  # noqa: E402
+from gluon_asymmnet.cpu import cpu_description  # noqa: E402
 from gluon_asymmnet.data.digits import digit_images, digits_split  # noqa: E402
 from gluon_asymmnet.data.pack import pack_arrays  # noqa: E402
 from gluon_asymmnet.training import parse_args, train  # noqa: E402
@@ -38,21 +38,8 @@ SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 
 
 def describe_cpu():
-    """``'<model name>, AVX2, 2 cores, OMP_NUM_THREADS 2'`` from /proc/cpuinfo."""
-    name, flags = 'unknown CPU', set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    name = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-    except OSError:
-        pass
-    isa = [n for n, f in (('AVX-512', 'avx512f'), ('AVX2', 'avx2'), ('VNNI', 'avx512_vnni')) if f in flags]
-    return '%s (%s), %d cores, OMP_NUM_THREADS %s' % (name, ', '.join(isa) or 'no AVX2', physical_cores(),
-                                                      os.environ.get('OMP_NUM_THREADS'))
+    """The CPU (:func:`gluon_asymmnet.cpu.cpu_description`) and the OpenMP threads."""
+    return '%s, OMP_NUM_THREADS %s' % (cpu_description(), os.environ.get('OMP_NUM_THREADS'))
 
 
 def pack_task(images, labels, classes, prefix, positions):

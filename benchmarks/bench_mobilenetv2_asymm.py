@@ -48,28 +48,10 @@ import gluon_asymmnet as ga  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from benchmarks.bench_train_infer import benchmark as throughput  # noqa: E402
+from gluon_asymmnet.cpu import cpu_description  # noqa: E402
 from gluon_asymmnet.training import train, train_recipe  # noqa: E402
 
 BASE, ASYMM = 'mobilenetv2', 'mobilenetv2_asymm'
-
-
-def cpu_description():
-    """The CPU model and the vector extensions that decide oneDNN's kernels (Linux /proc/cpuinfo)."""
-    model, flags = 'unknown CPU', set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    model = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    ext = [name for name, flag in (('AVX2', 'avx2'), ('FMA', 'fma'), ('AVX-512', 'avx512f'),
-                                   ('AVX512-VNNI', 'avx512_vnni'), ('AVX-VNNI', 'avx_vnni')) if flag in flags]
-    return '%s (%s; %d logical cores)' % (model, ', '.join(ext) or 'no AVX2', os.cpu_count())
 
 
 def macs(name, multiplier, asymmrate, input_size):

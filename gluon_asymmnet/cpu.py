@@ -14,7 +14,11 @@ prints what MXNet will use. Importing ``gluon_asymmnet`` changes nothing.
 import os
 import sys
 
-__all__ = ['physical_cores', 'cpu_has_vnni', 'set_default_omp_threads', 'configure_omp_threads']
+__all__ = ['physical_cores', 'cpu_has_vnni', 'cpu_description', 'set_default_omp_threads', 'configure_omp_threads']
+
+# The vector extensions that decide oneDNN's kernels: (shown as, /proc/cpuinfo flag).
+_EXTENSIONS = (('AVX2', 'avx2'), ('FMA', 'fma'), ('AVX-VNNI', 'avx_vnni'), ('AMX', 'amx_int8'))
+_AVX512 = (('f', 'avx512f'), ('bw', 'avx512bw'), ('vl', 'avx512vl'), ('vnni', 'avx512_vnni'), ('bf16', 'avx512_bf16'))
 
 
 def _cpuinfo_lines():
@@ -42,12 +46,29 @@ def physical_cores():
     return len(cores) or os.cpu_count() or 1
 
 
-def cpu_has_vnni():
-    """Whether the CPU has VNNI (AVX512-VNNI or AVX-VNNI) int8 dot-product instructions (Linux flags)."""
+def _cpu_flags():
     for line in _cpuinfo_lines():
         if line.startswith('flags'):
-            return bool(set(line.partition(':')[2].split()) & {'avx512_vnni', 'avx_vnni', 'amx_int8'})
-    return False
+            return set(line.partition(':')[2].split())
+    return set()
+
+
+def cpu_has_vnni():
+    """Whether the CPU has VNNI (AVX512-VNNI or AVX-VNNI) int8 dot-product instructions (Linux flags)."""
+    return bool(_cpu_flags() & {'avx512_vnni', 'avx_vnni', 'amx_int8'})
+
+
+def cpu_description():
+    """``'AMD EPYC (AVX2, FMA, AVX-512 f/bw/vl/vnni/bf16), 2 cores'``: the CPU a benchmark's figures
+    were measured on, with the vector extensions that decide oneDNN's kernels (Linux /proc/cpuinfo)."""
+    name = next((line.partition(':')[2].strip() for line in _cpuinfo_lines() if line.startswith('model name')),
+                'unknown CPU')
+    flags = _cpu_flags()
+    ext = [shown for shown, flag in _EXTENSIONS if flag in flags]
+    avx512 = [shown for shown, flag in _AVX512 if flag in flags]
+    if avx512:
+        ext.append('AVX-512 ' + '/'.join(avx512))
+    return '%s (%s), %d cores' % (name, ', '.join(ext) or 'no AVX2', physical_cores())
 
 
 def set_default_omp_threads():

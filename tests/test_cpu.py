@@ -23,6 +23,14 @@ def test_physical_cores_and_vnni_from_cpuinfo(monkeypatch):
     assert cpu.physical_cores() == (os.cpu_count() or 1) and not cpu.cpu_has_vnni()
 
 
+def test_cpu_description_names_the_model_and_the_extensions(monkeypatch):
+    monkeypatch.setattr(cpu, '_cpuinfo_lines', lambda: ['model name\t: AMD EPYC'] + list(CPUINFO))
+    assert cpu.cpu_description() == 'AMD EPYC (AVX2, AVX-512 f/vnni), 4 cores'
+    plain = [line.replace(' avx2 avx512f avx512_vnni', '') for line in CPUINFO]
+    monkeypatch.setattr(cpu, '_cpuinfo_lines', lambda: plain)
+    assert cpu.cpu_description() == 'unknown CPU (no AVX2), 4 cores'
+
+
 PROBE = """
 import ctypes, os, sys
 %s
