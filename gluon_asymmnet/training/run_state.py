@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..files import atomic_write
 from .config import ConfigError
 
 __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
@@ -61,42 +62,6 @@ def run_folder(save_dir, dataset, model, tag_name=None, resume=None, now=None):
         if found:
             return max(found, key=os.path.getmtime)
     return base + time.strftime('%m%d-%H%M%S', time.localtime(now))
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, write):
-    """Create ``path`` through ``write(tmp_path)`` so that it appears complete or not at all.
-
-    Parameters
-    ----------
-    path : str
-        Final file name.
-    write : callable
-        Writes the whole file to the path it is given.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, '.%s.tmp-%d' % (os.path.basename(path), os.getpid()))
-    try:
-        write(tmp)
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    _fsync_dir(folder)
 
 
 def _write_json(obj):
