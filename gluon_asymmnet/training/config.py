@@ -15,7 +15,9 @@ The class count comes from ``classes``, else from a known ``dataset``
 (imagenet 1000, imagenet200 200), else from the data: the packer's
 ``classes.txt`` beside ``rec_train``, or the class folders of ``data_dir`` /
 ``image_folder``; RecordIO without ``classes.txt`` is ImageNet (1000), as
-GluonCV assumes. Reading the class list is the only file access of a config.
+GluonCV assumes. Data with more classes than that count is refused (its
+labels would reach past the classifier). Reading the class list is the only
+file access of a config.
 
 Every field carries its command-line flag, help and group as metadata
 (:func:`option`): adding a field adds its flag to ``train_imagenet.py``
@@ -311,8 +313,15 @@ class TrainConfig:
         if known and self.classes not in (None, known):
             raise ConfigError('--dataset %s has %d classes, --classes says %d: drop one, or name your data '
                               'otherwise' % (self.dataset, known, self.classes))
-        names = None if (self.classes or known) else self._data_class_names()
+        names = self._data_class_names()
         classes = self.classes or known or (len(names) if names else IMAGENET_CLASSES)
+        if names and len(names) > classes:
+            # Their labels would reach past the classifier (eval.py refuses the same data).
+            raise ConfigError('%s has %d classes (%s, ...), more than the %d of %s: give the data of those classes, '
+                              'or drop %s to take the class count from the data'
+                              % (self._class_list_source(), len(names), ', '.join(names[:3]), classes,
+                                 '--classes %d' % classes if self.classes else '--dataset %s' % self.dataset,
+                                 '--classes' if self.classes else '--dataset'))
         self._set('classes', classes)
         self._set('dataset', self.dataset or self._data_name(classes))
         self._set('input_size', self.input_size or 224)
@@ -325,6 +334,14 @@ class TrainConfig:
             train = os.path.join(self.data_dir, 'train')
             return folder_class_names(train) if os.path.isdir(train) else None
         return record_class_names(self.rec_train) or None
+
+    def _class_list_source(self):
+        """Where :meth:`_data_class_names` reads the class list, for messages."""
+        if self.image_folder is not None:
+            return '--image-folder %s' % self.image_folder
+        if self.data_dir is not None:
+            return '--data-dir %s (class folders of %s)' % (self.data_dir, os.path.join(self.data_dir, 'train'))
+        return '--rec-train %s (its classes.txt)' % self.rec_train
 
     def _data_name(self, classes):
         """``imagenet`` for 1000 classes of RecordIO/``data_dir``, else the data folder's name."""

@@ -186,13 +186,19 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
     val_parts, val_index : int, optional
         Validation shard (default: the training one).
 
+    Every label must be a class index of ``cfg.classes`` (checked on a few
+    records here, then on each record as it is read).
+
     Raises
     ------
     gluon_asymmnet.data.DataError
-        Naming a missing or unreadable file, before anything trains.
+        Naming a missing or unreadable file, a file of nothing but corrupt
+        records, or a record whose label is not a class index, before
+        anything trains.
     """
     kwargs = dict(batch_size=cfg.device_batch, num_workers=cfg.num_workers, input_size=cfg.input_size,
-                  crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std)
+                  crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std,
+                  num_classes=cfg.classes)
     if cfg.demo_data:
         demo = demo_dataset()
         files = dict(rec_train=demo['rec_train'], rec_train_idx=demo['rec_train_idx'],
