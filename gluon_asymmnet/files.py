@@ -122,8 +122,8 @@ def write_failure_reason(err, folder):
     """Why writing in ``folder`` failed with ``err``, in a few words: a full disk by name, else the error's last line."""
     if is_disk_full(err):
         free = free_bytes(folder)
-        return 'the disk holding %s is full%s' % (folder, ' (%.1f MiB free)' % (free / _MIB) if free is not None
-                                                  else '')
+        return 'the disk holding %s is full%s' % (folder, ' (only %.1f MiB free)' % (free / _MIB)
+                                                  if free is not None else '')
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return (str(err).strip().splitlines() or [type(err).__name__])[-1]

@@ -220,10 +220,15 @@ class TrainConfig:
     save_frequency: int = option(10, 'save a checkpoint every this many epochs (0: only best and last)',
                                  'checkpoints and logs')
     resume: Optional[str] = option(
-        None, 'resume from the newest checkpoint in --save-dir (no value) or from this .params file',
-        'checkpoints and logs', nargs='?', const='latest', metavar='PARAMS')
+        None, 'resume from the newest checkpoint in --save-dir (no value) or from this .params file (without '
+              'the .json this trainer writes beside it: its weights only, from epoch 0)', 'checkpoints and logs',
+        nargs='?', const='latest', metavar='PARAMS')
+    resume_with_changes: bool = option(
+        False, "with --resume: go on although settings or data differ from the checkpoint's (each change is "
+               'logged; the run is then no longer a continuation). Without it they are refused', 'checkpoints and logs')
     resume_params: str = option('', 'parameters to start from (GluonCV)', 'checkpoints and logs')
-    resume_states: str = option('', 'optimizer states to start from (GluonCV)', 'checkpoints and logs')
+    resume_states: str = option('', 'optimizer states to start from (GluonCV); a Python pickle, unpickled as '
+                                    'given: name only your own files', 'checkpoints and logs')
     resume_epoch: int = option(0, 'epoch to start from (GluonCV)', 'checkpoints and logs')
     log_interval: int = option(50, 'log every this many batches (0: never)', 'checkpoints and logs')
     logging_file: str = option('train_imagenet.log', 'log file; a relative name is placed in --save-dir',
@@ -370,7 +375,7 @@ class TrainConfig:
                           ('num_workers', 0), ('warmup_epochs', 0), ('save_frequency', 0), ('log_interval', 0),
                           ('resume_epoch', 0), ('mixup_off_epoch', 0), ('asymmrate', 0), ('shuffle_group', 0),
                           ('classes', 1), ('num_training_samples', 1), ('split_seed', 0), ('freeze_stages', 0),
-                          ('dry_run', 0)):
+                          ('dry_run', 0), ('seed', 0)):
             if getattr(self, name) is not None and getattr(self, name) < low:
                 raise ConfigError('%s must be >= %d, got %d' % (_flag(name), low, getattr(self, name)))
         for name, allowed in (('model', get_model_list()), ('mode', MODES), ('dtype', ('float32', 'float16')),
@@ -414,6 +419,8 @@ class TrainConfig:
         if self.resume is not None and (self.resume_params or self.resume_states or self.resume_epoch):
             raise ConfigError('--resume replaces --resume-params/--resume-states/--resume-epoch; '
                               'give one or the other')
+        if self.resume_with_changes and self.resume is None:
+            raise ConfigError('--resume-with-changes goes with --resume')
         if self.resume_states and not self.resume_params:
             raise ConfigError('--resume-states %s needs --resume-params' % self.resume_states)
         if self.resume_epoch >= self.num_epochs:
