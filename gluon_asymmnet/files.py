@@ -75,9 +75,10 @@ def free_bytes(folder):
 def folder_problem(folder, create=True):
     """Why files cannot be created in ``folder``, or None when they can.
 
-    The folder (and its parents) is created when ``create``; then a file is
-    created in it and removed, which is the only test that holds for root
-    (who ignores permissions) as for everyone else.
+    The folder (and its parents) is created when ``create``; otherwise a
+    missing folder is judged by its nearest existing parent, where it would
+    be created. The test creates a file and removes it, the only one that
+    holds for root (who ignores permissions) as for everyone else.
 
     Returns
     -------
@@ -93,22 +94,21 @@ def folder_problem(folder, create=True):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         return '%s is a file, not a folder' % existing
-    if existing != folder:
-        if not create:
-            return '%s does not exist' % folder
+    if existing != folder and create:
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
             if read_only(existing):
                 return '%s is on a read-only file system' % existing
             return 'cannot create %s: %s' % (folder, err.strerror or err)
+        existing = folder
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-test-'):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix='.write-test-'):
             pass
     except OSError as err:
-        if read_only(folder):
-            return '%s is on a read-only file system' % folder
-        return 'cannot write in %s: %s' % (folder, err.strerror or err)
+        if read_only(existing):
+            return '%s is on a read-only file system' % existing
+        return 'cannot write in %s: %s' % (existing, err.strerror or err)
     return None
 
 

@@ -138,7 +138,7 @@ def _check_json_target(path):
     """Refuse a ``--json`` path that cannot be written, before anything is evaluated."""
     if os.path.isdir(path):
         raise EvalError('--json %s is a folder; give a file name, e.g. %s' % (path, os.path.join(path, 'eval.json')))
-    problem = folder_problem(os.path.dirname(os.path.abspath(path)))
+    problem = folder_problem(os.path.dirname(os.path.abspath(path)), create=False)
     if problem:
         raise EvalError('--json %s cannot be written: %s; give a path in a folder you can write' % (path, problem))
 
@@ -148,6 +148,7 @@ def _write_json(path, payload):
         with open(tmp, 'w') as f:
             json.dump(payload, f, indent=2, sort_keys=True, default=str)
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         atomic_write(path, write)
     except OSError as err:
         raise EvalError('--json %s: %s; the figures are printed above'

@@ -261,11 +261,13 @@ def train(cfg, loaders=None, stop_after=None):
                                                            cfg.resume))
     if not rank0:
         return _train(cfg, cluster, ctx, loaders, stop_after)
-    for flag, folder in (('--save-dir', cfg.save_dir), ('--logging-file', os.path.dirname(_log_file(cfg)))):
+    folders = [('--save-dir', cfg.save_dir, cfg.save_dir)]
+    if os.path.abspath(os.path.dirname(_log_file(cfg))) != os.path.abspath(cfg.save_dir):
+        folders.append(('--logging-file', cfg.logging_file, os.path.dirname(_log_file(cfg))))
+    for flag, value, folder in folders:
         problem = folder_problem(folder)
         if problem:
-            raise ConfigError('%s %s: %s; give a folder you can write to' % (
-                flag, cfg.save_dir if flag == '--save-dir' else cfg.logging_file, problem))
+            raise ConfigError('%s %s: %s; give a folder you can write to' % (flag, value, problem))
     with RunLock(cfg.save_dir):
         return _train(cfg, cluster, ctx, loaders, stop_after)
 
