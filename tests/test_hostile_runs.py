@@ -574,6 +574,27 @@ def test_16_a_states_file_other_than_the_one_recorded_is_not_unpickled(tiny, fin
         train(parse_args(args(tiny, folder, '--resume', str(meta_path), epochs=3)))
 
 
+def test_16_a_crafted_states_file_runs_no_code_even_with_a_matching_json(tiny, finished, tmp_path):
+    """The .json recording a crafted file's hash (a downloaded run folder), or --resume-states naming it."""
+    from gluon_asymmnet.training import ConfigError, parse_args, train
+    folder = copy_run(finished, tmp_path / 'run')
+    marker = tmp_path / 'unpickled'
+    states = folder / 'tiny-asymmnet_small-1.states'
+    hostile_pickle(str(states), marker)
+    meta_path = folder / 'tiny-asymmnet_small-1.json'
+    meta = json.loads(meta_path.read_text())
+    meta['sha256']['states'] = sha(str(states))
+    meta_path.write_text(json.dumps(meta))
+    refused = r'^%s is not an optimizer state of a Trainer \(it calls io.open, which no optimizer state ' \
+              r'holds\); it was not loaded$' % re.escape(str(states))
+    with pytest.raises(ConfigError, match=refused):
+        train(parse_args(args(tiny, folder, '--resume', epochs=3)))
+    with pytest.raises(ConfigError, match=refused):
+        train(parse_args(args(tiny, tmp_path / 'other', '--resume-params', str(folder / 'tiny-asymmnet_small-1.params'),
+                              '--resume-states', str(states), '--resume-epoch', '2', epochs=3)))
+    assert not marker.exists()
+
+
 def test_16_a_params_file_alone_gives_weights_only_and_never_a_pickle(tiny, finished, tmp_path):
     from gluon_asymmnet.training import parse_args, train
     import shutil

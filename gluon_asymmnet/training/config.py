@@ -227,8 +227,8 @@ class TrainConfig:
         False, "with --resume: go on although settings or data differ from the checkpoint's (each change is "
                'logged; the run is then no longer a continuation). Without it they are refused', 'checkpoints and logs')
     resume_params: str = option('', 'parameters to start from (GluonCV)', 'checkpoints and logs')
-    resume_states: str = option('', 'optimizer states to start from (GluonCV); a Python pickle, unpickled as '
-                                    'given: name only your own files', 'checkpoints and logs')
+    resume_states: str = option('', 'optimizer states to start from (GluonCV; a pickle of anything but an optimizer '
+                                    'state is refused)', 'checkpoints and logs')
     resume_epoch: int = option(0, 'epoch to start from (GluonCV)', 'checkpoints and logs')
     log_interval: int = option(50, 'log every this many batches (0: never)', 'checkpoints and logs')
     logging_file: str = option('train_imagenet.log', 'log file; a relative name is placed in --save-dir',

@@ -22,10 +22,13 @@ What is read back, and trusted: the ``.json`` names its ``.params`` and
 ``.states`` by plain file names in its own folder (an absolute name or one
 with ``..`` is refused before anything is read) and records their sha256.
 The ``.states`` file is a Python pickle, which can run code when loaded: it
-is unpickled only when its hash is the one its ``.json`` records (or when the
-user names it with ``--resume-states``). A ``.params`` given to ``--resume``
-without its ``.json`` (a downloaded file) gives weights only, never a
-pickle.
+is read only when its hash is the one its ``.json`` records (or when the
+user names it with ``--resume-states``), and then first by an unpickler that
+builds nothing but what ``Trainer.save_states`` writes (MXNet optimizers and
+learning-rate schedules, GluonCV's among them, and NDArrays from their bytes),
+so even a crafted file with a matching ``.json`` runs no code. A ``.params``
+given to ``--resume`` without its ``.json`` (a downloaded file) gives
+weights only, never a pickle.
 
 A resumed run continues its checkpoint's run only with the same settings
 (:func:`run_settings`, :func:`data_signature`); a difference is refused,
@@ -35,8 +38,11 @@ no longer a continuation, and says so).
 import dataclasses
 import glob
 import hashlib
+import importlib
+import io
 import json
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -400,8 +406,34 @@ def resume_point(save_dir, resume, model_config, resume_params='', resume_states
                        params=resume_params or None, states=resume_states or None)
 
 
+# What Trainer.save_states pickles: MXNet's optimizers and schedules (GluonCV's schedules derive from MXNet's).
+_STATES_MODULES = ('mxnet.optimizer.optimizer', 'mxnet.lr_scheduler', 'gluoncv.utils.lr_scheduler')
+
+
+def _ndarray_from_state(handle):
+    # How NDArray.__reduce__ rebuilds an array (its bytes follow); a raw handle would be a wild pointer.
+    if handle is not None:
+        raise pickle.UnpicklingError('an NDArray made from a raw memory handle')
+    return mx.nd.NDArray(None)
+
+
+class _StatesUnpickler(pickle.Unpickler):
+    """Builds only what ``Trainer.save_states`` writes; any other global is refused before it is called."""
+
+    def find_class(self, module, name):
+        if (module, name) == ('builtins', 'bytearray'):
+            return bytearray
+        if (module, name) == ('mxnet.ndarray.ndarray', 'NDArray'):
+            return _ndarray_from_state
+        if module in _STATES_MODULES:
+            obj = getattr(importlib.import_module(module), name, None)
+            if isinstance(obj, type) and issubclass(obj, (mx.optimizer.Optimizer, mx.lr_scheduler.LRScheduler)):
+                return obj
+        raise pickle.UnpicklingError('it calls %s.%s, which no optimizer state holds' % (module, name))
+
+
 def load_trainer_states(trainer, path, sha256=None):
-    """Load a ``.states`` pickle into ``trainer``: the one place one is unpickled.
+    """Load a ``.states`` pickle into ``trainer``: the one place one is unpickled (module notes).
 
     Parameters
     ----------
@@ -416,11 +448,18 @@ def load_trainer_states(trainer, path, sha256=None):
     Raises
     ------
     ConfigError
-        Another file than the one recorded, or one that does not load.
+        Another file than the one recorded, a pickle of anything but an
+        optimizer state (nothing of it was run), or one that does not load.
     """
-    if sha256 is not None and _sha256(path) != sha256:
+    with open(path, 'rb') as f:
+        data = f.read()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ConfigError('%s is not the optimizer state its checkpoint wrote (its sha256 differs from the one '
                           'recorded); it was not unpickled' % path)
+    try:
+        _StatesUnpickler(io.BytesIO(data)).load()
+    except Exception as err:  # refused before any foreign callable ran, or not a pickle at all
+        raise ConfigError('%s is not an optimizer state of a Trainer (%s); it was not loaded' % (path, err)) from None
     try:
         trainer.load_states(path)
     except Exception as err:  # a foreign or truncated pickle: name the file
