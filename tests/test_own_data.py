@@ -98,7 +98,8 @@ def test_class_count_comes_from_the_data(tmp_path):
     with pytest.raises(ConfigError, match='the bundled digits have 10 classes'):
         TrainConfig(classes=3)
     # More classes in the data than the network predicts: named before training.
-    with pytest.raises(ConfigError, match='the training data has 2 classes .* but the network 1 outputs'):
+    with pytest.raises(ConfigError, match=r'--image-folder .*pets has 2 classes \(cat, dog, ...\), more than the 1 of '
+                                          r'--classes 1: .*drop --classes'):
         train(parse_args(TINY + ['--image-folder', folder, '--classes', '1', '--num-epochs', '1', '--batch-size', '2',
                                  '--save-dir', str(tmp_path / 'x'), '--val-fraction', '0.5']))
 

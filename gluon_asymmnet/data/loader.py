@@ -33,6 +33,15 @@ in ``skipped`` every time it is met. A train batch missing samples is
 completed from the samples that follow the epoch in the stream, so batches
 stay full and the batch count per epoch does not change. Validation batches
 just lose the sample.
+
+Checked before any pass, on a few records spread over the source (training
+and validation alike): at least one holds a decodable image, so a file of
+nothing but corrupt records is refused when the batches are built, not after
+a training epoch. With ``num_classes``, every label read (those checked up
+front, then each record as a pass reads it) must be a class index in
+``[0, num_classes)``: a label outside stops the pass with a
+:class:`DataError` naming the record, before the batch holding it is
+returned, instead of being clipped into the last class by the loss.
 """
 import os
 import warnings
@@ -52,21 +61,36 @@ __all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches', 'record_class_n
 
 _DTYPES = ('float32', 'float16')
 _ORDER_TAG, _SAMPLE_TAG = 1, 2
+# Records decoded (and labels checked) when batches are built, spread over the source.
+_SPOT_DECODES = 16
 
 
 def _ceil_div(a, b):
     return -(-a // b)
 
 
+def _label_error(label, num_classes):
+    """Why ``label`` is not a class index of ``num_classes`` classes, or None when it is one."""
+    if num_classes is None:
+        return None
+    if not np.isfinite(label) or label != int(label) or not 0 <= label < num_classes:
+        return 'has label %s; labels must be class indices in [0, %d) for a model of %d classes' % (
+            '%g' % label if np.isfinite(label) else label, num_classes, num_classes)
+    return None
+
+
 class _ChunkWork(object):
-    """Turns one chunk ``(positions, epochs)`` into ``(data, label, bad positions)`` numpy arrays.
+    """Turns one chunk ``(positions, epochs)`` into ``(data, label, bad positions, bad labels)`` numpy arrays.
+
+    Bad labels are ``(position, label)`` pairs outside ``num_classes`` (the images are not decoded).
 
     It is the DataLoader's "dataset": each sampler item is a whole chunk, so a
     worker writes its batch straight into one array instead of stacking samples.
     """
 
-    def __init__(self, source, train, input_size, crop_ratio, seed, augment, mean, std, dtype):
+    def __init__(self, source, train, input_size, crop_ratio, seed, augment, mean, std, dtype, num_classes=None):
         self.source = source
+        self.num_classes = num_classes
         self.train = train
         self.size = input_size
         self.crop_ratio = crop_ratio
@@ -83,9 +107,12 @@ class _ChunkWork(object):
         positions, epochs = chunk
         data = np.empty((len(positions), 3, self.size, self.size), dtype=self.dtype)
         labels = np.empty(len(positions), dtype=np.float32)
-        bad, k = [], 0
+        bad, wrong, k = [], [], 0
         for pos, epoch in zip(positions, epochs):
             label, key, payload = self.source.read(pos)
+            if payload is not None and _label_error(label, self.num_classes):
+                wrong.append((int(pos), label))
+                continue
             img = decode(payload)
             if img is None:
                 bad.append(int(pos))
@@ -98,15 +125,15 @@ class _ChunkWork(object):
             normalize_into(data[k], img, self.mean, self.inv_std)
             labels[k] = label
             k += 1
-        return data[:k], labels[:k], bad
+        return data[:k], labels[:k], bad, wrong
 
 
 def _to_ndarrays(result, ctx):
-    data, labels, bad = result
+    data, labels, bad, wrong = result
     if len(labels) == 0:
-        return None, None, bad
+        return None, None, bad, wrong
     return (mx.nd.array(data, ctx=ctx, dtype=data.dtype),
-            mx.nd.array(labels, ctx=ctx, dtype=np.float32), bad)
+            mx.nd.array(labels, ctx=ctx, dtype=np.float32), bad, wrong)
 
 
 def _batchify_shared(items):
@@ -154,6 +181,8 @@ class ImageBatches(object):
         The epoch the next pass runs.
     class_names : list of str or None
         Folder names of the classes by label, when the source records them.
+    num_classes : int or None
+        Labels must be class indices below it (module notes).
 
     Parameters
     ----------
@@ -169,12 +198,18 @@ class ImageBatches(object):
         prefetching (2 x ``num_workers`` tasks) stays bounded.
 
     The other parameters are those of :func:`get_data_loaders`.
+
+    Raises
+    ------
+    DataError
+        Too few images for the shards or a batch.
     """
 
     def __init__(self, source, train, batch_size=32, input_size=IMAGENET.input_size,
                  crop_ratio=IMAGENET.crop_ratio, num_parts=1, part_index=0, seed=0, mean=IMAGENET.mean,
                  std=IMAGENET.std, dtype='float32',
-                 num_workers=0, last_batch='rollover', augment=None, thread_pool=False, chunk_size=64):
+                 num_workers=0, last_batch='rollover', augment=None, thread_pool=False, chunk_size=64,
+                 num_classes=None):
         n = len(source)
         if n < num_parts:
             raise DataError('%s holds %d images, fewer than num_parts=%d shards'
@@ -199,8 +234,9 @@ class ImageBatches(object):
         if self.train and self._epoch_len < self.batch_size:
             raise DataError('%s: a shard holds %d images, fewer than one batch of %d'
                             % (_source_name(source), self._epoch_len, self.batch_size))
+        self.num_classes = None if num_classes is None else int(num_classes)
         self._work = _ChunkWork(source, self.train, self.input_size, crop_ratio, self.seed,
-                                augment or {}, mean, std, dtype)
+                                augment or {}, mean, std, dtype, self.num_classes)
         self._tasks = _TaskList()
         forks = num_workers > 0 and not thread_pool
         # Worker processes already run in parallel, so they get one OpenCV thread each. It has to
@@ -215,6 +251,34 @@ class ImageBatches(object):
                                       num_workers=num_workers, thread_pool=thread_pool)
         finally:
             cv2.setNumThreads(cv2_threads)
+
+    def spot_check(self):
+        """Decode records spread over the source and check their labels (module notes); returns self.
+
+        :func:`get_data_loaders` and :func:`folder_batches` call it on what they build.
+
+        Raises
+        ------
+        DataError
+            No record checked decodes, or one has a label outside ``num_classes``.
+        """
+        n = len(self.source)
+        spots = np.unique(np.linspace(0, n - 1, min(_SPOT_DECODES, n)).astype(np.int64))
+        decodable = 0
+        for pos in spots:
+            label, _, payload = self.source.read(pos)
+            if payload is not None:
+                self._refuse_label(int(pos), label)
+                decodable += decode(payload) is not None
+        if not decodable:
+            raise DataError('%s: none of the %d records checked (spread over all %d) holds a decodable image; the '
+                            'data is corrupt or not images' % (_source_name(self.source), len(spots), n))
+        return self
+
+    def _refuse_label(self, pos, label):
+        problem = _label_error(label, self.num_classes)
+        if problem:
+            raise DataError('%s %s' % (self.source.describe(pos), problem))
 
     # -- epochs ------------------------------------------------------------------------------
     def batches_in_epoch(self, epoch):
@@ -309,7 +373,9 @@ class ImageBatches(object):
             parts = []
             missing = 0
             for _ in chunks:
-                data, label, bad = next(results)
+                data, label, bad, wrong = next(results)
+                for pos, value in wrong:
+                    self._refuse_label(pos, value)
                 self._note_bad(bad)
                 missing += len(bad)
                 if data is not None:
@@ -355,7 +421,9 @@ class ImageBatches(object):
                                 % (_source_name(self.source), self.part_index, self.num_parts))
             pos, ep = self._stream(spare, spare + 1)
             spare += 1
-            d, l, bad = self._work[(pos, ep)]
+            d, l, bad, wrong = self._work[(pos, ep)]
+            for p, value in wrong:
+                self._refuse_label(p, value)
             self._note_bad(bad)
             if len(l):
                 parts.append((d, l))
@@ -415,7 +483,7 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
                      mean=IMAGENET.mean, std=IMAGENET.std, dtype='float32', last_batch='rollover',
                      crop_area=(0.08, 1.0), aspect_ratio=(3. / 4., 4. / 3.), mirror=True,
                      jitter=0.4, lighting=0.1, thread_pool=False, shard_val=True, chunk_size=64,
-                     image_folder=None, val_fraction=0.2, split_seed=0):
+                     image_folder=None, val_fraction=0.2, split_seed=0, num_classes=None):
     """Train and validation batches with GluonCV's ImageNet preprocessing.
 
     Parameters
@@ -464,6 +532,9 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
     chunk_size : int
         Most images one worker decodes per task (see :class:`ImageBatches`);
         batches do not depend on it.
+    num_classes : int, optional
+        The model's classes: every label read must be a class index below it
+        (module notes).
 
     Returns
     -------
@@ -473,8 +544,10 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
     Raises
     ------
     DataError
-        Before anything is decoded, when a file or folder named is missing,
-        unreadable or malformed, or when data for a requested part is not given.
+        Before any batch is made, when a file or folder named is missing,
+        unreadable or malformed, none of the records checked decodes, a label
+        checked is not a class index, or data for a requested part is not
+        given; during a pass, at the first label outside ``num_classes``.
     """
     _check_options(batch_size, num_workers, input_size, crop_ratio, num_parts, part_index, seed,
                    mean, std, dtype, last_batch)
@@ -515,14 +588,15 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
             val_src.class_names = record_class_names(rec_val)
     common = dict(batch_size=batch_size, input_size=input_size, crop_ratio=crop_ratio,
                   num_parts=num_parts, part_index=part_index, seed=seed, mean=mean, std=std,
-                  dtype=dtype, num_workers=num_workers, thread_pool=thread_pool, chunk_size=chunk_size)
+                  dtype=dtype, num_workers=num_workers, thread_pool=thread_pool, chunk_size=chunk_size,
+                  num_classes=num_classes)
     augment = dict(area=tuple(crop_area), ratio=tuple(aspect_ratio), mirror=mirror,
                    jitter=jitter, lighting=lighting)
     train_batches = ImageBatches(train_src, True, last_batch=last_batch, augment=augment,
-                                 **common) if train else None
+                                 **common).spot_check() if train else None
     if not shard_val:
         common.update(num_parts=1, part_index=0)
-    val_batches = ImageBatches(val_src, False, **common) if val else None
+    val_batches = ImageBatches(val_src, False, **common).spot_check() if val else None
     return train_batches, val_batches
 
 
@@ -549,4 +623,4 @@ def folder_batches(root, batch_size=32, input_size=IMAGENET.input_size, crop_rat
     source = FolderSource(root, classes)
     return ImageBatches(source, False, batch_size=batch_size, input_size=input_size,
                         crop_ratio=crop_ratio, mean=mean, std=std, dtype=dtype,
-                        num_workers=num_workers)
+                        num_workers=num_workers).spot_check()

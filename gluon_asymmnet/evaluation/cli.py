@@ -7,6 +7,7 @@ import mxnet as mx
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from ..files import atomic_write, folder_problem, write_failure_reason
 from ..inference import BACKENDS, BackendError, format_benchmark
 from ..model_flags import add_flags, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
@@ -116,11 +117,39 @@ def _exclusions(text):
     return [e.strip() for e in text.split(',') if e.strip()]
 
 
+def _check_json_target(path):
+    """Refuse a ``--json`` path that cannot be written, before anything is evaluated."""
+    if os.path.isdir(path):
+        raise EvalError('--json %s is a folder; give a file name, e.g. %s' % (path, os.path.join(path, 'eval.json')))
+    problem = folder_problem(os.path.dirname(os.path.abspath(path)), create=False)
+    if problem:
+        raise EvalError('--json %s cannot be written: %s; give a path in a folder you can write' % (path, problem))
+
+
 def _write_json(path, payload):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=str)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write(path, write)
+    except OSError as err:
+        raise EvalError('--json %s: %s; the figures are printed above'
+                        % (path, write_failure_reason(err, os.path.dirname(os.path.abspath(path)))))
+
+
+def _check_gpus(num_gpus):
+    """Refuse ``--num-gpus`` beyond the GPUs this MXNet can use, before anything is loaded."""
+    if num_gpus <= 0:
+        return
+    try:
+        found = mx.context.num_gpus()
+    except mx.base.MXNetError:
+        found = 0
+    if found < num_gpus:
+        raise EvalError('--num-gpus %d: %s; drop --num-gpus to evaluate on the CPU'
+                        % (num_gpus, 'this MXNet sees no GPU (a CPU-only build, or no GPU visible)' if not found
+                           else 'this MXNet sees only %d GPU%s' % (found, 's' if found > 1 else '')))
 
 
 def _positive(parser, args, names):
@@ -147,6 +176,9 @@ def main(argv=None):
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
     try:
+        _check_gpus(args.num_gpus)
+        if args.json:
+            _check_json_target(args.json)
         run = run_defaults(args)
         if args.summary:
             width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
@@ -176,7 +208,8 @@ def main(argv=None):
             described = {'model': args.model, 'weights': 'random (speed only)'}
         else:
             net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root,
-                                        ctx=ctx[0], **kwargs)
+                                        ctx=ctx[0], input_size=info['input_size'] if info else args.bench_input_size,
+                                        **kwargs)
         if args.benchmark:
             backends = [b.strip() for b in args.backends.split(',') if b.strip()]
             if info is not None:

@@ -5,9 +5,10 @@ import os
 import mxnet as mx
 import numpy as np
 
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, import_symbol_block, load_checkpoint, read_symbol
 from ..model_store import DEFAULT_ROOT
 from ..model_zoo import get_model
+from ..preprocessing import IMAGENET
 from .errors import EvalError
 
 __all__ = ['load_model', 'random_weights']
@@ -25,29 +26,20 @@ def _symbol_files(prefix):
     return symbol, found[-1]
 
 
-def _import_symbol(prefix, ctx):
+def _import_symbol(prefix, ctx, input_size):
+    """The exported graph and weights, read and checked by the safe reader at the evaluation's input size."""
     symbol, params = _symbol_files(prefix)
-    try:
-        sym = mx.sym.load(symbol)
-    except mx.base.MXNetError as err:
-        raise EvalError('%s is not an MXNet symbol file: %s' % (symbol, str(err).strip().splitlines()[-1]))
-    inputs = [a for a in sym.list_arguments() if a == 'data']
-    if not inputs:
-        raise EvalError('%s has no input named "data"; its first arguments are %s'
-                        % (symbol, ', '.join(sym.list_arguments()[:3])))
+    sym = read_symbol(symbol)
     if 'preprocess_mean' in sym.list_arguments() + sym.list_auxiliary_states():
         raise EvalError('%s was exported with preprocess=True (it takes uint8 NHWC images); evaluation feeds '
                         'normalised float32 NCHW batches: export without --preprocess' % symbol)
-    # SymbolBlock.imports, with a typed input (which spares MXNet's "cannot decide type" warning).
-    net = mx.gluon.SymbolBlock(sym, mx.sym.var('data', dtype='float32'))
-    try:
-        net.collect_params().load(params, ctx=ctx, cast_dtype=True, dtype_source='saved')
-    except (mx.base.MXNetError, AssertionError, ValueError) as err:
-        raise EvalError('%s does not fit %s: %s' % (params, symbol, str(err).strip().splitlines()[-1]))
+    # Parameters of another width or model are refused here, naming the parameter, not at the first batch.
+    net = import_symbol_block(symbol, params, ctx=ctx, input_shape=(1, 3, input_size, input_size))
     return net, params
 
 
-def load_model(model=None, params=None, pretrained=None, model_prefix=None, root=DEFAULT_ROOT, ctx=None, **kwargs):
+def load_model(model=None, params=None, pretrained=None, model_prefix=None, root=DEFAULT_ROOT, ctx=None,
+               input_size=IMAGENET.input_size, **kwargs):
     """A network with weights, from one of three sources.
 
     Parameters
@@ -67,6 +59,9 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
     root : str
         Model store folder.
     ctx : Context or list of Context, optional
+    input_size : int
+        With ``model_prefix``: the input side the exported parameters are
+        checked at (the graph's shapes against the file's).
     **kwargs
         The model's constructor arguments (``multiplier``, ``classes``, ...;
         :attr:`gluon_asymmnet.model_zoo.ModelSpec.arguments`).
@@ -84,7 +79,7 @@ def load_model(model=None, params=None, pretrained=None, model_prefix=None, root
     if model_prefix is not None:
         if model is not None or params is not None or pretrained:
             raise EvalError('--model-prefix brings its own graph and weights: drop --model/--params/--pretrained')
-        net, path = _import_symbol(model_prefix, ctx)
+        net, path = _import_symbol(model_prefix, ctx, input_size)
         return net, {'model': os.path.basename(model_prefix), 'kwargs': {}, 'weights': path}
     if model is None:
         raise EvalError('name a model (--model NAME with --params FILE or --pretrained) or an exported '

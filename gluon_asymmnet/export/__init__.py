@@ -34,7 +34,6 @@ those of ``train_imagenet.py`` and ``eval.py``, :mod:`gluon_asymmnet.model_flags
     python -m gluon_asymmnet.export --params run/0.9500-pets-asymmnet_small-9-best.params --prefix out/pets
 """
 import argparse
-import errno
 import os
 import tempfile
 
@@ -44,6 +43,7 @@ from mxnet.gluon import HybridBlock
 
 from ..backend import TrainInferHybridBlock, tracing_mode
 from ..checkpoint import CheckpointError, import_symbol_block, read_index, read_symbol
+from ..files import free_bytes, is_disk_full, read_only
 from ..metrics import relative_error
 from ..model_flags import add_flags, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
@@ -168,7 +168,7 @@ def _target(prefix, formats):
         raise ExportError('cannot create the export folder %s: %s' % (folder, err.strerror or err)) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ExportError('cannot write in the export folder %s: %s'
-                          % (folder, 'read-only file system' if _read_only(folder) else 'permission denied'))
+                          % (folder, 'read-only file system' if read_only(folder) else 'permission denied'))
     final = {}
     if 'symbol' in formats:
         final.update(symbol=prefix + '-symbol.json', params=prefix + '-0000.params')
@@ -180,28 +180,12 @@ def _target(prefix, formats):
     return folder, final
 
 
-def _read_only(folder):
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _free_bytes(folder):
-    try:
-        stat = os.statvfs(folder)
-    except OSError:
-        return None
-    return stat.f_bavail * stat.f_frsize
-
-
 def _write_failure(prefix, folder, err, free):
     """One line for a failed export write; a full disk (``free`` bytes left at the failure) is named as such."""
     reason = err.strerror if isinstance(err, OSError) and err.strerror else \
         (str(err).strip().splitlines() or [type(err).__name__])[-1]
-    if getattr(err, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'Write incomplete' in str(err) or \
-            (free is not None and free < (1 << 20)):
-        now = _free_bytes(folder)
+    if is_disk_full(err, free):
+        now = free_bytes(folder)
         reason = 'the disk holding %s is full%s' % (
             folder, ' (the export needs more than the %.1f MiB free there)' % (now / 2. ** 20) if now else '')
     return 'export to %s failed: %s; nothing was changed in %s' % (prefix, reason, folder)
@@ -289,7 +273,7 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
                     os.replace(written[kind], path)
             except (OSError, mx.base.MXNetError, CheckpointError) as err:
                 # Judged before the temporary files are removed: a full disk has nothing left now.
-                failure = _write_failure(prefix, folder, err, _free_bytes(folder))
+                failure = _write_failure(prefix, folder, err, free_bytes(folder))
     except OSError as err:
         failure = _write_failure(prefix, folder, err, None)
     if failure:

@@ -4,6 +4,7 @@ import os
 import mxnet as mx
 import numpy as np
 
+from ..checkpoint import import_symbol_block
 from .child import run_child
 from .predictor import input_shape
 
@@ -14,8 +15,7 @@ def export_files(symbol_file, params_file, prefix, height, width):
     """ONNX of a saved symbol + params through :func:`gluon_asymmnet.export.export`; what
     :func:`export_onnx` runs in its child process. Returns the ONNX path."""
     from ..export import export
-    block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), mx.sym.var('data', dtype='float32'))
-    block.collect_params().load(params_file, ctx=mx.cpu())
+    block = import_symbol_block(symbol_file, params_file)
     return export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',))['onnx']
 
 

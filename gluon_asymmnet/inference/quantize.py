@@ -8,6 +8,7 @@ import mxnet as mx
 import numpy as np
 
 from .. import fastops
+from ..checkpoint import import_symbol_block
 from ..cpu import cpu_has_vnni
 from .child import run_child
 from .graph import inference_symbol, structural_layers
@@ -86,8 +87,7 @@ def quantize_files(symbol_file, params_file, calib_file, excluded_file, prefix, 
     calib = np.load(calib_file)
     with open(excluded_file) as f:
         excluded = json.load(f)
-    block = mx.gluon.SymbolBlock(mx.sym.load(symbol_file), mx.sym.var('data', dtype='float32'))
-    block.collect_params().load(params_file, ctx=mx.cpu())
+    block = import_symbol_block(symbol_file, params_file)
     # The quantized graph runs any batch size; calibrate in batches of up to 32 images.
     batch = min(32, len(calib))
     usable = (len(calib) // batch) * batch
@@ -127,10 +127,8 @@ def mxnet_int8(net, shape, calib, calib_mode, excluded, folder, fast_ops=False):
         json.dump(list(excluded), f)
     usable = run_child(quantize_files, [os.path.join(folder, n) for n in (
         'fp32-symbol.json', 'fp32.params', 'calib.npy', 'excluded.json', 'int8')] + [calib_mode], 'quantization')
-    block = mx.gluon.SymbolBlock(mx.sym.load(os.path.join(folder, 'int8-symbol.json')),
-                                 mx.sym.var('data', dtype='float32'))
-    block.collect_params().load(os.path.join(folder, 'int8-0000.params'), ctx=mx.cpu(), cast_dtype=True,
-                                dtype_source='saved')
+    block = import_symbol_block(os.path.join(folder, 'int8-symbol.json'), os.path.join(folder, 'int8-0000.params'),
+                                quantized=True)
     block.hybridize(static_alloc=True, static_shape=True)
     return block, {'calibration_images': int(usable), 'calib_mode': calib_mode}
 

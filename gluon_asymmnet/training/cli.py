@@ -16,6 +16,7 @@ from .compat import add_compat_flags, apply_compat
 from .config import ConfigError, TrainConfig, flag_of
 from .loop import TrainingDiverged, train
 from .recipes import RECIPES, train_recipe
+from .run_state import SaveError
 
 __all__ = ['build_parser', 'parse_args', 'main']
 
@@ -85,11 +86,13 @@ def main(argv=None):
     """Parse ``argv``, train, and return the process exit code.
 
     0: trained; 1: the loss diverged (the message names epoch, batch and the last
-    good checkpoint); 2: bad options or data (the message names the flag or file).
+    good checkpoint); 2: bad options or data (the message names the flag or
+    file), or a checkpoint that cannot be written (a full disk: the message
+    names the last complete checkpoint).
     """
     try:
         train(parse_args(argv))
-    except (ConfigError, DataError, CheckpointError) as err:
+    except (ConfigError, DataError, CheckpointError, SaveError) as err:
         print('train_imagenet.py: error: %s' % err, file=sys.stderr)
         return 2
     except TrainingDiverged as err:

@@ -15,7 +15,9 @@ The class count comes from ``classes``, else from a known ``dataset``
 (imagenet 1000, imagenet200 200), else from the data: the packer's
 ``classes.txt`` beside ``rec_train``, or the class folders of ``data_dir`` /
 ``image_folder``; RecordIO without ``classes.txt`` is ImageNet (1000), as
-GluonCV assumes. Reading the class list is the only file access of a config.
+GluonCV assumes. Data with more classes than that count is refused (its
+labels would reach past the classifier). Reading the class list is the only
+file access of a config.
 
 Every field carries its command-line flag, help and group as metadata
 (:func:`option`): adding a field adds its flag to ``train_imagenet.py``
@@ -233,10 +235,15 @@ class TrainConfig:
     save_frequency: int = option(10, 'save a checkpoint every this many epochs (0: only best and last)',
                                  'checkpoints and logs')
     resume: Optional[str] = option(
-        None, 'resume from the newest checkpoint in --save-dir (no value) or from this .params file',
-        'checkpoints and logs', nargs='?', const='latest', metavar='PARAMS')
+        None, 'resume from the newest checkpoint in --save-dir (no value) or from this .params file (without '
+              'the .json this trainer writes beside it: its weights only, from epoch 0)', 'checkpoints and logs',
+        nargs='?', const='latest', metavar='PARAMS')
+    resume_with_changes: bool = option(
+        False, "with --resume: go on although settings or data differ from the checkpoint's (each change is "
+               'logged; the run is then no longer a continuation). Without it they are refused', 'checkpoints and logs')
     resume_params: str = option('', 'parameters to start from (GluonCV)', 'checkpoints and logs')
-    resume_states: str = option('', 'optimizer states to start from (GluonCV)', 'checkpoints and logs')
+    resume_states: str = option('', 'optimizer states to start from (GluonCV; a pickle of anything but an optimizer '
+                                    'state is refused)', 'checkpoints and logs')
     resume_epoch: int = option(0, 'epoch to start from (GluonCV)', 'checkpoints and logs')
     log_interval: int = option(50, 'log every this many batches (0: never)', 'checkpoints and logs')
     logging_file: str = option('train_imagenet.log', 'log file; a relative name is placed in --save-dir',
@@ -351,8 +358,15 @@ class TrainConfig:
         if known and self.classes not in (None, known):
             raise ConfigError('--dataset %s has %d classes, --classes says %d: drop one, or name your data '
                               'otherwise' % (self.dataset, known, self.classes))
-        names = None if (self.classes or known) else self._data_class_names()
+        names = self._data_class_names()
         classes = self.classes or known or (len(names) if names else IMAGENET_CLASSES)
+        if names and len(names) > classes:
+            # Their labels would reach past the classifier (eval.py refuses the same data).
+            raise ConfigError('%s has %d classes (%s, ...), more than the %d of %s: give the data of those classes, '
+                              'or drop %s to take the class count from the data'
+                              % (self._class_list_source(), len(names), ', '.join(names[:3]), classes,
+                                 '--classes %d' % classes if self.classes else '--dataset %s' % self.dataset,
+                                 '--classes' if self.classes else '--dataset'))
         self._set('classes', classes)
         self._set('dataset', self.dataset or self._data_name(classes))
         self._set('input_size', self.input_size or get_model_spec(self.model).preprocess.input_size)
@@ -365,6 +379,14 @@ class TrainConfig:
             train = os.path.join(self.data_dir, 'train')
             return folder_class_names(train) if os.path.isdir(train) else None
         return record_class_names(self.rec_train) or None
+
+    def _class_list_source(self):
+        """Where :meth:`_data_class_names` reads the class list, for messages."""
+        if self.image_folder is not None:
+            return '--image-folder %s' % self.image_folder
+        if self.data_dir is not None:
+            return '--data-dir %s (class folders of %s)' % (self.data_dir, os.path.join(self.data_dir, 'train'))
+        return '--rec-train %s (its classes.txt)' % self.rec_train
 
     def _data_name(self, classes):
         """``imagenet`` for 1000 classes of RecordIO/``data_dir``, else the data folder's name."""
@@ -393,7 +415,7 @@ class TrainConfig:
                           ('num_workers', 0), ('warmup_epochs', 0), ('save_frequency', 0), ('log_interval', 0),
                           ('resume_epoch', 0), ('mixup_off_epoch', 0), ('asymmrate', 0), ('shuffle_group', 0),
                           ('classes', 1), ('num_training_samples', 1), ('split_seed', 0), ('freeze_stages', 0),
-                          ('dry_run', 0)):
+                          ('dry_run', 0), ('seed', 0)):
             if getattr(self, name) is not None and getattr(self, name) < low:
                 raise ConfigError('%s must be >= %d, got %d' % (_flag(name), low, getattr(self, name)))
         for name, allowed in (('model', get_model_list()), ('mode', MODES), ('dtype', ('float32', 'float16')),
@@ -438,6 +460,8 @@ class TrainConfig:
         if self.resume is not None and (self.resume_params or self.resume_states or self.resume_epoch):
             raise ConfigError('--resume replaces --resume-params/--resume-states/--resume-epoch; '
                               'give one or the other')
+        if self.resume_with_changes and self.resume is None:
+            raise ConfigError('--resume-with-changes goes with --resume')
         if self.resume_states and not self.resume_params:
             raise ConfigError('--resume-states %s needs --resume-params' % self.resume_states)
         if self.resume_epoch >= self.num_epochs:

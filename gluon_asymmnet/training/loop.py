@@ -28,13 +28,16 @@ from dataclasses import dataclass
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from ..data import DataError
+from ..files import folder_problem
 from ..metrics import evaluate_accuracy
 from .distributed import Cluster, contexts, parameter_digest
 from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
 from .plot import plot_curve
 from ..run_meta import RUN_KEYS, val_data
 from .config import ConfigError
-from .run_state import MODEL_KEYS, CheckpointWriter, resume_point, run_folder
+from .run_lock import RunLock
+from .run_state import MODEL_KEYS, CheckpointWriter, data_signature, resume_point, run_folder, run_settings
 from .schedule import updates_before_epoch
 from .setup import build_loaders, build_network, build_objective, build_trainer, finetune_plan, lr_scheduler
 
@@ -242,9 +245,13 @@ def train(cfg, loaders=None, stop_after=None):
     Raises
     ------
     ConfigError, gluon_asymmnet.data.DataError
-        Bad options or data, before training starts.
+        Bad options or data, before training starts (an unwritable
+        ``save_dir``, one in use by another run, a refused resume); or
+        validation data that fails after an epoch (the epoch is saved first).
     TrainingDiverged
         On a NaN or infinite loss.
+    SaveError
+        A checkpoint cannot be written (a full disk is named as such).
     """
     cluster = Cluster(cfg.kvstore)
     ctx = contexts(cfg.num_gpus)
@@ -252,8 +259,22 @@ def train(cfg, loaders=None, stop_after=None):
     if cfg.tag_name:
         cfg = dataclasses.replace(cfg, save_dir=run_folder(cfg.save_dir, cfg.dataset, cfg.model, cfg.tag_name,
                                                            cfg.resume))
-    if rank0:
-        os.makedirs(cfg.save_dir, exist_ok=True)
+    if not rank0:
+        return _train(cfg, cluster, ctx, loaders, stop_after)
+    folders = [('--save-dir', cfg.save_dir, cfg.save_dir)]
+    if os.path.abspath(os.path.dirname(_log_file(cfg))) != os.path.abspath(cfg.save_dir):
+        folders.append(('--logging-file', cfg.logging_file, os.path.dirname(_log_file(cfg))))
+    for flag, value, folder in folders:
+        problem = folder_problem(folder)
+        if problem:
+            raise ConfigError('%s %s: %s; give a folder you can write to' % (flag, value, problem))
+    with RunLock(cfg.save_dir):
+        return _train(cfg, cluster, ctx, loaders, stop_after)
+
+
+def _train(cfg, cluster, ctx, loaders, stop_after):
+    """:func:`train` once the run folder is ready (and held, on rank 0)."""
+    rank0 = cluster.rank == 0
     logger = setup_logger(_log_file(cfg) if rank0 else None, cluster.rank)
     own_loaders = loaders is None
     scalars = None
@@ -274,8 +295,11 @@ def train(cfg, loaders=None, stop_after=None):
             scheduler, count_scale = lr_scheduler(cfg, schedule_samples, cluster.num_workers), 1
         _schedule_notes(cfg, logger, total, scheduler, cfg.device_batch * cluster.num_workers)
         model_config = {k: getattr(cfg, k) for k in MODEL_KEYS}
+        settings, data = run_settings(cfg), data_signature(train_batches, val_batches)
         start = resume_point(cfg.save_dir, cfg.resume, model_config, cfg.resume_params, cfg.resume_states,
-                             cfg.resume_epoch, train_batches.batches_in_epoch)
+                             cfg.resume_epoch, train_batches.batches_in_epoch, settings, data, cfg.resume_with_changes)
+        if start.note:
+            logger.warning('warning: %s' % start.note)
         plan = finetune_plan(cfg, class_names)
         if plan is not None:
             logger.info(plan.describe())
@@ -290,6 +314,9 @@ def train(cfg, loaders=None, stop_after=None):
         trainer, num_update = build_trainer(cfg, net, scheduler, cluster, start, count_scale, logger)
         if start.params:
             logger.info('resuming from %s at epoch %d, update %d' % (start.params, start.epoch, num_update))
+        if start.epoch >= cfg.num_epochs:
+            logger.info('nothing to train: %s is the checkpoint of epoch %d, the last of --num-epochs %d; a larger '
+                        '--num-epochs continues the run' % (start.params, start.epoch - 1, cfg.num_epochs))
         step_batch = cfg.device_batch * (cluster.num_workers if cluster.sync else 1)
         scalars = ScalarWriter(cfg.save_dir, enabled=rank0)
         checkpoints = CheckpointWriter(
@@ -297,7 +324,7 @@ def train(cfg, loaders=None, stop_after=None):
             dict({k: getattr(cfg, k) for k in RUN_KEYS if k != 'class_names'}, class_names=class_names,
                  val_data=val_data(dataclasses.asdict(cfg)),
                  global_batch=cfg.device_batch * cluster.num_workers, num_samples=total, seed=cfg.seed,
-                 finetune=dataclasses.asdict(plan) if plan is not None else None),
+                 finetune=dataclasses.asdict(plan) if plan is not None else None, settings=settings, data=data),
             save_states=not cluster.update_on_kvstore, start=start)
         history = start.history
         skipped_total = 0
@@ -315,16 +342,26 @@ def train(cfg, loaders=None, stop_after=None):
             skipped_total += result.skipped
             cluster.average_aux(net, trainer)
             top1 = top5 = float('nan')
+            failure = None
             if val_batches is not None:
-                top1, top5 = evaluate(net, val_batches, ctx, cluster, trainer)
+                try:
+                    top1, top5 = evaluate(net, val_batches, ctx, cluster, trainer)
+                except Exception as err:  # reported once the trained epoch is saved
+                    failure = err
             seconds = time.time() - tic
             lr = lr_at(num_update)
-            _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds, val_batches is not None, cfg.mixup)
+            _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds,
+                       val_batches is not None and failure is None, cfg.mixup)
             history.append(dict(epoch=epoch, top1=top1, top5=top5, train_metric=result.metric[1], lr=lr,
                                 num_update=num_update, speed=result.seen / result.seconds, time=seconds,
                                 skipped=result.skipped))
             if rank0:
-                checkpoints.after_epoch(epoch, top1, net, trainer, num_update, history)
+                checkpoints.after_epoch(epoch, top1, net, trainer, num_update, history, validated=failure is None)
+            if failure is not None:
+                if not isinstance(failure, ValueError):
+                    raise failure
+                raise DataError('validation after epoch %d failed: %s; the trained epoch is saved (%s): fix the '
+                                'validation data and continue with --resume' % (epoch, failure, checkpoints.last))
             if stop_after is not None and epoch >= stop_after:
                 break
 

@@ -20,7 +20,7 @@ import numpy as np
 from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
 from mxnet import gluon
 
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, read_index
 from ..home import mxnet_home
 from ..model_zoo import get_model, get_model_list
 from .config import ConfigError
@@ -100,15 +100,13 @@ def build_teacher(name, params, classes, ctx, dtype='float32', hybridize=True):
     ``name`` (``--teacher``) is a model of this package (built at width 1.0;
     weights in any layout :func:`~gluon_asymmnet.load_checkpoint` reads) or of
     GluonCV's model zoo. Weights come from ``params`` (``--teacher-params``) or
-    else GluonCV's pretrained file when it is already on this machine.
+    else GluonCV's pretrained file when it is already on this machine; either
+    is read by the safe reader (:func:`~gluon_asymmnet.load_checkpoint`), all
+    or nothing.
     """
     params = params or pretrained_file(name)
     if name in get_model_list():
         teacher = get_model(name, classes=classes)
-        try:
-            load_checkpoint(teacher, params, ctx=ctx)
-        except CheckpointError as err:
-            raise ConfigError('--teacher %s: %s' % (name, err))
     else:
         from gluoncv.model_zoo import get_model as gcv_get_model
         try:
@@ -116,12 +114,13 @@ def build_teacher(name, params, classes, ctx, dtype='float32', hybridize=True):
         except ValueError as err:
             raise ConfigError('--teacher %s: not a model of this package (%s) nor of GluonCV (%s)'
                               % (name, ', '.join(get_model_list()), str(err).splitlines()[0]))
-        if not os.path.isfile(params):
-            raise ConfigError('--teacher-params %s: no such file' % params)
-        try:
-            teacher.load_parameters(params, ctx=ctx)
-        except (AssertionError, mx.base.MXNetError, ValueError) as err:
-            raise ConfigError('--teacher %s: cannot load %s (%s)' % (name, params, str(err).splitlines()[0]))
+    try:
+        # GluonCV's files have structural keys, like ours; its oldest ones the prefixed names that
+        # HybridBlock.export writes (without arg:/aux:), which the export layout matches.
+        legacy = not any('.' in key for key in read_index(params))
+        load_checkpoint(teacher, params, ctx=ctx, layout='export' if legacy else None)
+    except CheckpointError as err:
+        raise ConfigError('--teacher %s: %s' % (name, err))
     teacher.cast(dtype)
     if hybridize:
         teacher.hybridize(static_alloc=True, static_shape=True)

@@ -20,6 +20,7 @@ from ..model_zoo import get_model, pretrained_entry
 from ..run_meta import read_run_info
 from .config import ConfigError
 from .losses import TrainingObjective, build_teacher
+from .run_state import load_trainer_states
 from .schedule import build_lr_scheduler, iters_per_epoch, server_lr_scheduler
 
 __all__ = ['zero_last_gamma', 'disable_bn_bias_wd', 'FinetunePlan', 'finetune_plan', 'build_network', 'build_data',
@@ -140,7 +141,7 @@ def build_network(cfg, ctx, params=None, plan=None, logger=None):
         try:
             load_checkpoint(net, params, ctx=ctx)
         except CheckpointError as err:
-            raise ConfigError('--resume-params: %s' % err)
+            raise ConfigError('%s: %s' % ('--resume' if cfg.resume else '--resume-params', err))
     elif plan is not None:
         try:
             load_pretrained(net, plan.source, ctx=ctx, layout=plan.layout, new_head=plan.new_head,
@@ -180,13 +181,19 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
     val_parts, val_index : int, optional
         Validation shard (default: the training one).
 
+    Every label must be a class index of ``cfg.classes`` (checked on a few
+    records here, then on each record as it is read).
+
     Raises
     ------
     gluon_asymmnet.data.DataError
-        Naming a missing or unreadable file, before anything trains.
+        Naming a missing or unreadable file, a file of nothing but corrupt
+        records, or a record whose label is not a class index, before
+        anything trains.
     """
     kwargs = dict(batch_size=cfg.device_batch, num_workers=cfg.num_workers, input_size=cfg.input_size,
-                  crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std)
+                  crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std,
+                  num_classes=cfg.classes)
     if cfg.demo_data:
         demo = demo_dataset()
         files = dict(rec_train=demo['rec_train'], rec_train_idx=demo['rec_train_idx'],
@@ -261,10 +268,7 @@ def build_trainer(cfg, net, scheduler, cluster, start, count_scale=1, logger=Non
                 logger.info('optimizer states %s are not loaded: under dist_async they live on the servers'
                             % start.states)
         else:
-            try:
-                trainer.load_states(start.states)
-            except Exception as err:  # a foreign or truncated pickle: name the file
-                raise ConfigError('cannot load optimizer states %s: %s' % (start.states, err))
+            load_trainer_states(trainer, start.states, start.states_sha256)
             trainer.optimizer.lr_scheduler = scheduler
             num_update = num_update if start.checkpoint else trainer.optimizer.num_update
     trainer.optimizer.begin_num_update = trainer.optimizer.num_update = num_update * count_scale
