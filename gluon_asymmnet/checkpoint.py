@@ -1,6 +1,6 @@
 """Every published parameter-file layout, and one all-or-nothing loader for them.
 
-Layouts (DESIGN.md section 6), detected automatically from the file's keys:
+Layouts (docs/design.md section 6), detected automatically from the file's keys:
 
 - ``released``: Gluon structural keys (``features.3.expand.conv.weight``), as
   in the authors' released checkpoint and in every file this project's

@@ -23,14 +23,16 @@ width is not a multiple of 16, in blocks of 8):
    the same network trains.
 2. BatchNorm: the backward pass reorders a gradient in plain layout to the
    data's layout, but hands a gradient blocked by 8 together with data blocked
-   by 16 straight to oneDNN, which then runs its reference kernel (250-480 ms
-   per call at batch 8, 100x the optimised one). oneDNN's ReLU backward keeps
+   by 16 straight to oneDNN, which then runs its reference kernel (about 100x
+   slower than the optimised one). oneDNN's ReLU backward keeps
    the blocking of the gradient coming from the next 1x1 convolution, so this
    happens in the depthwise unit of a block without SE whose depthwise and
    output widths differ in divisibility by 16 (AsymmNet-L's blocks 2 and 3).
 3. global average pooling: in SE blocks with ReLU the gradient arrives from
    the 1x1 convolution in a layout unlike the blocked input's, and oneDNN again
-   runs its reference kernel (50-170 ms per call at batch 8).
+   runs its reference kernel.
+
+Per-operator times: ``benchmarks/README.md`` (``bench_train_infer.py --profile``).
 
 The forward passes of all three are fast and correct. So the operations build
 the computation for its mode (:func:`graph_mode`): for training, MXNet's own

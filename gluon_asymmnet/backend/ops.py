@@ -102,8 +102,8 @@ def residual_add(F, x, y):
     """``x + y`` as ``elemwise_add``, oneDNN's sum, in imperative calls too.
 
     ``+`` on NDArrays is ``broadcast_add``, whose plain output then meets
-    blocked ones in the next concat: oneDNN's reference concat kernel, 100 ms
-    at batch 32.
+    blocked ones in the next concat, which then runs oneDNN's slow reference
+    concat kernel.
     """
     return F.elemwise_add(x, y)
 

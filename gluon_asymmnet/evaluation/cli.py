@@ -27,7 +27,7 @@ def build_parser():
     """The argument parser of ``eval.py``."""
     p = argparse.ArgumentParser(
         prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
-                                    '(CPU inference backends) AsymmNet and MobileNetV3 models.')
+                                    '(CPU inference backends) AsymmNet, MobileNetV3 and MobileNetV2 models.')
     m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
     add_flags(m, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'), helps={
         'classes': "number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)"})

@@ -2,10 +2,11 @@
 
 MXNet 1.9.1 runs its element-wise operators as scalar loops: hard swish
 (``hard_sigmoid`` + ``elemwise_mul``) and the squeeze-and-excitation rescale
-(``broadcast_mul``) take 4-5x the time of one pass over the data.
-``fastops.cc`` implements them as vectorised, OpenMP-parallel operators of an
-MXNet operator library (``mxnet/lib_api.h``), which make AsymmNet-L's fused
-inference graph 1.2-1.5x faster (``benchmarks/bench_fastops.py``):
+(``broadcast_mul``) take several times as long as one pass over the data.
+``fastops.cc`` implements them as one vectorised, OpenMP-parallel pass each,
+operators of an MXNet operator library (``mxnet/lib_api.h``), for
+AsymmNet-L's fused inference graph (``benchmarks/bench_fastops.py`` measures
+what they buy; figures in ``benchmarks/README.md``):
 
 - ``ga_hard_swish(x)``: ``x * hard_sigmoid(x, alpha=1/6, beta=0.5)``,
   bit-identical to MXNet's;
@@ -13,7 +14,7 @@ inference graph 1.2-1.5x faster (``benchmarks/bench_fastops.py``):
   bit-identical to ``broadcast_mul``;
 - ``ga_global_avg_pool(x)``: the mean over H and W, summed in double (within
   float32 rounding of ``Pooling``). Their outputs are in plain layout, for
-  which oneDNN's pooling runs a kernel 3x slower.
+  which oneDNN's pooling runs a slower kernel.
 
 :func:`load` compiles the source with the C++ compiler (``$CXX``, else
 ``c++``) against the headers that ship in MXNet's wheel, once per source and

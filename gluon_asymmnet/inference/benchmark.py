@@ -22,15 +22,14 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
 
     Run it with ``MXNET_ENGINE_TYPE=NaiveEngine`` (``eval.py --benchmark``
     and ``benchmarks/bench_inference.py`` set it): with MXNet's default
-    threaded engine, AsymmNet-L's fused batch-1 latency went from 11 ms to
-    22 ms per call once a batch-32 224x224 graph had run in the same process,
-    and stayed there; on the calling thread it stays at 11 ms (measured).
-    The engine in use is recorded in ``setup['mxnet_engine']``.
+    threaded engine, small-batch calls stay slower for the rest of the
+    process once a large graph has run in it; on the calling thread they do
+    not (figures: ``benchmarks/README.md``). The engine in use is recorded in
+    ``setup['mxnet_engine']``.
 
-    onnxruntime's worker threads do not spin here (``ort_spinning``): idle
-    but spinning, they kept a core busy while the next backend ran, which
-    doubled ``mxnet-fused``'s batch-1 time when interleaved (11 -> 22-24 ms;
-    onnxruntime's own batch-1 time is ~10-20 % higher without spinning).
+    onnxruntime's worker threads do not spin here unless ``ort_spinning``:
+    idle but spinning, they keep a core busy while the next backend runs and
+    so slow it down when the backends are interleaved.
 
     Parameters
     ----------

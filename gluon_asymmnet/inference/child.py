@@ -19,8 +19,7 @@ def run_child(function, args, what):
 
     Converting to ONNX (MXNet's exporter) and quantizing (``quantize_net_v2``)
     leave the process they ran in slower: every MXNet operator there takes
-    longer afterwards (AsymmNet-L fused, batch 1: 11 -> 23-25 ms per call;
-    ``relu`` of a small array 0.11 -> 0.17 ms; measured, cause not found).
+    longer afterwards (cause not found; figures: ``benchmarks/README.md``).
     Doing both in child processes keeps the benchmark fair to the MXNet
     backends.
 

@@ -51,9 +51,9 @@ def inference_symbol(net, data_name='data', input_shape=(1, 3, 224, 224), onednn
         The input shape the graph will run (the rewrite needs each tensor's rank).
     onednn_concat : bool, optional
         Concatenate with oneDNN (default: when the batch ``input_shape[0]`` is
-        above 1). Measured on AsymmNet-L at 224x224, 2 cores: oneDNN's concat
-        is ~15 % faster at batch 32, MXNet's ~20 % faster at batch 1, where
-        oneDNN spends more time on its blocked layouts than on the copy.
+        above 1). oneDNN's concat is the faster one at large batches, MXNet's at
+        batch 1, where oneDNN spends more time on its blocked layouts than on
+        the copy (figures: ``benchmarks/README.md``).
     fast_ops : bool
         Use :mod:`gluon_asymmnet.fastops` (built and loaded here; raises
         :class:`gluon_asymmnet.fastops.FastOpsError` when it cannot be).

@@ -23,9 +23,7 @@ def head_layers(net):
 
     They act on a 1x1 map, so they cost almost nothing, but quantizing the
     pooled vector and their outputs per tensor is what INT8 loses most on
-    (measured on MobileNetV3-L trained on the demo digits: top-1 68.2 % FP32;
-    fully INT8 29.8 % in MXNet, 56.6 % in onnxruntime; with these in FP32
-    66.0 % and 68.2 %). See :func:`default_fp32_layers`.
+    (figures: ``benchmarks/README.md``). See :func:`default_fp32_layers`.
     """
     names = []
     features = getattr(net, 'features', None)
@@ -43,9 +41,10 @@ def default_fp32_layers(net, backend):
     """What an INT8 backend keeps in FP32 unless told otherwise.
 
     Both: :func:`head_layers`. ``mxnet-int8`` also the squeeze-and-excitation
-    convolutions, which act on pooled vectors too (MobileNetV3-L above: 72.7 %
-    instead of 66.0 %, 2 % slower); onnxruntime loses no accuracy on them and
-    would run the SE gating around them in FP32 as well (3x slower at batch 1).
+    convolutions, which act on pooled vectors too and cost MXNet's INT8
+    accuracy; onnxruntime loses none on them and would run the SE gating
+    around them in FP32 as well, at a large cost in speed (figures:
+    ``benchmarks/README.md``).
     """
     return head_layers(net) + (['*.se.*'] if backend == 'mxnet-int8' else [])
 
@@ -193,8 +192,8 @@ def ort_int8(onnx_path, folder, shape, calib, excluded, threads, spinning, reduc
     name = model.graph.input[0].name
     excluded = _ort_exclusions(model.graph, set(excluded))
     # Without VNNI, onnxruntime's u8 x s8 kernels add pairs of products in int16 (vpmaddubsw), which
-    # saturates on full-range weights: 7-bit weights avoid it. AsymmNet-L on the demo digits, AVX2:
-    # top-1 88.30 % with 8-bit weights, 90.53 % with 7-bit (FP32 90.81 %).
+    # saturates on full-range weights: 7-bit weights avoid it (what it costs in top-1:
+    # benchmarks/README.md, bench_fastops.py).
     if reduce_range is None:
         reduce_range = not cpu_has_vnni()
     quantize_static(prepared, quantized, _CalibrationReader(name, calib, 8),
