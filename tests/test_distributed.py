@@ -475,7 +475,9 @@ def test_train_imagenet_dist_sync_two_workers(tmp_path, capsys):
     finals = re.findall(r'^\[worker (\d)\] (?:\[rank (\d)\] )?final parameters: sha1 ([0-9a-f]{40})',
                         out, re.M)
     assert sorted(f[0] for f in finals) == ['0', '1'] and sorted(f[1] for f in finals) == ['', '1']
-    assert finals[0][2] == finals[1][2], 'the workers ended with different parameters'
+    # Before Cluster.broadcast_parameters, about one run in four (under load) ended with one worker's classifier
+    # holding the first summed gradient as its weight; the workers' own lines show where they diverged.
+    assert finals[0][2] == finals[1][2], 'the workers ended with different parameters:\n' + out[-3000:]
 
     saved = list(tmp_path.glob('save.*'))
     assert len(saved) == 1, 'only rank 0 may create its save dir: %s' % saved

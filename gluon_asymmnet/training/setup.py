@@ -253,7 +253,9 @@ def build_trainer(cfg, net, scheduler, cluster, start, count_scale=1, logger=Non
     """The Nesterov SGD trainer, its state loaded from ``start.states``; returns ``(trainer, num_update)``.
 
     ``count_scale``: optimizer updates per update of this worker (the
-    workers under ``dist_async``, whose servers count every push).
+    workers under ``dist_async``, whose servers count every push). Under a
+    ``dist_*`` kvstore every worker holds rank 0's parameters on return
+    (:meth:`Cluster.broadcast_parameters`).
     """
     optimizer_params = {'wd': cfg.wd, 'momentum': cfg.momentum, 'lr_scheduler': scheduler}
     if cfg.dtype != 'float32':
@@ -276,6 +278,7 @@ def build_trainer(cfg, net, scheduler, cluster, start, count_scale=1, logger=Non
         # The servers' optimizer is unpickled without its param_dict: key the multipliers by index.
         for i, param in enumerate(net.collect_params().values()):
             trainer.optimizer.wd_mult[i], trainer.optimizer.lr_mult[i] = param.wd_mult, param.lr_mult
+    cluster.broadcast_parameters(trainer)
     return trainer, num_update
 
 
