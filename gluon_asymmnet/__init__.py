@@ -19,6 +19,7 @@ _EXPORTS = {
     'MobileNetV2': 'mobilenetv2', 'mobilenetv2': 'mobilenetv2', 'mobilenetv2_asymm': 'mobilenetv2',
     'AsymmBottleneck': 'block',
     'CheckpointError': 'checkpoint', 'load_checkpoint': 'checkpoint',
+    'deploy_network': 'deploy',
     'export': 'export',
     'DataError': 'data', 'demo_dataset': 'data', 'folder_batches': 'data', 'get_data_loaders': 'data',
     'evaluate_accuracy': 'metrics',

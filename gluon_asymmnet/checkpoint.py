@@ -445,6 +445,10 @@ def _structural_map(layout, params):
     return OrderedDict((k, k) for k in params)
 
 
+# Parameter names only gluon_asymmnet.deploy's deployment form has (its bottlenecks' per-part convolutions).
+_DEPLOYMENT_KEY = re.compile(r'deploy_block\d+_(dw|proj)\d+_weight$')
+
+
 def _strip_export(key):
     return key[4:] if key.startswith(('arg:', 'aux:')) else key
 
@@ -573,6 +577,12 @@ def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False, ex
     for k in sorted(set(index) - set(mapping.values()) - set(skipped)):
         counts['unexpected'] += 1
         problems.append('unexpected parameter %s (shape %s) not in the network' % (k, index[k][0]))
+    if problems and name == 'export' and any(_DEPLOYMENT_KEY.search(k) for k in index):
+        raise CheckpointError(
+            '%s: a deployment-form export (gluon_asymmnet.deploy: BatchNorm folded, no feature-reuse concat), whose '
+            'parameters load only with its symbol (mx.gluon.SymbolBlock.imports, '
+            'gluon_asymmnet.checkpoint.import_symbol_block, eval.py --model-prefix); for a file that loads into the '
+            'network, export with deploy=False (--no-deploy)' % path)
     if problems:
         more = ''
         if len(problems) > 1:

@@ -343,8 +343,9 @@ def test_export_symbol_onnx_and_back(deployed):
     assert rel_err(mod.get_outputs()[0].asnumpy(), expected) < tolerance
     session = onnxruntime.InferenceSession(files['onnx'], providers=['CPUExecutionProvider'])
     assert rel_err(session.run(None, {'data': x.asnumpy()})[0], expected) < max(tolerance, TOLERANCE['onnx'])
+    own = export(net, str(folder / 'own'), SIZE, formats='symbol', deploy=False)  # loads back into Gluon
     fresh = ga.get_model('mobilenetv2_asymm', multiplier=0.5, classes=10)
-    assert ga.load_checkpoint(fresh, files['params']) == 'export'
+    assert ga.load_checkpoint(fresh, own['params']) == 'export'
     assert np.array_equal(fresh(x).asnumpy(), expected)
     uint8 = export(net, str(folder / 'uint8'), SIZE, preprocess=True)
     errors = compare_exported(net, uint8, SIZE, preprocess=True)

@@ -8,7 +8,7 @@ mode; what differs is which kernel MXNet 1.9.1 runs (package notes). ``F`` is
 from .modes import graph_mode
 
 __all__ = ['relu', 'relu6', 'hard_sigmoid', 'hard_swish', 'global_pool', 'channel_scale', 'channel_concat',
-           'channel_shuffle', 'residual_add', 'plain_relu_grad', 'plain_pool_grad']
+           'aligned_concat', 'channel_shuffle', 'residual_add', 'plain_relu_grad', 'plain_pool_grad']
 
 
 def relu(F, x, plain_grad=False):
@@ -81,6 +81,16 @@ def channel_concat(F, *parts):
     Forward-only computations use oneDNN's concat (``dim=1``).
     """
     return F.concat(*parts, dim=1 if graph_mode(F) == 'inference' else -3)
+
+
+def aligned_concat(F, *parts):
+    """Concatenate NCHW tensors whose widths are multiples of oneDNN's channel block, forward only.
+
+    oneDNN's concat (``dim=1``) in every mode: at block-aligned offsets it
+    copies without leaving the blocked layout. Only inference graphs use it
+    (:mod:`gluon_asymmnet.deploy`): its backward pass is defect 1's.
+    """
+    return F.concat(*parts, dim=1)
 
 
 def channel_shuffle(F, x, groups, channels):

@@ -19,12 +19,22 @@ layout and normalises them inside, like GluonCV's ``export_block``: with the
 :func:`gluon_asymmnet.get_model` sets from the registry and the store entry:
 ImageNet's for the released weights).
 
-The symbol is the network's **inference graph**: it uses oneDNN's concat,
-whose backward pass fails on CPUs ("could not construct a sub-memory"), so
-it is for inference only. ``trainable=True`` writes the training graph
-instead (MXNet's concat on ``dim=-3``; the same values): imported with
-``SymbolBlock.imports`` or the Module API it trains and fine-tunes on a
-oneDNN CPU. ONNX always comes from the inference graph.
+The symbol is an **inference graph**, for inference only: by default the
+network's deployment form (:func:`gluon_asymmnet.deploy.deploy_network`:
+the same logits without the feature-reuse concat and the channel shuffle,
+BatchNorm folded, channels padded for the runtimes' blocked layouts), and the
+ONNX file is also rewritten for onnxruntime's blocked layout
+(:func:`gluon_asymmnet.inference.ort_layout.optimize`); with a
+``batch_size`` both are chosen for it and the ONNX batch dimension is fixed.
+The deployment form's parameter file loads only with its symbol.
+``deploy=False`` exports the network's own inference graph, whose parameter
+file also loads back into the Gluon network (:func:`gluon_asymmnet.load_checkpoint`).
+Either uses oneDNN's concat, whose backward pass fails on CPUs ("could not
+construct a sub-memory"). ``trainable=True`` writes the network's training
+graph as the symbol instead (MXNet's concat on ``dim=-3``; the same values;
+never the deployment form): imported with ``SymbolBlock.imports`` or the
+Module API it trains and fine-tunes on a oneDNN CPU. ONNX always comes from
+an inference graph.
 
 Command line (a checkpoint of ``train_imagenet.py`` needs no model flags: its
 ``.json`` names the model, classes and preprocessing; the model flags are
@@ -33,7 +43,6 @@ those of ``train_imagenet.py`` and ``eval.py``, :mod:`gluon_asymmnet.model_flags
     python -m gluon_asymmnet.export --model asymmnet_large --params FILE --prefix out/asymmnet_large
     python -m gluon_asymmnet.export --params run/0.9500-pets-asymmnet_small-9-best.params --prefix out/pets
 """
-import argparse
 import os
 import tempfile
 
@@ -43,13 +52,10 @@ from mxnet.gluon import HybridBlock
 
 from ..backend import TrainInferHybridBlock, tracing_mode
 from ..checkpoint import CheckpointError, import_symbol_block, read_index, read_symbol
+from ..deploy import deploy_network, deploys_by_default
 from ..files import free_bytes, is_disk_full, read_only
 from ..metrics import relative_error
-from ..model_flags import add_flags, resolve
-from ..model_store import DEFAULT_ROOT, ModelStoreError
-from ..model_zoo import get_model
 from ..preprocessing import IMAGENET
-from ..run_meta import read_run_info
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'FORMATS', 'TOLERANCE', 'ExportError', 'Preprocess', 'export',
            'compare_exported', 'build_parser', 'main']
@@ -191,7 +197,15 @@ def _write_failure(prefix, folder, err, free):
     return 'export to %s failed: %s; nothing was changed in %s' % (prefix, reason, folder)
 
 
-def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, trainable=False, mean=None, std=None):
+def _optimize_onnx(path, batch_size):
+    """The deployment form's ONNX file at ``path`` rewritten in place for onnxruntime's blocked layout."""
+    import onnx
+    from ..inference import ort_layout
+    onnx.save(ort_layout.optimize(path, batch_size), path)
+
+
+def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, trainable=False, mean=None, std=None,
+           deploy=None, batch_size=None):
     """Export ``net`` as symbol JSON + params and/or ONNX, all files or none.
 
     Every file is written under a temporary name in the target folder,
@@ -209,18 +223,29 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
         Output path prefix (not a folder); folders are created.
     input_size : int or (int, int)
         Height and width the graph is traced at (ONNX keeps them fixed, the
-        batch dimension is dynamic).
+        batch dimension is dynamic unless ``batch_size`` is given).
     formats : iterable of str or str
         Any of ``'symbol'``, ``'onnx'`` (or ``'symbol,onnx'``).
     preprocess : bool
         Wrap the network in :class:`Preprocess`: the exported graph takes
         uint8 NHWC RGB images.
     trainable : bool
-        Write the training graph as the symbol (module notes); the default
-        inference graph is for inference only. ONNX is unaffected.
+        Write the network's training graph as the symbol (module notes); the
+        default inference graph is for inference only. ONNX is unaffected.
     mean, std : tuple of 3 float, optional
         With ``preprocess``: the RGB statistics (0-255 scale) the network was
         trained with (default: its ``preprocess_config``, else ImageNet's).
+    deploy : bool, optional
+        Export the deployment form as the inference graph (module notes).
+        Default: for this package's networks where it is faster
+        (:func:`gluon_asymmnet.deploy.deploys_by_default`), any other
+        HybridBlock as it is. False: the network's own inference graph, whose
+        parameter file ``load_checkpoint`` reads back.
+    batch_size : int, optional
+        With the deployment form: the batch size the files will run. The
+        form is chosen for it and the ONNX file's batch dimension is fixed to
+        it (onnxruntime then keeps the SE scaling in its blocked layout).
+        None: any batch size.
 
     Returns
     -------
@@ -231,7 +256,8 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     Raises
     ------
     ValueError
-        Bad arguments (a prefix that is a folder, an uninitialized network).
+        Bad arguments (a prefix that is a folder, an uninitialized network, a
+        ``batch_size`` without the deployment form).
     ExportError
         A folder that cannot be written, a failed write (naming the prefix
         and, for a full disk, saying so), or a converter failure.
@@ -239,36 +265,49 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     formats = _formats(formats)
     height, width = _size(input_size)
     ctx = _context(net)
+    deploy = deploys_by_default(net) if deploy is None else bool(deploy)
+    if batch_size is not None and (not deploy or int(batch_size) != batch_size or batch_size < 1):
+        raise ValueError('batch_size chooses the deployment form: it needs deploy and a positive integer, got %r%s'
+                         % (batch_size, '' if deploy else ' with deploy=False'))
     folder, final = _target(prefix, formats)
-    block = net
     if preprocess:
-        block = Preprocess(net, mean, std)
-        block.mean.initialize(ctx=ctx)
-        block.std.initialize(ctx=ctx)
         shape, dtype = (1, height, width, 3), np.uint8
+        mean, std = _statistics(net, mean, std)
     else:
         shape, dtype = (1, 3, height, width), np.float32
-    block.hybridize()
     x = mx.nd.zeros(shape, dtype=dtype, ctx=ctx)
-    block(x)
-    symbol_mode = 'train' if trainable and 'symbol' in formats else 'inference'
+
+    def ready(network):
+        block = network
+        if preprocess:
+            block = Preprocess(network, mean, std)
+            block.mean.initialize(ctx=ctx)
+            block.std.initialize(ctx=ctx)
+        block.hybridize()
+        block(x)
+        return block
+    own = ready(net) if trainable or not deploy else None
+    # The inference graph: the deployment form or the network's own; the training graph is never a deployment form.
+    inference = ready(deploy_network(net, batch_size, (height, width))) if deploy and (
+        not trainable or 'onnx' in formats) else own
     failure = None
     try:
         with tempfile.TemporaryDirectory(prefix='.%s.export-' % os.path.basename(prefix), dir=folder) as tmp:
             try:
                 base = os.path.join(tmp, 'model')
-                _export_graph(block, base, x, symbol_mode)
-                written = {'symbol': base + '-symbol.json', 'params': base + '-0000.params'}
-                # MXNet writes a symbol file cut short by a full disk without an error: read both back.
-                read_symbol(written['symbol'])
-                read_index(written['params'], quantized=True)
+                written = {}
+                if 'symbol' in formats:
+                    written = _write_graph(own if trainable else inference, base, x,
+                                           'train' if trainable else 'inference')
                 if 'onnx' in formats:
                     source = base
-                    if symbol_mode != 'inference':
+                    if trainable or 'symbol' not in formats:
                         source = os.path.join(tmp, 'inference')
-                        _export_graph(block, source, x, 'inference')
+                        _write_graph(inference, source, x, 'inference')
                     written['onnx'] = _to_onnx(source + '-symbol.json', source + '-0000.params', shape, dtype,
                                                base + '.onnx', prefix)
+                    if deploy:
+                        _optimize_onnx(written['onnx'], batch_size)
                 for kind, path in final.items():
                     os.replace(written[kind], path)
             except (OSError, mx.base.MXNetError, CheckpointError) as err:
@@ -279,6 +318,16 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     if failure:
         raise ExportError(failure)
     return final
+
+
+def _write_graph(block, base, x, mode):
+    """:func:`_export_graph`, then both files read back (MXNet writes a symbol file cut short by a full disk
+    without an error); returns their paths."""
+    _export_graph(block, base, x, mode)
+    written = {'symbol': base + '-symbol.json', 'params': base + '-0000.params'}
+    read_symbol(written['symbol'])
+    read_index(written['params'], quantized=True)
+    return written
 
 
 def _export_graph(block, base, x, mode):
@@ -356,67 +405,5 @@ def compare_exported(net, files, input_size=224, preprocess=False, batch_sizes=(
     return errors
 
 
-def build_parser():
-    """The argument parser of ``python -m gluon_asymmnet.export``."""
-    parser = argparse.ArgumentParser(
-        prog='python -m gluon_asymmnet.export',
-        description='Export a model and its parameter file as MXNet symbol JSON + params and/or ONNX, then '
-                    'compare every format with the Gluon network (exit status 1 when an error is too large). '
-                    'A checkpoint of train_imagenet.py needs no model, class or preprocessing flag: the .json '
-                    'beside it names them.')
-    model = parser.add_argument_group("model (default: the checkpoint run's, from the .json beside --params)")
-    add_flags(model, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'),
-              helps={'model': "model name (default: the checkpoint run's)"})
-    model.add_argument('--params', required=True,
-                       help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
-    model.add_argument('--root', default=DEFAULT_ROOT, help='model store folder for a hash prefix')
-    out = parser.add_argument_group('export')
-    out.add_argument('--prefix', required=True, help='output prefix (writes PREFIX-symbol.json, '
-                                                     'PREFIX-0000.params, PREFIX.onnx)')
-    out.add_argument('--formats', default=','.join(FORMATS), help='comma-separated: symbol, onnx')
-    out.add_argument('--preprocess', action='store_true',
-                     help="exported graph takes uint8 NHWC RGB images, normalised inside (with the checkpoint "
-                          "run's mean/std, else the model's: ImageNet's)")
-    out.add_argument('--trainable', action='store_true',
-                     help='write the training graph as the symbol: it can be imported and trained on a oneDNN '
-                          'CPU (the default inference graph is for inference only)')
-    add_flags(out, ('input_size', 'rgb_mean', 'rgb_std'), helps={
-        'input_size': "input side the graph is traced at (default: the checkpoint run's, else the model's, 224)",
-        'rgb_mean': "with --preprocess: RGB mean inside the graph, 0-255 scale (default: the checkpoint run's, "
-                    "else the model's)",
-        'rgb_std': "with --preprocess: RGB std inside the graph, 0-255 scale (default: the checkpoint run's, "
-                   "else the model's)"})
-    return parser
-
-
-def main(argv=None):
-    """``python -m gluon_asymmnet.export``: export any model + checkpoint, then verify every format."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if (args.rgb_mean or args.rgb_std) and not args.preprocess:
-        parser.error('--rgb-mean/--rgb-std set the normalisation inside the exported graph: add --preprocess')
-    try:
-        is_file = os.path.isfile(args.params)
-        run = read_run_info(args.params) if is_file else None
-        if args.model is None and run is None:
-            parser.error('--model is needed: %s has no training run description (.json) beside it' % args.params)
-        choice = resolve(vars(args), run, pretrained=not is_file and args.params)
-        # strict: an export never carries a new, untrained classifier.
-        net = get_model(choice.model, pretrained=args.params, root=args.root, strict=True, **choice.kwargs)
-        pre = choice.preprocess
-        files = export(net, args.prefix, pre.input_size, args.formats, args.preprocess, args.trainable, pre.mean,
-                       pre.std)
-        errors = compare_exported(net, files, pre.input_size, args.preprocess, mean=pre.mean, std=pre.std)
-    except (ValueError, CheckpointError, ModelStoreError, ExportError) as err:
-        parser.exit(2, 'error: %s\n' % err)
-    for name in ('symbol', 'params', 'onnx'):
-        if name in files:
-            print('wrote %s%s' % (files[name], ' (training graph: trainable)' if name == 'symbol' and args.trainable
-                                  else ''))
-    failed = False
-    for name, err in errors.items():
-        ok = err < TOLERANCE[name]
-        failed |= not ok
-        print('%-6s max relative error vs Gluon (batch 1 and 2): %.2e (%s, limit %.0e)'
-              % (name, err, 'ok' if ok else 'TOO LARGE', TOLERANCE[name]))
-    return 1 if failed else 0
+# The command line, python -m gluon_asymmnet.export (it uses the functions above).
+from .cli import build_parser, main  # noqa: E402

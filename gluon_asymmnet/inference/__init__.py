@@ -18,6 +18,13 @@ Backends (:data:`BACKENDS`, rows of :data:`~gluon_asymmnet.inference.backends.RE
   INT8 weights, UINT8 activations; 7-bit weights on CPUs without VNNI) of
   the exported ONNX file, calibrated on real images.
 
+Every backend but ``mxnet`` runs the network's deployment form by default
+(:mod:`gluon_asymmnet.deploy`: the same logits without the feature-reuse
+concat, BatchNorm folded, channels padded so that oneDNN and onnxruntime keep
+their blocked layouts; ``onnxruntime`` also with :mod:`.ort_layout`), in the
+form of its :class:`Backend` row; ``build_predictor(..., deploy=False)`` runs
+the network's own graph.
+
 Each backend becomes a :class:`Predictor` (:func:`build_predictor`): a
 callable from float32 NCHW NumPy batches to logits. :func:`benchmark` times
 them interleaved, in one process, and checks each against the float32 Gluon
@@ -25,7 +32,8 @@ network.
 
 Modules: :mod:`.graph` (the inference graph), :mod:`.backends` (the registry
 and :func:`build_predictor`), :mod:`.quantize` (INT8), :mod:`.ort` (ONNX and
-onnxruntime), :mod:`.child` (steps run in a fresh interpreter),
+onnxruntime), :mod:`.ort_layout` (ONNX rewrites for onnxruntime's blocked
+layout), :mod:`.child` (steps run in a fresh interpreter),
 :mod:`.predictor`, :mod:`.timing` (interleaved rounds, per-operator time) and
 :mod:`.benchmark`.
 """

@@ -16,6 +16,8 @@ import numpy as np
 
 from .. import fastops
 from ..cpu import physical_cores
+from ..deploy import BLOCKED, NHWC, DeployForm, deploy_network, deploys_by_default
+from . import ort_layout
 from .graph import inference_symbol, network_symbol, symbol_block
 from .ort import export_onnx, ort_runner, ort_session
 from .predictor import BackendError, Predictor, input_shape
@@ -28,7 +30,7 @@ __all__ = ['Backend', 'BuildSpec', 'REGISTRY', 'BACKENDS', 'INT8_BACKENDS', 'get
 class BuildSpec:
     """What a backend's build function gets (see :func:`build_predictor` for the meaning of each)."""
     backend: str
-    net: Any
+    net: Any                        # the network or, when deployed, its deployment form
     batch_size: int
     input_size: Tuple[int, int]
     calib: Optional[np.ndarray] = None
@@ -40,6 +42,7 @@ class BuildSpec:
     onnx_file: Optional[str] = None
     ort_spinning: bool = True
     ort_reduce_range: Optional[bool] = None
+    deployed: bool = False          # net is the deployment form (gluon_asymmnet.deploy)
     _temporary: Optional[str] = field(default=None, init=False, repr=False)
 
     @property
@@ -55,7 +58,7 @@ class BuildSpec:
         return path
 
     def onnx(self):
-        """The network's ONNX file at this input size (exported unless given)."""
+        """The ONNX file of ``net`` at this input size (exported unless given)."""
         return self.onnx_file or export_onnx(self.net, self.folder('%s-%dx%d' % ((self.backend,) + self.input_size)),
                                              self.input_size)
 
@@ -78,6 +81,10 @@ class Backend:
     fast_ops : bool
         Whether it runs the operators of :mod:`gluon_asymmnet.fastops` when
         they build.
+    deploy_form : DeployForm, optional
+        The network's deployment form it runs (:mod:`gluon_asymmnet.deploy`;
+        ``build_predictor(..., deploy=False)`` turns it off); None: the
+        network's own graph.
     summary : str
     """
     name: str
@@ -85,6 +92,7 @@ class Backend:
     runtime: str
     build: Callable
     fast_ops: bool = False
+    deploy_form: Optional[DeployForm] = None
     summary: str = ''
 
 
@@ -116,7 +124,10 @@ def _build_mxnet_int8(spec):
 
 
 def _build_onnxruntime(spec):
-    session = ort_session(spec.onnx(), spec.threads, spec.ort_spinning)
+    model = spec.onnx()
+    if spec.deployed:  # hard swish and the SE scale in onnxruntime's blocked layout too
+        model = ort_layout.optimize(model, spec.batch_size).SerializeToString()
+    session = ort_session(model, spec.threads, spec.ort_spinning)
     return ort_runner(session), {'threads': spec.threads, 'spinning': spec.ort_spinning}
 
 
@@ -130,13 +141,13 @@ def _build_onnxruntime_int8(spec):
 REGISTRY = OrderedDict((b.name, b) for b in (
     Backend('mxnet', 'fp32', 'mxnet', _build_mxnet,
             summary="the network's inference graph, hybridized static (what net.hybridize() runs)"),
-    Backend('mxnet-fused', 'fp32', 'mxnet', _build_mxnet_fused, fast_ops=True,
+    Backend('mxnet-fused', 'fp32', 'mxnet', _build_mxnet_fused, fast_ops=True, deploy_form=BLOCKED,
             summary='the rewritten inference graph after optimize_for(MKLDNN): conv + BN (+ add) + ReLU fused'),
-    Backend('onnxruntime', 'fp32', 'onnxruntime', _build_onnxruntime,
-            summary='the ONNX export in onnxruntime (CPU, all graph optimizations)'),
-    Backend('mxnet-int8', 'int8', 'mxnet', _build_mxnet_int8, fast_ops=True,
+    Backend('onnxruntime', 'fp32', 'onnxruntime', _build_onnxruntime, deploy_form=BLOCKED,
+            summary='the ONNX export in onnxruntime (CPU, all graph optimizations), kept in its blocked layout'),
+    Backend('mxnet-int8', 'int8', 'mxnet', _build_mxnet_int8, fast_ops=True, deploy_form=BLOCKED,
             summary="oneDNN INT8 of mxnet-fused's graph (mxnet.contrib.quantization), calibrated"),
-    Backend('onnxruntime-int8', 'int8', 'onnxruntime', _build_onnxruntime_int8,
+    Backend('onnxruntime-int8', 'int8', 'onnxruntime', _build_onnxruntime_int8, deploy_form=NHWC,
             summary='onnxruntime static quantization (QDQ) of the ONNX export, calibrated'),
 ))
 BACKENDS = tuple(REGISTRY)
@@ -170,7 +181,7 @@ def _use_fast_ops(fast_ops, info):
 
 def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, workdir=None, threads=None,
                     calib_mode='naive', exclude=None, onnx_file=None, ort_spinning=True, fast_ops=None,
-                    ort_reduce_range=None):
+                    ort_reduce_range=None, deploy=None):
     """Build one backend for a fixed batch size and input size.
 
     Parameters
@@ -200,8 +211,10 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         :func:`~gluon_asymmnet.inference.quantize.default_fp32_layers`. ``()``
         quantizes everything.
     onnx_file : str, optional
-        The network's ONNX export at this input size
-        (:func:`~gluon_asymmnet.inference.ort.export_onnx`), to skip exporting again.
+        The ONNX export at this input size
+        (:func:`~gluon_asymmnet.inference.ort.export_onnx`) of what the
+        backend runs (with ``deploy``, the deployment form for this backend
+        and batch size), to skip exporting again.
     ort_spinning : bool
         Let onnxruntime's idle worker threads spin (its default, fastest
         when it runs alone).
@@ -213,6 +226,14 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
     ort_reduce_range : bool, optional
         ``onnxruntime-int8`` with 7-bit weights; default: when the CPU has
         no VNNI (:func:`gluon_asymmnet.cpu.cpu_has_vnni`).
+    deploy : bool, optional
+        Run the network's deployment form
+        (:func:`gluon_asymmnet.deploy.deploy_network`, the backend's
+        :attr:`Backend.deploy_form` for this batch and input size; in
+        ``onnxruntime`` also :func:`~gluon_asymmnet.inference.ort_layout.optimize`)
+        in every backend that has one (all but ``mxnet``). Default: for the
+        networks it speeds up (:func:`gluon_asymmnet.deploy.deploys_by_default`);
+        False runs the network's own inference graph.
 
     Returns
     -------
@@ -229,9 +250,16 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
     kept, nodes = fp32_layers(net, default_fp32_layers(net, backend) if exclude is None else list(exclude))
     if entry.precision == 'int8':
         info['fp32_layers'] = kept
+    deployed = entry.deploy_form is not None and (deploys_by_default(net) if deploy is None else bool(deploy))
+    if deployed:
+        net = deploy_network(net, int(batch_size), size, entry.deploy_form)
+        # The layers kept in FP32 under the deployment form's names too (an onnx_file may hold either form).
+        nodes = list(nodes) + net.layer_names(kept)
+    if entry.deploy_form is not None:
+        info['deployed'] = deployed
     spec = BuildSpec(backend, net, int(batch_size), size, calib, calib_mode, workdir, threads or physical_cores(),
                      nodes, entry.fast_ops and _use_fast_ops(fast_ops, info), onnx_file, ort_spinning,
-                     ort_reduce_range)
+                     ort_reduce_range, deployed)
     run, built = entry.build(spec)
     info.update(built)
     run(np.zeros(spec.shape, np.float32))

@@ -8,7 +8,6 @@ import numpy as np
 from ..cpu import physical_cores
 from ..metrics import predictor_accuracy, relative_error
 from .backends import BACKENDS, REGISTRY, build_predictor, get_backend
-from .ort import export_onnx
 from .predictor import input_shape
 from .timing import medians, operator_times, time_interleaved
 
@@ -17,7 +16,7 @@ __all__ = ['benchmark', 'format_benchmark', 'operator_profile']
 
 def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmup=5, repeats=20,
               calib=None, eval_batches=None, eval_input_size=None, threads=None, workdir=None,
-              calib_mode='naive', exclude=None, seed=0, progress=None, ort_spinning=False):
+              calib_mode='naive', exclude=None, seed=0, progress=None, ort_spinning=False, deploy=None):
     """Latency, throughput, error against float32 and accuracy of every backend, side by side.
 
     Run it with ``MXNET_ENGINE_TYPE=NaiveEngine`` (``eval.py --benchmark``
@@ -54,7 +53,7 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
         ``OMP_NUM_THREADS``).
     workdir : str, optional
         Where the ONNX files are written.
-    calib_mode, exclude
+    calib_mode, exclude, deploy
         See :func:`~gluon_asymmnet.inference.build_predictor`.
     seed : int
         Seed of the random error-check input when no data is given.
@@ -88,20 +87,15 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
         check = check.astype(np.float32)
     reference = net(mx.nd.array(check)).asnumpy()
 
-    cache, onnx_files = {}, {}
+    cache = {}
 
     def predictor(b, batch, size):
+        # Each builds its own ONNX file: the deployment form depends on the backend and the batch size.
         if (b, batch, size) not in cache:
-            onnx_file = None
-            if get_backend(b).runtime == 'onnxruntime':  # one ONNX export per size serves them all
-                if size not in onnx_files:
-                    say('exporting ONNX at %dx%d' % (size, size))
-                    onnx_files[size] = export_onnx(net, os.path.join(workdir, 'onnx-%d' % size), size)
-                onnx_file = onnx_files[size]
             say('building %s (batch %d, %dx%d)' % (b, batch, size, size))
             cache[b, batch, size] = build_predictor(
                 b, net, batch, size, calib, os.path.join(workdir, 'b%d-%d' % (batch, size)), threads,
-                calib_mode, exclude, onnx_file, ort_spinning)
+                calib_mode, exclude, ort_spinning=ort_spinning, deploy=deploy)
         return cache[b, batch, size]
 
     for b in backends:
@@ -153,6 +147,9 @@ def format_benchmark(result, title=None):
                  % (setup['input_size'], setup['input_size'], setup['repeats'], setup['warmup'],
                     setup['onnxruntime_threads'], '' if setup.get('ort_spinning') else 'no ',
                     setup['omp_num_threads'] or 'unset', setup['mxnet_engine'], setup['physical_cores']))
+    deployed = [r['backend'] for r in rows if r.get('info', {}).get('deployed')]
+    if deployed:
+        lines.append('%s run the deployment form (gluon_asymmnet.deploy).' % ', '.join(deployed))
     fast = [r['backend'] for r in rows if r.get('info', {}).get('fast_ops')]
     failed = [r for r in rows if r.get('info', {}).get('fast_ops_error')]
     if fast:

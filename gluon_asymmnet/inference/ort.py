@@ -16,11 +16,12 @@ def export_files(symbol_file, params_file, prefix, height, width):
     :func:`export_onnx` runs in its child process. Returns the ONNX path."""
     from ..export import export
     block = import_symbol_block(symbol_file, params_file)
-    return export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',))['onnx']
+    return export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',), deploy=False)['onnx']
 
 
 def export_onnx(net, folder, input_size=224):
-    """The network as ONNX, written by :func:`gluon_asymmnet.export.export` in a child process.
+    """The network (any HybridBlock, e.g. a deployment form) as ONNX, written by
+    :func:`gluon_asymmnet.export.export` in a child process, graph as given.
 
     The graph and parameters are saved here (``folder/mxnet-*``), and the
     ONNX conversion runs in a fresh process (see
