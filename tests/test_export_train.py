@@ -1,5 +1,6 @@
 """Exported networks that train: export(trainable=True) writes the training graph, which SymbolBlock.imports and
-the Module API train on a oneDNN CPU; the default export (the inference graph) is for inference only."""
+the Module API train on a oneDNN CPU; the default export (the deployment form) and deploy=False (the network's
+inference graph) are for inference only."""
 import os
 import subprocess
 import sys
@@ -23,8 +24,9 @@ def exported(tmp_path_factory):
     net = randomized('asymmnet_small', dict(multiplier=0.35, classes=4, dropout=0))
     folder = tmp_path_factory.mktemp('export_train')
     x = mx.nd.array(np.random.RandomState(0).uniform(-1, 1, (4, 3, SIZE, SIZE)))
-    files = {mode: ga.export(net, str(folder / mode), SIZE, formats=('symbol',), trainable=mode == 'train')
-             for mode in ('train', 'inference')}
+    files = {mode: ga.export(net, str(folder / mode), SIZE, formats=('symbol',), trainable=mode == 'train',
+                             deploy=mode == 'deployment')
+             for mode in ('train', 'inference', 'deployment')}
     return dict(net=net, files=files, x=x, expected=net(x).asnumpy())
 
 
@@ -37,6 +39,7 @@ def concat_dims(symbol_file):
 def test_trainable_export_is_the_training_graph_with_the_same_values(exported):
     assert concat_dims(exported['files']['train']['symbol']) == [-3]      # MXNet's concat, trains on oneDNN
     assert concat_dims(exported['files']['inference']['symbol']) == [1]   # oneDNN's concat, inference only
+    assert concat_dims(exported['files']['deployment']['symbol']) == []   # the default: no feature-reuse concat
     for mode, files in exported['files'].items():
         block = gluon.SymbolBlock.imports(files['symbol'], ['data'], files['params'])
         assert rel_err(block(exported['x']).asnumpy(), exported['expected']) < 1e-5, mode
@@ -99,8 +102,8 @@ CRASH = textwrap.dedent('''
 ''')
 
 
-def test_the_default_export_is_inference_only(exported):
-    """The inference graph's oneDNN concat fails in backward on CPUs where oneDNN blocks the concatenated channels
+def test_the_inference_graph_export_is_inference_only(exported):
+    """The network's inference graph (deploy=False): its oneDNN concat fails in backward on CPUs where oneDNN blocks the concatenated channels
     unlike AsymmNet's offsets (AVX-512: oneDNN's 16-channel blocks); a subprocess keeps a SIGFPE away."""
     files = exported['files']['inference']
     env = dict(os.environ, PYTHONPATH=ROOT)
