@@ -7,6 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+# One OpenMP thread in the test processes and in the scripts they start, as `make test` runs them, however
+# pytest is started: tests that compare a script's training with one in the test process (exact resume after
+# kill -9) need both to sum in the same order, and the scripts default to every physical core.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, 'tests', 'data')
 sys.path.insert(0, ROOT)
