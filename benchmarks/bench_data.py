@@ -21,7 +21,9 @@ Example::
     python benchmarks/bench_data.py --images 320 --workers 2 --rounds 3
 """
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,6 +97,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     tmp = tempfile.mkdtemp(prefix='bench_data_')
+    atexit.register(shutil.rmtree, tmp, True)  # the packed images
     t0 = time.perf_counter()
     info = pack_arrays(make_images(args.images), np.arange(args.images) % 10, os.path.join(tmp, 'bench'))
     size_mb = os.path.getsize(info['rec']) / 1e6

@@ -22,10 +22,12 @@ Example::
     python benchmarks/bench_fastops.py --breakdown --batch 32
 """
 import argparse
+import atexit
 import collections
 import ctypes
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -196,6 +198,7 @@ def main(argv=None):
     net = ga.get_model(MODEL, **weights['kwargs'])
     ga.load_checkpoint(net, weights['params'])
     workdir = tempfile.mkdtemp(prefix='bench_fastops_')
+    atexit.register(shutil.rmtree, workdir, True)  # the exported and quantized files
     print('%s, OMP_NUM_THREADS %s, %d physical cores, MXNet engine %s' % (
         MODEL, os.environ.get('OMP_NUM_THREADS'), physical_cores(), os.environ['MXNET_ENGINE_TYPE']))
     if args.breakdown:

@@ -224,3 +224,23 @@ def test_trained_weights_deploy_within_float32_rounding(demo_model):  # noqa: F8
 
 
 from test_eval import demo_model  # noqa: E402,F401  (session fixture: a model trained on the demo digits)
+
+
+def test_bench_deploy_prints_both_models_before_and_after(tmp_path):
+    """benchmarks/bench_deploy.py end to end, small: its table, the MXNet-against-onnxruntime lines, no verdicts."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(root, 'benchmarks', 'bench_deploy.py'), '--workdir',
+                           str(tmp_path), '--input-size', '32', '--rounds', '2', '--batches', '1,2',
+                           '--train-epochs', '1', '--backends', 'onnxruntime,mxnet-fused'],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, TMPDIR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(('| onnxruntime |', '| mxnet-fused |'))]
+    assert len(rows) == 4 and all(len(r.split('|')) == 10 for r in rows)
+    assert 'AsymmNet-L before | after | MobileNetV3-L before | after' in done.stdout
+    assert 'Fastest MXNet FP32 path against onnxruntime FP32 on AsymmNet-L' in done.stdout
+    assert 'Targets: not judged (they are for 224x224 inputs; this run: 32x32)' in done.stdout
+    assert 'MET' not in done.stdout and 'MISSED' not in done.stdout
+    assert not [p for p in os.listdir(str(tmp_path)) if p.startswith('bench_deploy_')]  # its files are removed
