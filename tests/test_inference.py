@@ -1,5 +1,6 @@
 """Inference backends: the rewritten graph is exact, every backend matches FP32, INT8 keeps demo accuracy."""
 import json
+import os
 
 import mxnet as mx
 import numpy as np
@@ -137,6 +138,16 @@ def test_every_backend_runs_and_matches_fp32(backend, graph, tiny, tmp_path):
     assert p.precision == ('int8' if backend.endswith('int8') else 'fp32')
     with pytest.raises(ValueError, match=r'built for input \(N, 3, 32, 32\)'):
         p(x[:, :, :16])
+
+
+def test_predictors_leave_no_temporary_files(tiny, tmp_path, monkeypatch):
+    """Without a workdir, the ONNX and INT8 files go to a temporary folder that is removed once built."""
+    import tempfile
+    net, x, calib = tiny
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    p = build_predictor('onnxruntime-int8', net, 2, 32, calib)
+    assert p(x).shape == (5, 10)
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_a_backend_is_a_row_of_the_registry(tiny, monkeypatch):

@@ -5,6 +5,7 @@ and a function that builds its runner from a :class:`BuildSpec`. Adding one
 is adding a row to :data:`REGISTRY`'s table.
 """
 import os
+import shutil
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -197,7 +198,8 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         Calibration images ``(N, 3, H, W)``, preprocessed like the evaluation
         data; required by the INT8 backends (resized when H, W differ).
     workdir : str, optional
-        Where ONNX and INT8 files go (default: a new temporary folder).
+        Where ONNX and INT8 files go, and stay (default: a temporary folder,
+        removed once the predictor is built).
     threads : int, optional
         onnxruntime intra-op threads (default: physical cores).
     calib_mode : str
@@ -260,7 +262,11 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
     spec = BuildSpec(backend, net, int(batch_size), size, calib, calib_mode, workdir, threads or physical_cores(),
                      nodes, entry.fast_ops and _use_fast_ops(fast_ops, info), onnx_file, ort_spinning,
                      ort_reduce_range, deployed)
-    run, built = entry.build(spec)
-    info.update(built)
-    run(np.zeros(spec.shape, np.float32))
+    try:
+        run, built = entry.build(spec)
+        info.update(built)
+        run(np.zeros(spec.shape, np.float32))
+    finally:
+        if spec._temporary is not None:  # the runtimes hold what they loaded: the files are not read again
+            shutil.rmtree(spec._temporary, ignore_errors=True)
     return Predictor(backend, run, spec.batch_size, size, entry.precision, info)

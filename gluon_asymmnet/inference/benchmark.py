@@ -1,4 +1,5 @@
 """The backends side by side: latency, throughput, error against float32 and accuracy; per-operator time."""
+import contextlib
 import os
 import tempfile
 
@@ -52,7 +53,8 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
         Threads of onnxruntime (default physical cores; MXNet takes
         ``OMP_NUM_THREADS``).
     workdir : str, optional
-        Where the ONNX files are written.
+        Where the ONNX and INT8 files are written, and stay (default: a
+        temporary folder, removed at the end).
     calib_mode, exclude, deploy
         See :func:`~gluon_asymmnet.inference.build_predictor`.
     seed : int
@@ -74,44 +76,47 @@ def benchmark(net, backends=BACKENDS, input_size=224, batch_sizes=(1, 32), warmu
     if len(batch_sizes) != 2:
         raise ValueError('batch_sizes needs (latency batch, throughput batch), got %r' % (batch_sizes,))
     threads = threads or physical_cores()
-    workdir = workdir or tempfile.mkdtemp(prefix='gluon_asymmnet_bench_')
-    eval_size = eval_input_size or input_size
-    rows = {b: {'backend': b, 'precision': get_backend(b).precision} for b in backends}
+    with contextlib.ExitStack() as stack:
+        if workdir is None:  # removed at the end: every predictor holds what it loaded
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='gluon_asymmnet_bench_'))
+        eval_size = eval_input_size or input_size
+        rows = {b: {'backend': b, 'precision': get_backend(b).precision} for b in backends}
 
-    # Error check input: real images when given, else a fixed random batch.
-    if eval_batches is not None:
-        check = next(iter(eval_batches))[0]
-        check = check.asnumpy() if hasattr(check, 'asnumpy') else np.asarray(check, np.float32)
-    else:
-        check = np.random.RandomState(seed).standard_normal(input_shape(batch_sizes[1], (eval_size,) * 2))
-        check = check.astype(np.float32)
-    reference = net(mx.nd.array(check)).asnumpy()
-
-    cache = {}
-
-    def predictor(b, batch, size):
-        # Each builds its own ONNX file: the deployment form depends on the backend and the batch size.
-        if (b, batch, size) not in cache:
-            say('building %s (batch %d, %dx%d)' % (b, batch, size, size))
-            cache[b, batch, size] = build_predictor(
-                b, net, batch, size, calib, os.path.join(workdir, 'b%d-%d' % (batch, size)), threads,
-                calib_mode, exclude, ort_spinning=ort_spinning, deploy=deploy)
-        return cache[b, batch, size]
-
-    for b in backends:
-        p = predictor(b, batch_sizes[1], eval_size)
-        rows[b]['rel_error'] = relative_error(p(check), reference)
-        rows[b]['info'] = p.info
+        # Error check input: real images when given, else a fixed random batch.
         if eval_batches is not None:
-            say('accuracy of %s' % b)
-            acc = predictor_accuracy(p, eval_batches)
-            rows[b].update(top1=acc['top1'], top5=acc['top5'], num_samples=acc['num_samples'])
-    for key, batch in zip(('latency_ms', 'throughput'), batch_sizes):
-        say('timing batch %d at %dx%d' % (batch, input_size, input_size))
-        x = np.random.RandomState(seed + 1).standard_normal(input_shape(batch, (input_size,) * 2)).astype(np.float32)
-        runners = {b: (lambda run=predictor(b, batch, input_size).run_batch: run(x)) for b in backends}
-        for b, seconds in medians(time_interleaved(runners, repeats, warmup, settle=True)).items():
-            rows[b][key] = seconds * 1e3 if key == 'latency_ms' else batch / seconds
+            check = next(iter(eval_batches))[0]
+            check = check.asnumpy() if hasattr(check, 'asnumpy') else np.asarray(check, np.float32)
+        else:
+            check = np.random.RandomState(seed).standard_normal(input_shape(batch_sizes[1], (eval_size,) * 2))
+            check = check.astype(np.float32)
+        reference = net(mx.nd.array(check)).asnumpy()
+
+        cache = {}
+
+        def predictor(b, batch, size):
+            # Each builds its own ONNX file: the deployment form depends on the backend and the batch size.
+            if (b, batch, size) not in cache:
+                say('building %s (batch %d, %dx%d)' % (b, batch, size, size))
+                cache[b, batch, size] = build_predictor(
+                    b, net, batch, size, calib, os.path.join(workdir, 'b%d-%d' % (batch, size)), threads,
+                    calib_mode, exclude, ort_spinning=ort_spinning, deploy=deploy)
+            return cache[b, batch, size]
+
+        for b in backends:
+            p = predictor(b, batch_sizes[1], eval_size)
+            rows[b]['rel_error'] = relative_error(p(check), reference)
+            rows[b]['info'] = p.info
+            if eval_batches is not None:
+                say('accuracy of %s' % b)
+                acc = predictor_accuracy(p, eval_batches)
+                rows[b].update(top1=acc['top1'], top5=acc['top5'], num_samples=acc['num_samples'])
+        for key, batch in zip(('latency_ms', 'throughput'), batch_sizes):
+            say('timing batch %d at %dx%d' % (batch, input_size, input_size))
+            x = np.random.RandomState(seed + 1).standard_normal(input_shape(batch, (input_size,) * 2))
+            x = x.astype(np.float32)
+            runners = {b: (lambda run=predictor(b, batch, input_size).run_batch: run(x)) for b in backends}
+            for b, seconds in medians(time_interleaved(runners, repeats, warmup, settle=True)).items():
+                rows[b][key] = seconds * 1e3 if key == 'latency_ms' else batch / seconds
     setup = dict(input_size=input_size, eval_input_size=eval_size, batch_sizes=tuple(batch_sizes),
                  warmup=warmup, repeats=repeats, onnxruntime_threads=threads,
                  omp_num_threads=os.environ.get('OMP_NUM_THREADS'), physical_cores=physical_cores(),
