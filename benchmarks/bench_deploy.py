@@ -66,6 +66,7 @@ from gluon_asymmnet.cpu import cpu_description, physical_cores  # noqa: E402
 from gluon_asymmnet.deploy import DeployForm, deploy_network  # noqa: E402
 from gluon_asymmnet.evaluation import calibration_images, eval_batches  # noqa: E402
 from gluon_asymmnet.inference import REGISTRY, build_predictor, export_onnx, ort_layout  # noqa: E402
+from gluon_asymmnet.inference.ort import ort_runner, ort_session  # noqa: E402
 from gluon_asymmnet.metrics import predictor_accuracy  # noqa: E402
 
 MODELS = ('asymmnet_large', 'mobilenetv3_large')
@@ -81,14 +82,7 @@ def ort_profile(model, batch, input_size, workdir, threads, rounds=10):
 
     Each node counts with its fastest call, the one least disturbed by other processes.
     """
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.join(workdir, 'ort-profile')
-    session = ort.InferenceSession(model, options, providers=['CPUExecutionProvider'])
+    session = ort_session(model, threads, spinning=False, profile_prefix=os.path.join(workdir, 'ort-profile'))
     x = {session.get_inputs()[0].name: np.random.RandomState(0).standard_normal(
         (batch, 3, input_size, input_size)).astype(np.float32)}
     for _ in range(rounds):
@@ -121,18 +115,10 @@ def print_profiles(title, profiles):
                                       for n in names))
 
 
-def ort_runner(path, threads, batch=None):
+def ort_file_runner(path, threads, batch=None):
     """onnxruntime on the file at ``path``, rewritten by ``ort_layout.optimize`` for ``batch`` unless None."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     model = path if batch is None else ort_layout.optimize(path, batch).SerializeToString()
-    session = ort.InferenceSession(model, options, providers=['CPUExecutionProvider'])
-    return lambda x: session.run(None, {'data': x})[0]
+    return ort_runner(ort_session(model, threads, spinning=False))
 
 
 def alternative_forms(net, batch, input_size):
@@ -186,7 +172,7 @@ def run_alternatives(nets, models, backends, batches, args, calib, threads, inpu
                 print('building %s %s batch %d' % (backend, form, batch), flush=True)
                 folder = os.path.join(workdir, 'alt-%d' % len(runners))
                 if backend == 'onnxruntime':
-                    run = ort_runner(export_onnx(net, folder, args.input_size), threads, batch if layout else None)
+                    run = ort_file_runner(export_onnx(net, folder, args.input_size), threads, batch if layout else None)
                 else:
                     run = build_predictor(backend, net, batch, args.input_size, calib, folder, threads,
                                           ort_spinning=False).run_batch

@@ -47,6 +47,7 @@ from gluon_asymmnet.cpu import physical_cores  # noqa: E402
 from benchmarks.demo_weights import demo_weights  # noqa: E402
 from gluon_asymmnet.evaluation import calibration_images, eval_batches  # noqa: E402
 from gluon_asymmnet.inference import build_predictor, export_onnx  # noqa: E402
+from gluon_asymmnet.inference.ort import ort_session  # noqa: E402
 from gluon_asymmnet.inference.timing import medians, time_interleaved  # noqa: E402
 from gluon_asymmnet.metrics import predictor_accuracy  # noqa: E402
 
@@ -160,14 +161,8 @@ def onednn_breakdown(params, batch, backend='mxnet-fused', model=MODEL, input_si
 
 def ort_breakdown(net, batch, workdir, rounds):
     """Milliseconds per onnxruntime operator type in one call (its profiler, median run)."""
-    import onnxruntime as ort
     path = export_onnx(net, os.path.join(workdir, 'onnx-224'), 224)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = physical_cores()
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.join(workdir, 'ort-profile')
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    session = ort_session(path, physical_cores(), profile_prefix=os.path.join(workdir, 'ort-profile'))
     x = {session.get_inputs()[0].name: np.random.RandomState(0).standard_normal((batch, 3, 224, 224))
          .astype(np.float32)}
     for _ in range(rounds + 2):

@@ -47,8 +47,12 @@ def export_onnx(net, folder, input_size=224):
                                     size[0], size[1]], 'ONNX export of %s' % (base + '-symbol.json'))
 
 
-def ort_session(path, threads, spinning=True):
-    """An onnxruntime CPU session: all graph optimizations, ``threads`` intra-op threads, one inter-op."""
+def ort_session(path, threads, spinning=True, profile_prefix=None):
+    """An onnxruntime CPU session: all graph optimizations, ``threads`` intra-op threads, one inter-op.
+
+    ``path``: an ONNX file or its bytes. ``profile_prefix``: turn onnxruntime's
+    profiler on, writing to files with this prefix (``session.end_profiling()``).
+    """
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -56,6 +60,9 @@ def ort_session(path, threads, spinning=True):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
