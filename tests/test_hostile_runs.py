@@ -336,33 +336,15 @@ def test_4_eval_json_and_gpus_are_checked_before_evaluating(tmp_path, capsys, mo
     assert not evaluated and sorted(os.listdir(str(tmp_path))) == ['a_file']
 
 
-_READ_ONLY = '''
-import contextlib, io, json, sys
-from gluon_asymmnet.evaluation.cli import main as eval_main
-from gluon_asymmnet.training.cli import main as train_main
-folder, train_argv = sys.argv[1], json.loads(sys.argv[2])
-results = {}
-for name, main, argv in (('train', train_main, train_argv + ['--save-dir', folder + '/run']),
-                         ('store', eval_main, ['--model', 'mobilenetv3_small', '--classes', '1000', '--pretrained',
-                                               '--root', folder + '/store', '--dataset', 'demo', '--no-progress'])):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exit:
-            code = exit.code
-    results[name] = [code, err.getvalue()]
-print(json.dumps(results))
-'''
-
-
 @needs_mounts
 def test_4_read_only_save_dir_and_store_root(tiny, tmp_path):
     """train_imagenet.py --save-dir and eval.py --pretrained --root on a read-only file system."""
     target = tmp_path / 'read_only'
     target.mkdir()
-    train_argv = args(tiny, None)
-    run_ = python_with_mount(target, 'ro', _READ_ONLY, target, json.dumps(train_argv))
+    calls = [('train', 'train', args(tiny, None) + ['--save-dir', str(target / 'run')]),
+             ('store', 'eval', ['--model', 'mobilenetv3_small', '--classes', '1000', '--pretrained',
+                                '--root', str(target / 'store'), '--dataset', 'demo', '--no-progress'])]
+    run_ = python_with_mount(target, 'ro', _CLIS, json.dumps(calls))
     assert run_.returncode == 0, run_.stderr[-2000:]
     results = json.loads(run_.stdout.strip().splitlines()[-1])
     assert results['train'][0] == 2 and error_lines(results['train'][1]) == [
