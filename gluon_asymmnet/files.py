@@ -8,10 +8,12 @@ fails because the disk is full says so (:func:`is_disk_full`), whichever
 layer noticed: Python's ``ENOSPC`` or MXNet's ``FileStream.Write incomplete``.
 """
 import errno
+import hashlib
 import os
 import tempfile
 
-__all__ = ['atomic_write', 'folder_problem', 'read_only', 'free_bytes', 'is_disk_full', 'write_failure_reason']
+__all__ = ['atomic_write', 'folder_problem', 'read_only', 'free_bytes', 'is_disk_full', 'write_failure_reason',
+           'file_sha256']
 
 _MIB = float(1 << 20)
 
@@ -127,3 +129,12 @@ def write_failure_reason(err, folder):
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return (str(err).strip().splitlines() or [type(err).__name__])[-1]
+
+
+def file_sha256(path):
+    """The hex sha256 of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

@@ -6,7 +6,6 @@ split once into a fixed, stratified held-out set (20 % of every class, seeded)
 and packed with :func:`gluon_asymmnet.data.pack.pack_arrays`, the same record
 format as ImageNet's.
 """
-import hashlib
 import json
 import os
 
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 from filelock import FileLock
 
+from ..files import file_sha256
 from ..home import mxnet_home
 from .errors import DataError
 from .folders import holdout_split
@@ -55,14 +55,6 @@ def digit_images():
     return images, digits.target.astype(np.int64)
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_manifest(root):
     """The manifest if every file it lists is present and unchanged, else None."""
     try:
@@ -71,7 +63,7 @@ def _read_manifest(root):
         if manifest.get('version') != _VERSION:
             return None
         for name in _FILES:
-            if _sha256(os.path.join(root, name)) != manifest['sha256'][name]:
+            if file_sha256(os.path.join(root, name)) != manifest['sha256'][name]:
                 return None
         return manifest
     except (OSError, ValueError, KeyError, TypeError):
@@ -89,7 +81,7 @@ def _build(root):
     manifest = dict(version=_VERSION, image_size=DIGITS_IMAGE_SIZE, classes=classes,
                     num_train=int(len(train)), num_val=int(len(val)),
                     train_ids=train.tolist(), val_ids=val.tolist(),
-                    sha256={name: _sha256(os.path.join(root, name)) for name in _FILES})
+                    sha256={name: file_sha256(os.path.join(root, name)) for name in _FILES})
     tmp = os.path.join(root, 'manifest.json.tmp')
     with open(tmp, 'w') as f:
         json.dump(manifest, f)

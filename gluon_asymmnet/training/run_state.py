@@ -49,7 +49,7 @@ from typing import Optional
 
 import mxnet as mx
 
-from ..files import atomic_write, write_failure_reason
+from ..files import atomic_write, file_sha256, write_failure_reason
 from .config import ConfigError, TrainConfig, flag_of
 
 __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
@@ -102,14 +102,6 @@ def _write_json(obj):
     return write
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class SaveError(RuntimeError):
     """A checkpoint could not be written; the message names it, why (a full disk by name) and the last one kept."""
 
@@ -152,7 +144,7 @@ def save_checkpoint(save_dir, stem, net, trainer, meta, save_states=True):
             atomic_write(paths['states'], trainer.save_states)
         meta = dict(meta, params=os.path.basename(paths['params']),
                     states=os.path.basename(paths['states']) if save_states else None,
-                    sha256={k: _sha256(paths[k]) for k in ('params', 'states') if paths[k]})
+                    sha256={k: file_sha256(paths[k]) for k in ('params', 'states') if paths[k]})
         atomic_write(paths['meta'], _write_json(meta))
     except BaseException:
         for path in paths.values():
@@ -220,7 +212,7 @@ def load_meta(path):
                               '%s%s --resume-epoch %d' % (path, meta[key], meta['params_path'],
                                                           ' --resume-states %s' % meta['states_path']
                                                           if meta['states_path'] else '', int(meta['epoch']) + 1))
-        if _sha256(target) != recorded[key]:
+        if file_sha256(target) != recorded[key]:
             raise ConfigError('%s: %s is not the file this checkpoint wrote (its sha256 differs from the one '
                               'recorded); nothing was loaded' % (path, target))
     return meta
