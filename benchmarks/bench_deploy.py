@@ -58,6 +58,7 @@ if __name__ == '__main__':  # MXNet's OpenMP threads (--threads, else the physic
     from gluon_asymmnet.cpu import configure_omp_threads
     configure_omp_threads(os.path.basename(__file__))
 
+import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import gluon_asymmnet as ga  # noqa: E402
@@ -121,6 +122,39 @@ def ort_file_runner(path, threads, batch=None):
     return ort_runner(ort_session(model, threads, spinning=False))
 
 
+def with_channel_multiplier(deployed):
+    """``deployed`` (a form that joins x's copies) with each join of copies restated as one depthwise
+    convolution with channel multiplier ``2r`` over ``x``: no concat at all (issue 14's first suggestion).
+
+    Exact: output channel ``c * m + k`` of the new convolution is copy ``k``'s channel ``c``, and the
+    SE and projection weights that read those channels are permuted alike. Measured here, not shipped
+    (neither runtime has a fast kernel for a channel multiplier above 1: benchmarks/README.md).
+    """
+    for block in deployed.features:
+        sources = getattr(block, 'sources', None)
+        if not sources or len(sources[0]) < 2 or set(sources[0]) != {'x'}:
+            continue
+        m, dw = len(sources[0]), block.dw[0]
+        weight, bias = dw.weight.data(), dw.bias.data()
+        channels = weight.shape[0] // m
+        order = mx.nd.array(np.arange(m * channels).reshape(m, channels).T.reshape(-1), dtype='int64')
+        conv = mx.gluon.nn.Conv2D(m * channels, weight.shape[2:], strides=dw._kwargs['stride'],
+                                  padding=dw._kwargs['pad'], groups=channels, in_channels=channels,
+                                  prefix=dw.prefix + 'multiplier_')
+        conv.initialize(ctx=weight.context)
+        conv.cast(weight.dtype)
+        conv.weight.set_data(weight.take(order, axis=0))
+        conv.bias.set_data(bias.take(order))
+        block.dw.register_child(conv, '0')
+        for layer, axis in ([(block.proj[0], 1)] + ([(block.se.reduce[0], 1), (block.se.gate[0], 0)]
+                                                     if block.se is not None else [])):
+            layer.weight.set_data(layer.weight.data().take(order, axis=axis))
+            if axis == 0:
+                layer.bias.set_data(layer.bias.data().take(order))
+        block.sources[0] = ('x',)
+    return deployed
+
+
 def alternative_forms(net, batch, input_size):
     """The forms ``--alternatives`` compares: name -> (network, ort_layout on)."""
     forms = {'original graph': (net, False)}
@@ -132,6 +166,10 @@ def alternative_forms(net, batch, input_size):
                 forms['join %s%s, align %d%s' % (concat, small, align, '' if pad_outputs else ' inside blocks')] = (
                     deploy_network(net, batch if small else None, input_size, DeployForm(align, pad_outputs, concat)),
                     True)
+    for small in ('', ', all where small'):
+        forms['x\'s copies as one depthwise convolution with channel multiplier%s, align 16 inside blocks' % small] = (
+            with_channel_multiplier(deploy_network(net, batch if small else None, input_size,
+                                                   DeployForm(16, False, 'copies'))), True)
     forms['join none, all where small, align 16, without ort_layout'] = (deploy_network(net, batch, input_size),
                                                                           False)
     return forms

@@ -244,3 +244,23 @@ def test_bench_deploy_prints_both_models_before_and_after(tmp_path):
     assert 'Targets: not judged (they are for 224x224 inputs; this run: 32x32)' in done.stdout
     assert 'MET' not in done.stdout and 'MISSED' not in done.stdout
     assert not [p for p in os.listdir(str(tmp_path)) if p.startswith('bench_deploy_')]  # its files are removed
+
+
+def test_bench_deploy_channel_multiplier_alternative_is_exact(inputs):
+    """The form --alternatives measures and the package does not ship: x's copies as one depthwise convolution
+    with channel multiplier 2r over x. Exact in float64 (benchmarks/README.md's claim)."""
+    import importlib.util
+    import os
+    spec = importlib.util.spec_from_file_location('bench_deploy', os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks', 'bench_deploy.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    net = randomized('asymmnet_large', dict(multiplier=0.5, asymmrate=2, shuffle_groups=2, classes=10))
+    net.cast('float64')
+    x = mx.nd.array(inputs[1], dtype='float64')
+    deployed = bench.with_channel_multiplier(deploy_network(net, None, SIZE, NHWC))
+    multiplied = [b for b in deployed.features if hasattr(b, 'sources') and b.sources[0] == ('x',)
+                  and b.dw[0].weight.shape[0] == 2 * net.asymmrate * b.dw[0]._kwargs['num_group']]
+    assert len(multiplied) == sum(b.expand is not None for b in net.blocks) > 0
+    assert rel_err(deployed(x).asnumpy(), net(x).asnumpy()) < 1e-10
+    assert_sensitive(net, x, at_least=1e-2)
