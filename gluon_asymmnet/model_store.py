@@ -46,7 +46,7 @@ from urllib.request import url2pathname
 import filelock
 import requests
 
-from .checkpoint import LAYOUTS
+from .layouts import LAYOUTS
 from .home import mxnet_home
 from .preprocessing import IMAGENET
 
