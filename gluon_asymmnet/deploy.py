@@ -39,7 +39,7 @@ padding apply. The block structure is read from the blocks' attributes
 first-block variant the builders make is converted as built. The result is for
 inference: its BatchNorms are gone, training it trains another network, and
 its parameter files load only with its own graph.
-:mod:`gluon_asymmnet.inference.ort_layout` completes the onnxruntime form in
+:mod:`gluon_asymmnet.export.ort_layout` completes the onnxruntime form in
 its ONNX file.
 """
 from collections import namedtuple

@@ -55,20 +55,13 @@ known not to be network weights)."""
 
 @dataclass(frozen=True)
 class Layout:
-    """One parameter-file layout.
+    """One parameter-file layout: its ``name``, a one-line ``describe`` (whose files, what keys), and two functions.
 
-    Attributes
-    ----------
-    name : str
-    describe : str
-        One line: whose files these are and what their keys look like.
-    detect : callable or None
-        ``detect(keys, net) -> bool``: the file's keys (a list) are this
-        layout's, given the target network (``None`` when unknown). None for
-        the layout that is left when no other claims the keys.
-    key_map : callable
-        ``key_map(net, index) -> KeyMap`` for the file's index
-        (``key -> (shape, dtype, ...)``).
+    ``detect(keys, net) -> bool`` says whether the file's keys (a list) are
+    this layout's, given the target network (None when unknown); it is None
+    for the layout that is left when no other claims the keys.
+    ``key_map(net, index) -> KeyMap`` maps the network's parameters to the
+    keys of a file with that index (``key -> (shape, dtype, ...)``).
     """
     name: str
     describe: str

@@ -22,13 +22,14 @@ from typing import Callable, Mapping, Optional
 
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .checkpoint import load_checkpoint
+from .features import FeatureExtractor
 from .finetune import load_pretrained
 from .mobilenetv2 import mobilenetv2, mobilenetv2_asymm
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
 from .preprocessing import IMAGENET, PreprocessConfig
 
-__all__ = ['Argument', 'ModelSpec', 'get_model', 'get_model_list', 'get_model_spec', 'get_preprocess',
-           'pretrained_entry']
+__all__ = ['Argument', 'ModelSpec', 'get_feature_extractor', 'get_model', 'get_model_list', 'get_model_spec',
+           'get_preprocess', 'pretrained_entry']
 
 # Arguments of every Gluon block (GluonCV's get_model passes them through too).
 BLOCK_ARGUMENTS = ('prefix', 'params')
@@ -254,6 +255,26 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
     _load(net, get_model_file(entry, root=root), ctx, entry.layout, adapt)
     net.preprocess_config = spec.preprocess.replace(**entry.preprocess)
     return net
+
+
+def get_feature_extractor(name, strides=(4, 8, 16, 32), **kwargs):
+    """Build a model by name and wrap it in a :class:`FeatureExtractor` (timm's ``features_only``).
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`gluon_asymmnet.get_model_list`.
+    strides : tuple of int
+        Output strides to return.
+    **kwargs
+        Passed to :func:`gluon_asymmnet.get_model` (``multiplier``,
+        ``asymmrate``, ``pretrained``...).
+
+    Returns
+    -------
+    FeatureExtractor
+    """
+    return FeatureExtractor(get_model(name, **kwargs), strides)
 
 
 def pretrained_entry(name, pretrained=True, ignore=(), **kwargs):

@@ -8,7 +8,7 @@ from ..model_flags import add_flags, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model
 from ..run_meta import read_run_info
-from . import FORMATS, TOLERANCE, ExportError, compare_exported, export
+from .exporter import FORMATS, TOLERANCE, ExportError, compare_exported, export
 
 __all__ = ['build_parser', 'main']
 
