@@ -15,13 +15,15 @@ which choose MXNet's kernels (oneDNN's or MXNet's own) for training and for
 inference; see :mod:`gluon_asymmnet.backend`.
 """
 import math
+from collections import OrderedDict, namedtuple
+from types import MappingProxyType
 
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from .backend import ops
 
-__all__ = ['make_divisible', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
+__all__ = ['make_divisible', 'Act', 'Unit', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
 
 
 def make_divisible(v, divisor=8):
@@ -57,6 +59,11 @@ class Act(HybridBlock):
         return '%s(%s)' % (self.__class__.__name__, self.kind)
 
 
+Unit = namedtuple('Unit', 'in_channels channels kernel stride groups act')
+Unit.__doc__ = """A convolution + BatchNorm (+ activation) unit of a bottleneck: input and output channels, square
+kernel, stride, groups, activation kind (None: linear)."""
+
+
 class ConvBN(HybridBlock):
     """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``).
 
@@ -71,6 +78,11 @@ class ConvBN(HybridBlock):
                                   groups=groups, use_bias=False, in_channels=in_channels)
             self.bn = nn.BatchNorm(in_channels=channels)
             self.act = Act(act, plain_grad) if act else None
+
+    @classmethod
+    def of(cls, unit, **kwargs):
+        """The :class:`ConvBN` a :class:`Unit` describes."""
+        return cls(unit.channels, unit.kernel, unit.stride, unit.groups, unit.act, unit.in_channels, **kwargs)
 
     def hybrid_forward(self, F, x):
         x = self.bn(self.conv(x))
@@ -140,6 +152,17 @@ class AsymmBottleneck(HybridBlock):
     residual : bool, optional
         Add the input to the output; needs ``c_in == c_out`` and stride 1.
         Default: wherever those shapes allow.
+
+    Attributes
+    ----------
+    sources : tuple of (str, int)
+        What the depthwise convolution reads, in concatenation order (before
+        any shuffle): ``('x', c_in)`` for a copy of the input, ``('e',
+        channels)`` for the expansion; ``(('x', c_in),)`` without expansion.
+    units : mapping
+        ``expand`` (when the block expands), ``conv1`` (depthwise) and
+        ``conv2`` (linear) as :class:`Unit`: the children are built from
+        them, and :mod:`gluon_asymmnet.deploy` reads them.
     """
 
     def __init__(self, in_channels, exp, out_channels, kernel, stride, use_se, act,
@@ -172,13 +195,21 @@ class AsymmBottleneck(HybridBlock):
             raise ValueError('%s: a residual add needs input width == output width and stride 1, got %d -> %d '
                              'channels at stride %d' % (where, in_channels, out_channels, stride))
         self.mid_channels = mid
+        self.in_channels, self.out_channels = in_channels, out_channels
+        expanded = exp - r * in_channels
+        self.sources = ((('x', in_channels),) * r + (('e', expanded),) + (('x', in_channels),) * r
+                        if self.expands else (('x', in_channels),))
+        units = OrderedDict()
+        if self.expands:
+            units['expand'] = Unit(in_channels, expanded, 1, 1, 1, act)
+        units['conv1'] = Unit(mid, mid, kernel, stride, mid, act)
+        units['conv2'] = Unit(mid, out_channels, 1, 1, 1, None)
+        self.units = MappingProxyType(units)
         with self.name_scope():
-            self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels)
-                           if self.expands else None)
-            self.conv1 = ConvBN(mid, kernel, stride, groups=mid, act=act, in_channels=mid,
-                                plain_grad=ops.plain_relu_grad(mid, out_channels, use_se))
+            self.expand = ConvBN.of(units['expand']) if self.expands else None
+            self.conv1 = ConvBN.of(units['conv1'], plain_grad=ops.plain_relu_grad(mid, out_channels, use_se))
             self.se = SE(mid, plain_grad=ops.plain_pool_grad(act)) if use_se else None
-            self.conv2 = ConvBN(out_channels, 1, in_channels=mid)
+            self.conv2 = ConvBN.of(units['conv2'])
 
     def hybrid_forward(self, F, x):
         out = x
