@@ -63,6 +63,9 @@ class ModelSpec:
         The listed model this name is, at its ``fixed`` arguments
         (:meth:`alias`): not in :func:`get_model_list`, and its store
         entries are that model's.
+    widths : tuple of float
+        The widths of the paper's and GluonCV's tables: with ``without_reuse``,
+        the rows of ``eval.py --summary``'s grid (at asymmrate 0, 1 and 2).
     """
     name: str
     builder: Callable
@@ -71,6 +74,7 @@ class ModelSpec:
     without_reuse: Optional[str] = None
     about: str = ''
     alias_of: Optional[str] = None
+    widths: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, 'fixed', MappingProxyType(dict(self.fixed)))
@@ -136,19 +140,22 @@ def _registry(*specs):
     return MappingProxyType(OrderedDict((s.name, s) for s in specs))
 
 
-_MOBILENETV2 = ModelSpec('mobilenetv2', mobilenetv2, IMAGENET,
+# The widths of the paper's tables (counts.csv) and of GluonCV's MobileNetV2 files.
+_PAPER_WIDTHS = (1.0, 0.75, 0.5, 0.35)
+_V2_WIDTHS = (1.0, 0.75, 0.5, 0.25)
+_MOBILENETV2 = ModelSpec('mobilenetv2', mobilenetv2, IMAGENET, widths=_V2_WIDTHS,
                          about='MobileNetV2 (Sandler et al., CVPR 2018): GluonCV\'s network')
 _MODELS = _registry(
-    ModelSpec('asymmnet_large', asymmnet_large, IMAGENET, without_reuse='mobilenetv3_large',
+    ModelSpec('asymmnet_large', asymmnet_large, IMAGENET, without_reuse='mobilenetv3_large', widths=_PAPER_WIDTHS,
               about='AsymmNet-Large (Yang, Shen, Zhao, CVPR 2021 Workshops): the authors\' network'),
-    ModelSpec('asymmnet_small', asymmnet_small, IMAGENET, without_reuse='mobilenetv3_small',
+    ModelSpec('asymmnet_small', asymmnet_small, IMAGENET, without_reuse='mobilenetv3_small', widths=_PAPER_WIDTHS,
               about='AsymmNet-Small (Yang, Shen, Zhao, CVPR 2021 Workshops): the authors\' network'),
     ModelSpec('mobilenetv3_large', mobilenetv3_large, IMAGENET,
               about='MobileNetV3-Large (Howard et al., ICCV 2019): GluonCV\'s network'),
     ModelSpec('mobilenetv3_small', mobilenetv3_small, IMAGENET,
               about='MobileNetV3-Small (Howard et al., ICCV 2019): GluonCV\'s network'),
     _MOBILENETV2,
-    ModelSpec('mobilenetv2_asymm', mobilenetv2_asymm, IMAGENET, without_reuse='mobilenetv2',
+    ModelSpec('mobilenetv2_asymm', mobilenetv2_asymm, IMAGENET, without_reuse='mobilenetv2', widths=_V2_WIDTHS,
               about='MobileNetV2 with asymmetrical bottlenecks (Yang, Shen, Zhao, CVPR 2021 Workshops): the '
                     'authors\' get_mobilenetv2_asymm'),
     # GluonCV's names for its published widths.

@@ -9,7 +9,7 @@ from ..checkpoint import CheckpointError
 from ..data import DataError
 from ..files import atomic_write, folder_problem, write_failure_reason
 from ..inference import BACKENDS, BackendError, format_benchmark
-from ..model_flags import add_flags, resolve
+from ..model_flags import add_flags, network_dests, preprocess_dests, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model
 from ..run_meta import read_run_info
@@ -20,7 +20,7 @@ from .evaluate import evaluate, output_classes
 from .models import load_model, random_weights
 from .summary import format_summary, layer_table, summary_rows
 
-__all__ = ['build_parser', 'run_defaults', 'main']
+__all__ = ['MODES', 'build_parser', 'run_defaults', 'main']
 
 
 def build_parser():
@@ -29,7 +29,7 @@ def build_parser():
         prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
                                     '(CPU inference backends) AsymmNet, MobileNetV3 and MobileNetV2 models.')
     m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
-    add_flags(m, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'), helps={
+    add_flags(m, network_dests(), helps={
         'classes': "number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)"})
     m.add_argument('--params', '--params-file', dest='params',
                    help='parameter file (any layout load_checkpoint reads); a training checkpoint needs no other '
@@ -45,7 +45,7 @@ def build_parser():
     d.add_argument('--data-dir', help='ImageNet folders: DIR/val/<class>/* (labels from DIR/train if present)')
     d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
     d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
-    add_flags(d, ('input_size', 'crop_ratio', 'rgb_mean', 'rgb_std'), helps={
+    add_flags(d, preprocess_dests(), helps={
         'input_size': "input side (default: the checkpoint run's, else the model's, 224; 32 for the demo)",
         'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's)",
         'rgb_mean': "comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else the model's)",
@@ -159,6 +159,89 @@ def _positive(parser, args, names):
             parser.error('--%s must be positive, got %r' % (name.replace('_', '-'), value))
 
 
+def _summary(args, run):
+    """``--summary``: MACs and parameters beside the published figures."""
+    width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
+    rows = summary_rows(args.model, width, rate)
+    print(format_summary(rows))
+    if args.verbose:
+        print()
+        print(layer_table(args.model, width, rate))
+    if args.json:
+        _write_json(args.json, {'summary': rows})
+    return 0
+
+
+def _data(args, run, required=True):
+    """The evaluation batches and their description; (None, None) when none are given and none are ``required``."""
+    given = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder)) or (
+        run is not None and run.val_data is not None)
+    if not (given or required):
+        return None, None
+    return eval_batches(dataset=args.dataset, rec_val=args.rec_val, rec_val_idx=args.rec_val_idx,
+                        data_dir=args.data_dir, image_folder=args.image_folder, class_names=args.class_names,
+                        batch_size=args.batch_size, num_workers=args.num_workers, input_size=args.input_size,
+                        crop_ratio=args.crop_ratio, mean=args.rgb_mean, std=args.rgb_std,
+                        classes=run.class_names if run is not None else None,
+                        run_data=run.val_data if run is not None else None)
+
+
+def _network(args, info, ctx, random_ok=False):
+    """The network to run and its description: loaded weights, or random ones where ``random_ok`` and none given."""
+    kwargs = dict(args.model_kwargs)
+    if 'classes' not in kwargs and args.dataset == 'demo' and args.model_prefix is None:
+        kwargs['classes'] = info['num_classes']
+    if random_ok and args.model and not args.params and not args.pretrained:
+        return random_weights(get_model(args.model, **kwargs)), {'model': args.model, 'weights': 'random (speed only)'}
+    return load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root, ctx=ctx,
+                      input_size=info['input_size'] if info else args.bench_input_size, **kwargs)
+
+
+def _contexts(args):
+    return [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
+
+
+def _benchmark(args, run):
+    """``--benchmark``: every inference backend timed side by side (with accuracy when data is given)."""
+    batches, info = _data(args, run, required=False)
+    net, described = _network(args, info, _contexts(args)[0], random_ok=True)
+    backends = [b.strip() for b in args.backends.split(',') if b.strip()]
+    if info is not None:
+        output_classes(net, info['input_size'])
+    say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))
+    result = benchmark_model(
+        net, backends, batches=batches, info=info, input_size=args.bench_input_size,
+        batch_sizes=(args.latency_batch, args.throughput_batch), warmup=args.warmup, repeats=args.repeats,
+        calib_images=args.calib_images, calib_mode='naive', exclude=_exclusions(args.int8_exclude),
+        threads=args.threads, workdir=args.workdir, progress=say, ort_spinning=args.ort_spinning)
+    title = '%s (%s), %s' % (described['model'], described['weights'],
+                             'accuracy on %s' % info['source'] if info else 'no accuracy data')
+    print(format_benchmark(result, title))
+    if result['setup'].get('calibration'):
+        print('INT8 calibration: %s.' % result['setup']['calibration'])
+    if args.json:
+        _write_json(args.json, dict(result, model=described))
+    return 0
+
+
+def _evaluate(args, run):
+    """The default: top-1/top-5 on the data."""
+    batches, info = _data(args, run)
+    ctx = _contexts(args)
+    net, described = _network(args, info, ctx[0])
+    figures = evaluate(net, batches, info, ctx=ctx, progress=not args.no_progress)
+    print('top1=%f top5=%f (%d images of %s)' % (figures['top1'], figures['top5'], figures['num_samples'],
+                                                 info['source']))
+    if args.json:
+        _write_json(args.json, dict(figures, model=described, data=info))
+    return 0
+
+
+# What eval.py does besides evaluating: the flag that asks for it -> the function that does it,
+# ``mode(args, run) -> exit status`` after run_defaults. A new mode is one function, its flag and its entry.
+MODES = {'summary': _summary, 'benchmark': _benchmark}
+
+
 def main(argv=None):
     """``eval.py``: parse the arguments and run the summary, the benchmark or the evaluation.
 
@@ -171,8 +254,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
                              'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
-    if args.summary and args.benchmark:
-        parser.error('--summary and --benchmark are separate runs: choose one')
+    chosen = [name for name in MODES if getattr(args, name)]
+    if len(chosen) > 1:
+        parser.error('%s are separate runs: choose one' % ' and '.join('--' + name for name in chosen))
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
     try:
@@ -180,58 +264,6 @@ def main(argv=None):
         if args.json:
             _check_json_target(args.json)
         run = run_defaults(args)
-        if args.summary:
-            width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
-            rows = summary_rows(args.model, width, rate)
-            print(format_summary(rows))
-            if args.verbose:
-                print()
-                print(layer_table(args.model, width, rate))
-            if args.json:
-                _write_json(args.json, {'summary': rows})
-            return 0
-        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder)) or (
-            run is not None and run.val_data is not None)
-        batches = info = None
-        if has_data or not args.benchmark:
-            batches, info = eval_batches(args.dataset, args.rec_val, args.rec_val_idx, args.data_dir,
-                                         args.image_folder, args.class_names, args.batch_size, args.num_workers,
-                                         args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std,
-                                         run.class_names if run is not None else None,
-                                         run.val_data if run is not None else None)
-        kwargs = dict(args.model_kwargs)
-        if 'classes' not in kwargs and args.dataset == 'demo' and args.model_prefix is None:
-            kwargs['classes'] = info['num_classes']
-        ctx = [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
-        if args.benchmark and args.model and not args.params and not args.pretrained:
-            net = random_weights(get_model(args.model, **kwargs))
-            described = {'model': args.model, 'weights': 'random (speed only)'}
-        else:
-            net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root,
-                                        ctx=ctx[0], input_size=info['input_size'] if info else args.bench_input_size,
-                                        **kwargs)
-        if args.benchmark:
-            backends = [b.strip() for b in args.backends.split(',') if b.strip()]
-            if info is not None:
-                output_classes(net, info['input_size'])
-            say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))
-            result = benchmark_model(
-                net, backends, batches, info, args.bench_input_size, (args.latency_batch, args.throughput_batch),
-                args.warmup, args.repeats, args.calib_images, 'naive',
-                _exclusions(args.int8_exclude), args.threads, args.workdir, say, args.ort_spinning)
-            title = '%s (%s), %s' % (described['model'], described['weights'],
-                                     'accuracy on %s' % info['source'] if info else 'no accuracy data')
-            print(format_benchmark(result, title))
-            if result['setup'].get('calibration'):
-                print('INT8 calibration: %s.' % result['setup']['calibration'])
-            if args.json:
-                _write_json(args.json, dict(result, model=described))
-            return 0
-        figures = evaluate(net, batches, info, ctx=ctx, progress=not args.no_progress)
-        print('top1=%f top5=%f (%d images of %s)' % (figures['top1'], figures['top5'], figures['num_samples'],
-                                                     info['source']))
-        if args.json:
-            _write_json(args.json, dict(figures, model=described, data=info))
-        return 0
+        return (MODES[chosen[0]] if chosen else _evaluate)(args, run)
     except (EvalError, CheckpointError, DataError, ModelStoreError, ValueError, BackendError) as err:
         parser.exit(2, 'error: %s\n' % err)

@@ -296,8 +296,10 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
         _schedule_notes(cfg, logger, total, scheduler, cfg.device_batch * cluster.num_workers)
         model_config = {k: getattr(cfg, k) for k in MODEL_KEYS}
         settings, data = run_settings(cfg), data_signature(train_batches, val_batches)
-        start = resume_point(cfg.save_dir, cfg.resume, model_config, cfg.resume_params, cfg.resume_states,
-                             cfg.resume_epoch, train_batches.batches_in_epoch, settings, data, cfg.resume_with_changes)
+        start = resume_point(cfg.save_dir, cfg.resume, model_config, resume_params=cfg.resume_params,
+                             resume_states=cfg.resume_states, resume_epoch=cfg.resume_epoch,
+                             batches_in_epoch=train_batches.batches_in_epoch, settings=settings, data=data,
+                             accept_changes=cfg.resume_with_changes)
         if start.note:
             logger.warning('warning: %s' % start.note)
         plan = finetune_plan(cfg, class_names)
@@ -369,7 +371,8 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
         finished = not history or history[-1]['epoch'] == cfg.num_epochs - 1
         if rank0 and history and finished:
             plot = os.path.join(cfg.save_dir, '%s-%s-top1.png' % (cfg.dataset, cfg.model))
-            plot_curve(history, plot, '%s x%g on %s: validation top-1' % (cfg.model, cfg.width_scale, cfg.dataset),
+            width = ' x%g' % cfg.width_scale if cfg.width_scale is not None else ''
+            plot_curve(history, plot, '%s%s on %s: validation top-1' % (cfg.model, width, cfg.dataset),
                        reference=cfg.dataset == 'imagenet')
         best_params = os.path.join(cfg.save_dir, checkpoints.best_params) if checkpoints.best_params else None
         if rank0 and checkpoints.best_epoch is not None:
