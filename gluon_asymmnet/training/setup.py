@@ -14,6 +14,7 @@ from mxnet import gluon
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import demo_dataset, get_data_loaders
+from ..data.pixels import set_max_image_pixels
 from ..finetune import freeze_stages, keep_bn_stats, load_pretrained, set_backbone_lr_mult
 from ..model_store import ModelStoreError, get_model_file
 from ..model_zoo import get_model, pretrained_entry
@@ -191,6 +192,7 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
         records, or a record whose label is not a class index, before
         anything trains.
     """
+    set_max_image_pixels(cfg.max_image_pixels)  # before the DataLoader workers fork
     kwargs = dict(batch_size=cfg.device_batch, num_workers=cfg.num_workers, input_size=cfg.input_size,
                   crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std,
                   num_classes=cfg.classes)
