@@ -146,8 +146,8 @@ def test_r2_case_17_image_folders(tmp_path, capsys):
     one = _folder(tmp_path / 'one', {'cat/1.jpg': 'jpg', '.cache/2.jpg': 'jpg'})
     empty = _folder(tmp_path / 'empty', {'cat/1.jpg': 'jpg', 'dog': None, 'emu/3.jpg': 'jpg'})
     dead = _folder(tmp_path / 'dead', {'cat/1.jpg': 'jpg', 'dog/2.jpg': b'<html>'})
-    cases = [(one, 'image folder %s has one class folder (cat); a classifier needs at least 2 classes, each in its '
-                   'own subfolder' % one),
+    cases = [(one, 'image folder %s has one class folder (cat); training a classifier needs at least 2 classes, each in '
+                   'its own subfolder' % one),
              (empty, 'class folder %s holds no images (' % (empty / 'dog')),
              (dead, 'class dog: none of its 1 images could be packed (%s is not a decodable image), so it would be a '
                     'class without examples' % (dead / 'dog' / '2.jpg'))]
@@ -181,3 +181,194 @@ def test_r2_case_22_packer_worker_count(tmp_path, capsys):
     assert worker_count(1000, tasks=3) == (3, worker_count(1000)[1]) and worker_count(None) == (cpus, None)
     code, out, err = _pack([src, tmp_path / 'out', '-j', '1000'], capsys)
     assert code == 0 and err == ['warning: ' + worker_count(1000)[1]] and 'packed 2 images' in out
+
+
+# -- 7. model-store downloads: size limit, progress deadline, no .part left ----------------------------
+
+class _Loopback(object):
+    """A loopback HTTP server whose every GET sends ``body(wfile)``; it stops on its own after ``cap`` seconds."""
+
+    def __init__(self, body, cap=20.0):
+        import http.server
+        import threading
+        import time
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                start = time.monotonic()
+                try:
+                    body(self, lambda: time.monotonic() - start < cap)
+                except OSError:  # the client hung up
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = 'http://127.0.0.1:%d/w.params' % self.httpd.server_address[1]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _trickle(handler, going):
+    import time
+    handler.send_response(200)
+    handler.send_header('Content-Length', '1000000')
+    handler.end_headers()
+    while going():
+        handler.wfile.write(b'x')
+        handler.wfile.flush()
+        time.sleep(0.05)
+
+
+def _forever(handler, going):
+    handler.send_response(200)
+    handler.end_headers()
+    block = b'\0' * (1 << 16)
+    while going():
+        handler.wfile.write(block)
+
+
+def _announces_too_much(handler, going):
+    handler.send_response(200)
+    handler.send_header('Content-Length', str(1 << 40))
+    handler.end_headers()
+
+
+@pytest.fixture
+def store_entry(monkeypatch):
+    from gluon_asymmnet import model_store as ms
+    for var in ('http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY',
+                'MXNET_GLUON_REPO', 'MXNET_HOME'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('NO_PROXY', '127.0.0.1,localhost')
+    names = []
+
+    def register(url):
+        names.append('r2-case-7-%d' % len(names))
+        return ms.register(dict(name=names[-1], model='asymmnet_small', kwargs=dict(multiplier=0.35, classes=10),
+                                file_name='r2.params', hash='0' * 40, hash_type='sha1', url=url))
+    yield register
+    for name in names:
+        ms.unregister(name)
+
+
+@pytest.mark.parametrize('body, words', [
+    (_trickle, 'the download stalled: '),
+    (_forever, 'sent more than'),
+    (_announces_too_much, 'announces 1099511627776 bytes'),
+])
+def test_r2_case_07_downloads_have_a_size_limit_and_a_progress_deadline(tmp_path, store_entry, body, words):
+    import time
+    from gluon_asymmnet import model_store as ms
+    server = _Loopback(body)
+    try:
+        entry = store_entry(server.url)
+        limit, values = ms.size_limit(entry)
+        assert 4 * values < limit < 8 * values + (2 << 20)
+        start = time.monotonic()
+        with pytest.raises(ms.ModelStoreError) as err:
+            ms.get_model_file(entry, root=str(tmp_path), stall_timeout=1)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    message = str(err.value)
+    assert words in message and '\n' not in message and elapsed < 10, (elapsed, message)
+    if body is _forever:
+        assert 'more than a parameter file of asymmnet_small(classes=10, multiplier=0.35) can hold' in message
+    assert [n for n in os.listdir(str(tmp_path)) if '.part' in n] == []
+
+
+def test_r2_case_07_a_killed_downloads_part_file_is_removed_by_the_next(tmp_path, store_entry):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from gluon_asymmnet import model_store as ms
+    server = _Loopback(_trickle)
+    try:
+        entry = store_entry(server.url)
+        code = ('import sys; from gluon_asymmnet import model_store as ms; ms.register(dict(name="k", '
+                'model="asymmnet_small", kwargs=dict(multiplier=0.35, classes=10), file_name="r2.params", '
+                'hash="0" * 40, hash_type="sha1", url=sys.argv[1])); ms.get_model_file("k", root=sys.argv[2])')
+        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(tmp_path)],
+                                 env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
+                                     os.path.abspath(__file__)))))
+        deadline = time.monotonic() + 60
+        while not [n for n in os.listdir(str(tmp_path)) if '.part-' in n] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        orphans = [n for n in os.listdir(str(tmp_path)) if '.part-' in n]
+        assert len(orphans) == 1
+        with pytest.raises(ms.ModelStoreError, match='stalled'):
+            ms.get_model_file(entry, root=str(tmp_path), stall_timeout=0.5)
+    finally:
+        server.close()
+    assert [n for n in os.listdir(str(tmp_path)) if '.part' in n] == []
+
+
+# -- 19. the environment: MXNET_GLUON_REPO ---------------------------------------------------------------
+
+def test_r2_case_19_a_malformed_mirror_is_named_as_the_variable(tmp_path, monkeypatch, capsys):
+    from gluon_asymmnet.evaluation import main
+    monkeypatch.setenv('MXNET_GLUON_REPO', 'http://[::1')
+    with pytest.raises(SystemExit) as exit:
+        main(['--model', 'mobilenetv3_small', '--classes', '1000', '--pretrained', '--root', str(tmp_path),
+              '--dataset', 'demo', '--no-progress'])
+    lines = [l for l in capsys.readouterr().err.strip().splitlines() if 'OpenMP thread' not in l]
+    assert exit.value.code == 2 and lines == [
+        "error: the environment variable MXNET_GLUON_REPO='http://[::1' is not a mirror URL (Invalid IPv6 URL); "
+        "unset it, or give an http(s):// URL or a folder"]
+    monkeypatch.setenv('MXNET_GLUON_REPO', 'ftp:/x')
+    with pytest.raises(SystemExit):
+        main(['--model', 'mobilenetv3_small', '--classes', '1000', '--pretrained', '--root', str(tmp_path),
+              '--dataset', 'demo', '--no-progress'])
+    assert "MXNET_GLUON_REPO='ftp:/x' is not a mirror URL (unknown scheme 'ftp')" in capsys.readouterr().err
+
+
+def test_r2_case_19_refetching_names_the_url_actually_used(tmp_path, store_entry, monkeypatch, caplog):
+    import logging
+    from gluon_asymmnet import model_store as ms
+    mirror = tmp_path / 'mirror' / 'gluon' / 'models'
+    mirror.mkdir(parents=True)
+    (mirror / 'w.params').write_bytes(b'not it')
+    entry = store_entry('https://example.invalid/w.params')
+    monkeypatch.setenv('MXNET_GLUON_REPO', str(tmp_path / 'mirror'))
+    (tmp_path / 'store').mkdir()
+    (tmp_path / 'store' / 'r2.params').write_bytes(b'damaged')
+    with caplog.at_level(logging.WARNING, logger='gluon_asymmnet.model_store'):
+        with pytest.raises(ms.ModelStoreError):
+            ms.get_model_file(entry, root=str(tmp_path / 'store'))
+    assert 'fetching it again from %s' % (mirror / 'w.params') in caplog.text
+    assert 'example.invalid' not in caplog.text
+
+
+# -- 18. special files given as parameters -----------------------------------------------------------------
+
+def test_r2_case_18_params_that_are_special_files_say_what_they_are(tmp_path, capsys):
+    from gluon_asymmnet.checkpoint import CheckpointError
+    from gluon_asymmnet.evaluation import main
+    fifo = str(tmp_path / 'pipe.params')
+    os.mkfifo(fifo)
+    (tmp_path / 'folder.params').mkdir()
+    cases = [(fifo, 'is a named pipe (FIFO)'), (str(tmp_path / 'folder.params'), 'is a folder'),
+             ('/dev/zero', 'is a character device')]
+    for path, what in cases:
+        with pytest.raises(SystemExit) as exit:
+            main(['--model', 'asymmnet_small', '--width-scale', '0.35', '--classes', '10', '--params', path,
+                  '--dataset', 'demo', '--no-progress'])
+        lines = [l for l in capsys.readouterr().err.strip().splitlines() if 'OpenMP thread' not in l]
+        assert exit.value.code == 2 and lines == ['error: %s %s, not a parameter file' % (path, what)]
+        net = ga.get_model('asymmnet_small', multiplier=0.35, classes=10)
+        with pytest.raises(CheckpointError, match='^%s %s' % (path, what.replace('(', r'\(').replace(')', r'\)'))):
+            ga.load_checkpoint(net, path)
+        with pytest.raises(ValueError, match=what.replace('(', r'\(').replace(')', r'\)')):
+            ga.get_model('asymmnet_small', multiplier=0.35, classes=10, pretrained=path)
+    with pytest.raises(CheckpointError, match='no such parameter file'):
+        ga.load_checkpoint(net, str(tmp_path / 'missing.params'))

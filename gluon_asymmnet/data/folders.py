@@ -121,14 +121,14 @@ def image_folder_sources(root, val_fraction=0.2, seed=0):
     """
     layout, train_root, val_root = folder_layout(root)
     if layout == 'split':
-        train = FolderSource(train_root)
+        train = FolderSource(train_root, min_classes=2)
         val = FolderSource(val_root, train.class_names)
         val.class_names = train.class_names
     else:
         if not 0 < val_fraction < 1:
             raise DataError('%s is one folder of classes: the held-out fraction must be in (0, 1), got %r'
                             % (train_root, val_fraction))
-        whole = FolderSource(train_root)
+        whole = FolderSource(train_root, min_classes=2)
         train_pos, val_pos = holdout_split(whole.labels, val_fraction, seed)
         counts = np.bincount(whole.labels[train_pos], minlength=len(whole.class_names))
         if not counts.all():

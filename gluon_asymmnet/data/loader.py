@@ -569,7 +569,7 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
         train_root, val_root = os.path.join(data_dir, 'train'), os.path.join(data_dir, 'val')
         classes = None
         if train:
-            train_src = FolderSource(train_root)
+            train_src = FolderSource(train_root, min_classes=2)
             classes = train_src.class_names
         elif os.path.isdir(train_root):
             # Labels follow the training classes; their names suffice (no listing of every image).

@@ -270,7 +270,8 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
     if isinstance(classes, str):
         classes = read_classes(classes)
     skipped = []
-    paths, labels, names = list_image_folder(root, classes, skipped)
+    # Without the training set's classes, a folder of one class packs data that trains nothing.
+    paths, labels, names = list_image_folder(root, classes, skipped, min_classes=2)
     for path, problem in skipped:
         warnings.warn('left out %s: it %s' % (path, problem))
     classes = list(classes) if classes is not None else names

@@ -262,7 +262,7 @@ def _raise_walk_error(err):
     raise DataError('class folder %s cannot be read: %s' % (err.filename, err.strerror or err))
 
 
-def list_image_folder(root, classes=None, skipped=None):
+def list_image_folder(root, classes=None, skipped=None, min_classes=1):
     """List ``root/<class>/.../<image>`` files.
 
     Subfolders of a class folder are walked, as torchvision's ``ImageFolder``
@@ -274,11 +274,13 @@ def list_image_folder(root, classes=None, skipped=None):
         A folder of class subfolders.
     classes : sequence of str or dict, optional
         Label of each folder name: a list (label = position) or a dict
-        ``{folder name: label}``. Default: the sorted subfolders of ``root``,
-        at least two of them.
+        ``{folder name: label}``. Default: the sorted subfolders of ``root``.
     skipped : list, optional
         Receives ``(path, reason)`` of each file left out as not an image
         (a format the decoder does not read).
+    min_classes : int
+        Without ``classes``, refuse fewer class folders (2 for training data: one class
+        trains a softmax that is always right).
 
     Returns
     -------
@@ -288,14 +290,14 @@ def list_image_folder(root, classes=None, skipped=None):
     Raises
     ------
     DataError
-        Besides :func:`class_folder_names`' reasons: fewer than two classes
-        (without ``classes``), a class folder that is unknown or holds no image.
+        Besides :func:`class_folder_names`' reasons: fewer than ``min_classes``
+        classes (without ``classes``), a class folder that is unknown or holds no image.
     """
     names = class_folder_names(root)
     if classes is None:
-        if len(names) < 2:
-            raise DataError('image folder %s has one class folder (%s); a classifier needs at least 2 classes, '
-                            'each in its own subfolder' % (root, names[0]))
+        if len(names) < min_classes:
+            raise DataError('image folder %s has one class folder (%s); training a classifier needs at least 2 '
+                            'classes, each in its own subfolder' % (root, names[0]))
         mapping = {n: i for i, n in enumerate(names)}
     else:
         mapping = dict(classes) if isinstance(classes, dict) else {n: i for i, n in enumerate(classes)}
@@ -323,13 +325,14 @@ class FolderSource(object):
     root : str
         The folder of class subfolders.
     classes : sequence of str or dict, optional
+    min_classes : int
         See :func:`list_image_folder`.
     """
 
-    def __init__(self, root, classes=None):
+    def __init__(self, root, classes=None, min_classes=1):
         self.root = root
         skipped = []
-        self.paths, self.labels, self.class_names = list_image_folder(root, classes, skipped)
+        self.paths, self.labels, self.class_names = list_image_folder(root, classes, skipped, min_classes)
         if skipped:
             warnings.warn('left out %d files of %s that are not images the decoder reads: %s%s'
                           % (len(skipped), root, ', '.join(p for p, _ in skipped[:5]),
