@@ -7,6 +7,7 @@ import mxnet as mx
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from ..data.pixels import set_max_image_pixels
 from ..files import atomic_write, folder_problem, write_failure_reason
 from ..inference import BACKENDS, BackendError, format_benchmark
 from ..model_flags import add_flags, network_dests, preprocess_dests, resolve
@@ -54,6 +55,9 @@ def build_parser():
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
     d.add_argument('--num-gpus', type=int, default=0, help='GPUs to evaluate on (default 0: CPU)')
+    d.add_argument('--max-image-pixels', type=int, default=None,
+                   help='images with more pixels are skipped, named and never decoded (decompression bombs; '
+                        "default 89478485, PIL's)")
     o = p.add_argument_group('what to do (default: evaluate)')
     o.add_argument('--summary', action='store_true',
                    help='MACs and parameters of --model (or of every model and width) beside the published figures')
@@ -252,13 +256,15 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
+    _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'max_image_pixels',
+                             'bench_input_size',
                              'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
     chosen = [name for name in MODES if getattr(args, name)]
     if len(chosen) > 1:
         parser.error('%s are separate runs: choose one' % ' and '.join('--' + name for name in chosen))
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
+    set_max_image_pixels(args.max_image_pixels)
     try:
         _check_gpus(args.num_gpus)
         if args.json:
