@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = textwrap.dedent('''
     import contextlib, io, json, sys
     from mxnet.gluon import nn
-    from gluon_asymmnet import model_flags, model_zoo
+    from gluon_asymmnet import model_flags, registry
 
     class Toy(nn.HybridBlock):
         def __init__(self, depth, classes, **kwargs):
@@ -40,8 +40,8 @@ CHILD = textwrap.dedent('''
     # The two additions: one flag, one registry entry.
     model_flags.FLAGS['toy_depth'] = model_flags.Flag('toy_depth', ('--toy-depth',), 'depth', None, int,
                                                       'convolutions of the toy network')
-    model_zoo._MODELS = model_zoo._registry(*model_zoo._MODELS.values(),
-                                            model_zoo.ModelSpec('toynet', toynet, about='a toy'))
+    registry._MODELS = registry._registry(*registry._MODELS.values(),
+                                          registry.ModelSpec('toynet', toynet, about='a toy'))
 
     from gluon_asymmnet.evaluation.cli import build_parser as eval_parser, main as eval_main
     from gluon_asymmnet.export.cli import build_parser as export_parser, main as export_main
