@@ -132,9 +132,10 @@ def check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout):
 class BottleneckNet(TrainInferHybridBlock):
     """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
 
-    Subclasses set ``multiplier``, ``asymmrate`` and ``shuffle_groups``,
-    build the stem, bottlenecks and head of ``features`` with
-    :meth:`_add_trunk`, then what follows the head and ``output``.
+    Subclasses set ``multiplier``, ``asymmrate``, ``shuffle_groups`` and
+    ``classes``, build the stem, bottlenecks and head of ``features`` with
+    :meth:`_add_trunk`, what follows the head, and the classifier with
+    :meth:`_add_classifier`.
     """
 
     def _add_trunk(self, stem, plans, head, act, name):
@@ -144,6 +145,15 @@ class BottleneckNet(TrainInferHybridBlock):
         self._add_conv_bn(stem, 3, 2, 3, act)
         self._add_blocks(plans, name)
         self._add_conv_bn(head, 1, 1, plans[-1].out, act)
+
+    def _add_classifier(self, dropout, in_channels, use_bias):
+        """Dropout (when > 0) at the end of ``features``, then ``output``: a 1x1 conv to the classes, flattened."""
+        if dropout > 0:
+            self.features.add(nn.Dropout(dropout))
+        self.output = nn.HybridSequential(prefix='output_')
+        with self.output.name_scope():
+            self.output.add(nn.Conv2D(self.classes, 1, use_bias=use_bias, in_channels=in_channels))
+            self.output.add(nn.Flatten())
 
     def _add_conv_bn(self, channels, kernel, stride, in_channels, act):
         # Three children (conv, BatchNorm, activation): the released checkpoint's indices.
@@ -236,12 +246,7 @@ class AsymmNet(BottleneckNet):
             self.features.add(nn.GlobalAvgPool2D())
             self.features.add(nn.Conv2D(LAST_CHANNELS, 1, use_bias=False, in_channels=head))
             self.features.add(Act('hard_swish'))
-            if dropout > 0:
-                self.features.add(nn.Dropout(dropout))
-            self.output = nn.HybridSequential(prefix='output_')
-            with self.output.name_scope():
-                self.output.add(nn.Conv2D(self.classes, 1, use_bias=True, in_channels=LAST_CHANNELS))
-                self.output.add(nn.Flatten())
+            self._add_classifier(dropout, LAST_CHANNELS, use_bias=True)
 
 
 def asymmnet_large(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2,

@@ -122,12 +122,7 @@ class MobileNetV2(BottleneckNet):
         with self.name_scope():
             self._add_trunk(stem, plans, last, 'relu6', name)
             self.features.add(nn.GlobalAvgPool2D())
-            if dropout > 0:
-                self.features.add(nn.Dropout(dropout))
-            self.output = nn.HybridSequential(prefix='output_')
-            with self.output.name_scope():
-                self.output.add(nn.Conv2D(self.classes, 1, use_bias=False, in_channels=last))
-                self.output.add(nn.Flatten())
+            self._add_classifier(dropout, last, use_bias=False)
 
 
 def mobilenetv2(multiplier=1.0, classes=1000, dropout=0.0, **kwargs):
