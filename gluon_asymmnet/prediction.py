@@ -25,17 +25,13 @@ from collections import namedtuple
 import numpy as np
 
 from .data.errors import DataError
-from .data.sources import IMAGE_EXTENSIONS
+from .data.pixels import check_pixels
 from .data.transforms import decode, normalize_into, val_image
 from .preprocessing import IMAGENET
 
-__all__ = ['ImageError', 'Prediction', 'PHOTO_EXTENSIONS', 'read_image', 'input_batch', 'imagenet_class_names',
+__all__ = ['ImageError', 'Prediction', 'read_image', 'input_batch', 'imagenet_class_names',
            'readable_class_names', 'predict']
 
-# What a folder of photos is searched for: the data pipeline's images, and what cameras, phones and the web write.
-# HEIC/AVIF cannot be decoded here; listing them names each one as skipped instead of passing over it silently.
-PHOTO_EXTENSIONS = tuple(IMAGE_EXTENSIONS) + ('.jpe', '.jfif', '.webp', '.tif', '.tiff', '.gif', '.pgm', '.ppm',
-                                              '.pbm', '.heic', '.heif', '.avif')
 _SYNSET = re.compile(r'^n\d{8}$')
 
 
@@ -83,8 +79,9 @@ def read_image(path):
     Raises
     ------
     ImageError
-        The file cannot be opened, is empty or is not an image OpenCV or
-        Pillow decodes, naming the file.
+        The file cannot be opened, is empty, declares more pixels than
+        :func:`gluon_asymmnet.data.pixels.max_image_pixels` (never decoded)
+        or is not an image OpenCV or Pillow decodes, naming the file.
     """
     try:
         with open(path, 'rb') as f:
@@ -93,6 +90,10 @@ def read_image(path):
         raise ImageError('%s cannot be read: %s' % (path, err.strerror or err)) from None
     if not payload:
         raise ImageError('%s is empty (0 bytes)' % path)
+    try:
+        check_pixels(payload, path)   # a decompression bomb is never decoded
+    except DataError as err:
+        raise ImageError(str(err)) from None
     img = decode(payload)
     if img is None:
         img = _pillow_decode(payload)

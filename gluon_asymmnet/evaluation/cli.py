@@ -7,6 +7,7 @@ import mxnet as mx
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from ..data.pixels import set_max_image_pixels
 from ..files import atomic_write, folder_problem, write_failure_reason
 from ..inference import BACKENDS, BackendError, format_benchmark
 from ..model_flags import add_flags, resolve
@@ -58,6 +59,9 @@ def build_parser():
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
     d.add_argument('--num-gpus', type=int, default=0, help='GPUs to evaluate on (default 0: CPU)')
+    d.add_argument('--max-image-pixels', type=int, default=None,
+                   help='images with more pixels are skipped, named and never decoded (decompression bombs; '
+                        "default 89478485, PIL's)")
     o = p.add_argument_group('what to do (default: evaluate)')
     o.add_argument('--summary', action='store_true',
                    help='MACs and parameters of --model (or of every model and width) beside the published figures')
@@ -217,12 +221,14 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'topk',
+                             'max_image_pixels',
                              'bench_input_size',
                              'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
     if sum(map(bool, (args.summary, args.benchmark, args.predict))) > 1:
         parser.error('--summary, --benchmark and --predict are separate runs: choose one')
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
+    set_max_image_pixels(args.max_image_pixels)
     try:
         _check_gpus(args.num_gpus)
         if args.json:

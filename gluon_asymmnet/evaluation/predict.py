@@ -10,9 +10,11 @@ import glob
 import os
 import sys
 
+from ..data import DataError
+from ..data.sources import image_files
 from ..files import atomic_write, write_failure_reason
 from ..inference import INT8_BACKENDS, build_predictor
-from ..prediction import PHOTO_EXTENSIONS, ImageError, input_batch, predict, read_image
+from ..prediction import ImageError, input_batch, predict, read_image
 from .errors import EvalError
 
 __all__ = ['image_paths', 'format_prediction', 'save_visualization', 'predict_images', 'predictions_payload']
@@ -21,29 +23,25 @@ __all__ = ['image_paths', 'format_prediction', 'save_visualization', 'predict_im
 _VIS_SIDE = 640
 
 
-def _folder_images(folder):
-    """The photos under ``folder`` (its subfolders too), sorted; hidden files and folders skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-        found.extend(os.path.join(root, f) for f in sorted(files)
-                     if not f.startswith('.') and os.path.splitext(f)[1].lower() in PHOTO_EXTENSIONS)
-    return found
-
-
 def image_paths(specs):
-    """The image files that ``specs`` name, in order, each once.
+    """The image files that ``specs`` name, in order, each once, and the files left out.
 
-    A file is taken as it is (whatever its extension: it is read to see), a
-    folder gives the photos under it (:data:`gluon_asymmnet.prediction.PHOTO_EXTENSIONS`,
-    subfolders included, hidden entries skipped), a glob its matches.
+    A file is taken as it is (whatever its name: it is read to see), a folder
+    gives the images under it as ``eval.py`` finds them in a class folder
+    (:func:`gluon_asymmnet.data.sources.image_files`: subfolders walked,
+    hidden entries skipped, other formats named), a glob its matches.
+
+    Returns
+    -------
+    (list of str, list of (str, str))
+        The paths, and ``(path, reason)`` of each file of a folder left out.
 
     Raises
     ------
     EvalError
         A path that does not exist or a glob that matches nothing, naming it.
     """
-    paths = []
+    paths, skipped = [], []
     for spec in specs:
         expanded = os.path.expanduser(spec)
         matches = [expanded] if os.path.exists(expanded) else sorted(glob.glob(expanded))
@@ -51,8 +49,11 @@ def image_paths(specs):
             raise EvalError('--predict %s: %s' % (spec, 'matches no file' if glob.has_magic(expanded)
                                                   else 'no such file or folder'))
         for match in matches:
-            paths.extend(_folder_images(match) if os.path.isdir(match) else [match])
-    return list(dict.fromkeys(paths))
+            try:
+                paths.extend(image_files(match, skipped) if os.path.isdir(match) else [match])
+            except DataError as err:
+                raise EvalError('--predict %s: %s' % (spec, err))
+    return list(dict.fromkeys(paths)), skipped
 
 
 def format_prediction(prediction, show_index=True):
@@ -138,10 +139,14 @@ def predict_images(net, specs, topk=5, class_names=None, preprocess=None, batch_
         No path found, or none of the images could be read.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    paths = image_paths(specs)
+    paths, skipped = image_paths(specs)
+    for path, why in skipped:
+        print('skipped: %s %s' % (path, why), file=err, flush=True)
+    skipped = [(path, '%s %s' % (path, why)) for path, why in skipped]
     if not paths:
-        raise EvalError('--predict %s: no image file (%s) there' % (' '.join(specs), ', '.join(PHOTO_EXTENSIONS)))
-    found, skipped, written, used, runner = [], [], [], set(), net
+        raise EvalError('--predict %s: no image there%s' % (' '.join(specs), ' (each file named above)' if skipped
+                                                                else ''))
+    found, written, used, runner = [], [], set(), net
     for start in range(0, len(paths), batch_size):
         images, names = [], []
         for path in paths[start:start + batch_size]:
