@@ -23,7 +23,7 @@ LAYERS = [
     ('model_zoo',),
     ('model_flags', 'run_meta'),
     ('export',),
-    ('inference',),
+    ('inference', 'prediction'),
     ('evaluation', 'training'),
 ]
 LAYER_OF = {'%s.%s' % (PACKAGE, name): level for level, names in enumerate(LAYERS) for name in names}
