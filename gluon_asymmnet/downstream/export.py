@@ -231,7 +231,7 @@ def inference_network(net, input_size=(256, 192), batch_size=None, form=BLOCKED,
 
 
 def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch_size=None, deploy=True,
-                      verify=True):
+                      verify=True, form=BLOCKED):
     """Export a downstream model's raw output (module notes) as symbol JSON and/or ONNX, checked against Gluon.
 
     Parameters
@@ -247,6 +247,8 @@ def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch
         Chooses the backbone's deployment form and fixes the ONNX batch dimension.
     deploy : bool
         The backbone in its deployment form (default) or as it is.
+    form : DeployForm
+        The backbone's deployment form: ``BLOCKED`` (onnxruntime FP32, oneDNN) or ``NHWC`` (onnxruntime INT8).
     verify : bool
         Compare each file with the Gluon network on random input (batches 1 and 2) and raise
         :class:`~gluon_asymmnet.export.ExportError` beyond :data:`TOLERANCE`.
@@ -257,7 +259,7 @@ def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch
         The paths written (as :func:`gluon_asymmnet.export`); with ``verify`` also ``errors`` (format ->
         relative error) and the ``tolerance`` they were held to.
     """
-    block = inference_network(net, input_size, batch_size, deploy=deploy)
+    block = inference_network(net, input_size, batch_size, form, deploy=deploy)
     with _raw_onnx_tensors():
         files = export(block, prefix, _size(input_size), formats, deploy=False)
     if batch_size and 'onnx' in files:
