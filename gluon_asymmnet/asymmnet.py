@@ -14,7 +14,7 @@ from collections import namedtuple
 from mxnet.gluon import nn
 
 from .backend import TrainInferHybridBlock
-from .block import Act, AsymmBottleneck, make_divisible
+from .block import Act, AsymmBottleneck, make_divisible, norm
 
 __all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'check_network_args', 'BottleneckNet',
            'AsymmNet', 'asymmnet_large', 'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']
@@ -132,8 +132,9 @@ def check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout):
 class BottleneckNet(TrainInferHybridBlock):
     """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
 
-    Subclasses set ``multiplier``, ``asymmrate``, ``shuffle_groups`` and
-    ``classes``, build the stem, bottlenecks and head of ``features`` with
+    Subclasses set ``multiplier``, ``asymmrate``, ``shuffle_groups``,
+    ``classes`` and ``norm`` (the keyword arguments ``norm_layer``,
+    ``norm_kwargs`` of :func:`~gluon_asymmnet.block.norm`), build the stem, bottlenecks and head of ``features`` with
     :meth:`_add_trunk`, what follows the head, and the classifier with
     :meth:`_add_classifier`.
     """
@@ -159,7 +160,7 @@ class BottleneckNet(TrainInferHybridBlock):
         # Three children (conv, BatchNorm, activation): the released checkpoint's indices.
         self.features.add(nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2, use_bias=False,
                                     in_channels=in_channels))
-        self.features.add(nn.BatchNorm(in_channels=channels))
+        self.features.add(norm(channels, **self.norm))
         self.features.add(Act(act))
 
     def _add_blocks(self, plans, name):
@@ -168,7 +169,7 @@ class BottleneckNet(TrainInferHybridBlock):
         for i, p in enumerate(plans):
             self.features.add(AsymmBottleneck(
                 p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
-                self.shuffle_groups, expands=p.expands, residual=p.residual,
+                self.shuffle_groups, expands=p.expands, residual=p.residual, **self.norm,
                 where='features.%d (block %d of %s, multiplier %g)' % (first + i, i + 1, name, self.multiplier)))
 
     @property
@@ -217,10 +218,17 @@ class AsymmNet(BottleneckNet):
         Whose code the network reproduces: ``'authors'`` (the authors'
         AsymmNet, github.com/Spark001/AsymmNet) or ``'gluoncv'`` (GluonCV's
         MobileNetV3, which decides expansion differently; ``asymmrate`` 0 only).
+    norm_layer : HybridBlock class, optional
+        The normalization layer of the stem, every block and the head
+        (default ``nn.BatchNorm``; GluonCV's scripts inject ``SyncBatchNorm``).
+        Parameter names do not depend on it.
+    norm_kwargs : dict, optional
+        Its keyword arguments (``{'num_devices': 4}``).
     """
 
     def __init__(self, arch='large', multiplier=1.0, asymmrate=1, shuffle_groups=0,
-                 classes=1000, dropout=0.2, corrected_first_block=False, original='authors', **kwargs):
+                 classes=1000, dropout=0.2, corrected_first_block=False, original='authors', norm_layer=None,
+                 norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         if arch not in ARCHS:
             raise ValueError('unknown arch %r; expected one of %s' % (arch, ', '.join(sorted(ARCHS))))
@@ -236,6 +244,7 @@ class AsymmNet(BottleneckNet):
         self.asymmrate, self.shuffle_groups = int(asymmrate), int(shuffle_groups)
         self.classes, self.dropout = int(classes), dropout
         self.corrected_first_block, self.original = corrected_first_block, original
+        self.norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         rows, head = ARCHS[arch]
         plans = plan_blocks(rows, multiplier, self.asymmrate, original, corrected_first_block,
                             name='%s, multiplier %g' % (arch, multiplier))

@@ -23,12 +23,22 @@ from mxnet.gluon.block import HybridBlock
 
 from .backend import ops
 
-__all__ = ['make_divisible', 'Act', 'Unit', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
+__all__ = ['make_divisible', 'norm', 'Act', 'Unit', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
 
 
 def make_divisible(v, divisor=8):
     """Round ``v`` up to a multiple of ``divisor`` (the paper's channel rounding)."""
     return int(math.ceil(v / divisor) * divisor)
+
+
+def norm(channels, norm_layer=None, norm_kwargs=None):
+    """The normalization layer over ``channels``: ``norm_layer`` (default ``nn.BatchNorm``) with ``norm_kwargs``.
+
+    GluonCV's models take ``norm_layer``/``norm_kwargs`` so that its scripts can
+    inject ``SyncBatchNorm`` (``train_yolo3.py --syncbn``); the structural
+    parameter names (``bn.gamma``...) are the same for any of them.
+    """
+    return (norm_layer or nn.BatchNorm)(in_channels=channels, **(norm_kwargs or {}))
 
 
 class Act(HybridBlock):
@@ -67,16 +77,16 @@ kernel, stride, groups, activation kind (None: linear)."""
 class ConvBN(HybridBlock):
     """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``).
 
-    ``plain_grad`` is passed to :class:`Act`.
+    ``plain_grad`` is passed to :class:`Act`; ``norm_layer``/``norm_kwargs`` to :func:`norm`.
     """
 
     def __init__(self, channels, kernel=1, stride=1, groups=1, act=None, in_channels=0,
-                 plain_grad=False, **kwargs):
+                 plain_grad=False, norm_layer=None, norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.conv = nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
                                   groups=groups, use_bias=False, in_channels=in_channels)
-            self.bn = nn.BatchNorm(in_channels=channels)
+            self.bn = norm(channels, norm_layer, norm_kwargs)
             self.act = Act(act, plain_grad) if act else None
 
     @classmethod
@@ -152,6 +162,8 @@ class AsymmBottleneck(HybridBlock):
     residual : bool, optional
         Add the input to the output; needs ``c_in == c_out`` and stride 1.
         Default: wherever those shapes allow.
+    norm_layer, norm_kwargs : optional
+        The normalization layer of every unit (:func:`norm`; default BatchNorm).
 
     Attributes
     ----------
@@ -166,7 +178,8 @@ class AsymmBottleneck(HybridBlock):
     """
 
     def __init__(self, in_channels, exp, out_channels, kernel, stride, use_se, act,
-                 asymmrate=1, shuffle_groups=0, where='block', expands=None, residual=None, **kwargs):
+                 asymmrate=1, shuffle_groups=0, where='block', expands=None, residual=None, norm_layer=None,
+                 norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         r = asymmrate
         self.asymmrate = r
@@ -205,11 +218,12 @@ class AsymmBottleneck(HybridBlock):
         units['conv1'] = Unit(mid, mid, kernel, stride, mid, act)
         units['conv2'] = Unit(mid, out_channels, 1, 1, 1, None)
         self.units = MappingProxyType(units)
+        bn = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         with self.name_scope():
-            self.expand = ConvBN.of(units['expand']) if self.expands else None
-            self.conv1 = ConvBN.of(units['conv1'], plain_grad=ops.plain_relu_grad(mid, out_channels, use_se))
+            self.expand = ConvBN.of(units['expand'], **bn) if self.expands else None
+            self.conv1 = ConvBN.of(units['conv1'], plain_grad=ops.plain_relu_grad(mid, out_channels, use_se), **bn)
             self.se = SE(mid, plain_grad=ops.plain_pool_grad(act)) if use_se else None
-            self.conv2 = ConvBN.of(units['conv2'])
+            self.conv2 = ConvBN.of(units['conv2'], **bn)
 
     def hybrid_forward(self, F, x):
         out = x

@@ -99,6 +99,8 @@ class MobileNetV2(BottleneckNet):
     dropout : float
         Dropout before the classifier (0: GluonCV's and the authors' networks
         have none).
+    norm_layer, norm_kwargs : optional
+        The normalization layer and its arguments (:class:`~gluon_asymmnet.AsymmNet`'s).
 
     Raises
     ------
@@ -107,7 +109,8 @@ class MobileNetV2(BottleneckNet):
         the block and its numbers).
     """
 
-    def __init__(self, multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=1000, dropout=0.0, **kwargs):
+    def __init__(self, multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=1000, dropout=0.0, norm_layer=None,
+                 norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout)
         narrowest = min(min(row.c for row in V2_ROWS), STEM_CHANNELS)
@@ -116,6 +119,7 @@ class MobileNetV2(BottleneckNet):
                              'at least 1/%d' % (multiplier, narrowest, narrowest, multiplier, narrowest))
         self.multiplier, self.asymmrate, self.shuffle_groups = multiplier, int(asymmrate), int(shuffle_groups)
         self.classes, self.dropout = int(classes), dropout
+        self.norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         name = 'mobilenetv2_asymm' if self.asymmrate else 'mobilenetv2'
         plans = plan_v2_blocks(multiplier)
         stem, last = plans[0].in_channels, last_channels(multiplier)

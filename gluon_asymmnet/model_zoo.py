@@ -16,10 +16,10 @@ from .features import FeatureExtractor
 from .files import not_a_file
 from .finetune import load_pretrained
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
-from .registry import BLOCK_ARGUMENTS, Argument, ModelSpec, get_model_list, get_model_spec
+from .registry import BLOCK_ARGUMENTS, TASKS, Argument, ModelSpec, get_model_list, get_model_spec
 
-__all__ = ['Argument', 'ModelSpec', 'BLOCK_ARGUMENTS', 'get_feature_extractor', 'get_model', 'get_model_list',
-           'get_model_spec', 'get_preprocess', 'pretrained_entry']
+__all__ = ['Argument', 'ModelSpec', 'BLOCK_ARGUMENTS', 'TASKS', 'get_feature_extractor', 'get_model',
+           'get_model_list', 'get_model_spec', 'get_preprocess', 'pretrained_entry']
 
 # Network attributes a store entry's constructor arguments are compared with; an entry
 # without ``corrected_first_block`` holds weights of the original network.
@@ -87,6 +87,9 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
         not have its published hash.
     """
     spec = get_model_spec(name)
+    if pretrained not in (False, None) and 'pretrained_base' in spec.arguments:
+        # GluonCV's rule: the model's own weights replace the backbone's.
+        kwargs['pretrained_base'] = False
     net = spec.build(**kwargs)
     if pretrained is False or pretrained is None:
         return net

@@ -7,7 +7,12 @@ arguments are set by the name), and the preprocessing its weights expect
 (:class:`~gluon_asymmnet.preprocessing.PreprocessConfig`), which a store
 entry of ``pretrained.json`` may refine. Adding a model is its module and
 one entry in :data:`_MODELS`. An alias (:meth:`ModelSpec.alias`: GluonCV's
-``mobilenetv2_0.5``) is accepted by name but not listed. The registry sits
+``mobilenetv2_0.5``) is accepted by name but not listed.
+
+The downstream models (:mod:`gluon_asymmnet.downstream`: ``mobile_pose_*``,
+``center_net_*_duc_*``, ``yolo3_*``) are entries too
+(:mod:`gluon_asymmnet.downstream_models`), with their :attr:`ModelSpec.task`
+(``'pose'``, ``'detection'``); :func:`get_model_list` lists them by task. The registry sits
 below the model store (which builds an entry's model to bound its download)
 and :mod:`gluon_asymmnet.model_zoo` (``get_model``, weights included).
 """
@@ -19,10 +24,11 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Optional
 
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
+from .downstream_models import ENTRIES as DOWNSTREAM
 from .mobilenetv2 import mobilenetv2, mobilenetv2_asymm
 from .preprocessing import IMAGENET, PreprocessConfig
 
-__all__ = ['Argument', 'ModelSpec', 'BLOCK_ARGUMENTS', 'get_model_list', 'get_model_spec']
+__all__ = ['Argument', 'ModelSpec', 'BLOCK_ARGUMENTS', 'TASKS', 'get_model_list', 'get_model_spec']
 
 # Arguments of every Gluon block (GluonCV's get_model passes them through too).
 BLOCK_ARGUMENTS = ('prefix', 'params')
@@ -59,6 +65,8 @@ class ModelSpec:
     widths : tuple of float
         The widths of the paper's and GluonCV's tables: with ``without_reuse``,
         the rows of ``eval.py --summary``'s grid (at asymmrate 0, 1 and 2).
+    task : str
+        ``'classification'``, ``'pose'`` or ``'detection'`` (:data:`TASKS`).
     """
     name: str
     builder: Callable
@@ -68,6 +76,7 @@ class ModelSpec:
     about: str = ''
     alias_of: Optional[str] = None
     widths: tuple = ()
+    task: str = 'classification'
 
     def __post_init__(self):
         object.__setattr__(self, 'fixed', MappingProxyType(dict(self.fixed)))
@@ -153,12 +162,18 @@ _MODELS = _registry(
                     'authors\' get_mobilenetv2_asymm'),
     # GluonCV's names for its published widths.
     *(_MOBILENETV2.alias('mobilenetv2_%s' % w, multiplier=float(w)) for w in ('1.0', '0.75', '0.5', '0.25')),
+    # GluonCV's pose and detection models over these backbones.
+    *(ModelSpec(e.name, e.builder, IMAGENET, about=e.about, task=e.task) for e in DOWNSTREAM),
 )
+TASKS = ('classification', 'pose', 'detection')
 
-def get_model_list():
-    """The models :func:`get_model` builds, one name each (aliases, GluonCV's ``mobilenetv2_<width>``
-    names, are accepted too: ``mobilenetv2`` at that width)."""
-    return sorted(name for name, spec in _MODELS.items() if spec.alias_of is None)
+def get_model_list(task='classification'):
+    """The models :func:`get_model` builds for ``task`` (one of :data:`TASKS`; None: every task), one name
+    each (aliases, GluonCV's ``mobilenetv2_<width>`` names, are accepted too: ``mobilenetv2`` at that width)."""
+    if task is not None and task not in TASKS:
+        raise ValueError('task must be one of %s or None, got %r' % (', '.join(TASKS), task))
+    return sorted(name for name, spec in _MODELS.items()
+                  if spec.alias_of is None and task in (None, spec.task))
 
 
 def get_model_spec(name):
@@ -172,6 +187,7 @@ def get_model_spec(name):
     key = name.lower() if isinstance(name, str) else name
     if key not in _MODELS:
         aliases = [n for n, spec in _MODELS.items() if spec.alias_of is not None]
-        raise ValueError('unknown model %r; valid names: %s%s' % (
-            name, ', '.join(get_model_list()), ' (and the aliases %s)' % ', '.join(aliases) if aliases else ''))
+        raise ValueError('unknown model %r; valid names: %s%s; pose and detection models: %s' % (
+            name, ', '.join(get_model_list()), ' (and the aliases %s)' % ', '.join(aliases) if aliases else '',
+            ', '.join(get_model_list('pose') + get_model_list('detection'))))
     return _MODELS[key]

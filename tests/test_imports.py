@@ -19,7 +19,7 @@ LAYERS = [
     ('files', 'home', 'cpu', 'preprocessing', 'metrics', 'complexity'),
     ('param_file', 'layouts', 'backend', 'fastops', 'data'),
     ('block', 'asymmnet', 'mobilenetv2', 'deploy', 'features'),
-    ('checkpoint', 'registry', 'model_store', 'finetune'),
+    ('checkpoint', 'downstream_models', 'registry', 'model_store', 'finetune'),
     ('model_zoo',),
     ('model_flags', 'run_meta'),
     ('export',),
