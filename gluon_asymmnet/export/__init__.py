@@ -264,6 +264,9 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     """
     formats = _formats(formats)
     height, width = _size(input_size)
+    if getattr(net, '_input_dtype', 'float32') != 'float32':  # set by BottleneckNet.cast
+        raise ValueError("export takes a float32 network; this one was cast to %s: net.cast('float32') first"
+                         % net._input_dtype)
     ctx = _context(net)
     deploy = deploys_by_default(net) if deploy is None else bool(deploy)
     if batch_size is not None and (not deploy or int(batch_size) != batch_size or batch_size < 1):
