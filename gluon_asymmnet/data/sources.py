@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'class_folder_names', 'list_image_folder']
+__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'class_folder_names', 'list_image_folder',
+           'image_files']
 
 # dmlc RecordIO framing: 4-byte magic, then 4 bytes (continuation flag << 29 | length).
 _MAGIC = 0xced7230a
@@ -232,7 +233,7 @@ def class_folder_names(root):
     return names
 
 
-def _class_images(folder, skipped):
+def image_files(folder, skipped=None):
     """Image files under ``folder`` and its subfolders (hidden ones left out), sorted by path.
 
     Files of other formats are added to ``skipped`` as ``(path, reason)``.
@@ -308,7 +309,7 @@ def list_image_folder(root, classes=None, skipped=None, min_classes=1):
     paths, labels = [], []
     for name in names:
         folder = os.path.join(root, name)
-        files = _class_images(folder, skipped)
+        files = image_files(folder, skipped)
         if not files:
             raise DataError('class folder %s holds no images (%s); add images or remove the folder'
                             % (folder, ' '.join(IMAGE_EXTENSIONS)))
