@@ -505,3 +505,93 @@ def test_r2_case_09_a_stopped_worker_stops_the_job_naming_it(tmp_path, capsys):
     assert run_processes(quiet, grace=2, output=output, liveness_timeout=2) == 124
     assert re.match(r'^\[launch\] no process printed or computed for 2s; worker \d \(pid \d+\) has been silent longest',
                     output.getvalue()), output.getvalue()
+
+
+# -- 13. exports record their input size and batch size ------------------------------------------------------
+
+def _eval(argv, capsys):
+    from gluon_asymmnet.evaluation import main
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    lines = [l for l in capsys.readouterr().err.strip().splitlines() if 'OpenMP thread' not in l]
+    return code, lines
+
+
+@pytest.fixture(scope='module')
+def small_export(tmp_path_factory):
+    from conftest import randomized
+    from gluon_asymmnet.export import export
+    folder = tmp_path_factory.mktemp('exports')
+    net = randomized('asymmnet_small', dict(multiplier=0.35, classes=10), seed=2)
+    files = export(net, str(folder / 'at32'), 32, formats=('symbol',))
+    fixed = export(net, str(folder / 'fixed2'), 32, formats=('symbol',), batch_size=2)
+    return dict(folder=folder, net=net, files=files, fixed=fixed)
+
+
+def test_r2_case_13_eval_uses_the_recorded_input_and_batch_size_or_refuses(small_export, tmp_path, capsys):
+    import json
+    from gluon_asymmnet.export_record import read_record
+    folder = small_export['folder']
+    record = read_record(str(folder / 'at32'))
+    assert record['input_size'] == (32, 32) and record['batch_size'] is None and not record['preprocess']
+    assert read_record(str(folder / 'fixed2'))['batch_size'] == 2
+    images = _folder(tmp_path / 'images', {'a/1.jpg': 'jpg', 'a/2.jpg': 'jpg', 'b/3.jpg': 'jpg'})
+    code, lines = _eval(['--model-prefix', folder / 'at32', '--image-folder', images, '--no-progress',
+                         '--json', tmp_path / 'r.json'], capsys)
+    assert code == 0, lines
+    assert json.loads((tmp_path / 'r.json').read_text())['data']['input_size'] == 32  # not the default 224
+    code, lines = _eval(['--model-prefix', folder / 'at32', '--image-folder', images, '--no-progress',
+                         '--input-size', '224'], capsys)
+    assert code == 2 and lines == ['error: --input-size 224: %s was exported for input 32x32 (%s-export.json); drop '
+                                   '--input-size, or export again at 224' % ((folder / 'at32',) * 2)]
+    code, lines = _eval(['--model-prefix', folder / 'fixed2', '--dataset', 'demo', '--no-progress',
+                         '--batch-size', '4'], capsys)
+    assert code == 2 and lines == ['error: --batch-size 4: %s was exported for a fixed batch of 2 (its deployment '
+                                   'form, %s-export.json); drop --batch-size, or export again for batch 4'
+                                   % ((folder / 'fixed2',) * 2)]
+    code, lines = _eval(['--model-prefix', folder / 'fixed2', '--dataset', 'demo', '--no-progress'], capsys)
+    assert code == 0, lines
+
+
+# -- 15. two exports to one prefix ------------------------------------------------------------------------
+
+def test_r2_case_15_exports_to_one_folder_take_turns_and_mixed_files_are_refused(small_export, tmp_path, capsys):
+    import shutil
+    import threading
+    from conftest import randomized
+    from gluon_asymmnet.export import export
+    from gluon_asymmnet.export_record import prefix_lock, read_record, check_files
+    prefix = str(tmp_path / 'm')
+    first = export(small_export['net'], prefix, 32, formats=('symbol',))
+    before = {k: open(p, 'rb').read() for k, p in first.items()}
+    other = randomized('asymmnet_small', dict(multiplier=0.35, classes=10), seed=3)
+    done = threading.Event()
+    # While another export holds the folder, this one computes and checks its files but renames none.
+    with prefix_lock(str(tmp_path)):
+        worker = threading.Thread(target=lambda: (export(other, prefix, 32, formats=('symbol',)), done.set()))
+        worker.start()
+        assert not done.wait(3)
+        assert {k: open(p, 'rb').read() for k, p in first.items()} == before
+    worker.join(60)
+    assert done.is_set()
+    record = read_record(prefix)
+    check_files(prefix, record, {'symbol': first['symbol'], 'params': first['params']})  # all of the second export
+    assert open(first['params'], 'rb').read() != before['params']
+    # A set mixed anyway (a parameter file copied over from another export) is refused by name.
+    shutil.copyfile(small_export['files']['params'], first['params'])
+    code, lines = _eval(['--model-prefix', prefix, '--dataset', 'demo', '--no-progress'], capsys)
+    assert code == 2 and lines == [
+        'error: %s is not the params file of the export recorded in %s-export.json (another export to the same '
+        'prefix, or a file copied in); its files do not belong together: export again' % (first['params'], prefix)]
+
+
+def test_r2_case_13_load_checkpoints_hint_names_the_recorded_sizes(small_export):
+    from gluon_asymmnet.checkpoint import CheckpointError
+    net = ga.get_model('asymmnet_small', multiplier=0.35, classes=10)
+    prefix = str(small_export['folder'] / 'fixed2')
+    with pytest.raises(CheckpointError) as err:
+        ga.load_checkpoint(net, small_export['fixed']['params'])
+    assert ('eval.py --model-prefix); %s-export.json records input 32x32, batch 2: eval.py --model-prefix %s uses '
+            'them; for a file that loads' % (prefix, prefix)) in str(err.value)
