@@ -69,6 +69,10 @@ def _finite(arrays):
     return math.isfinite(total)
 
 
+def _number(value):
+    return value if math.isfinite(value) else None
+
+
 def _epoch_seed(seed, epoch, rank):
     return (seed * 1000003 + epoch * 7919 + rank * 104729 + 1) % (2 ** 31 - 1)
 
@@ -352,8 +356,9 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
             lr = lr_at(num_update)
             _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds,
                        val_batches is not None and failure is None, cfg.mixup)
-            history.append(dict(epoch=epoch, top1=top1, top5=top5, train_metric=result.metric[1], lr=lr,
-                                num_update=num_update, speed=result.seen / result.seconds, time=seconds,
+            # None where the epoch was not validated (a run's .json holds no NaN).
+            history.append(dict(epoch=epoch, top1=_number(top1), top5=_number(top5), train_metric=result.metric[1],
+                                lr=lr, num_update=num_update, speed=result.seen / result.seconds, time=seconds,
                                 skipped=result.skipped))
             if rank0:
                 checkpoints.after_epoch(epoch, top1, net, trainer, num_update, history, validated=failure is None)

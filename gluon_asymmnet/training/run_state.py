@@ -98,7 +98,7 @@ def run_folder(save_dir, dataset, model, tag_name=None, resume=None, now=None):
 def _write_json(obj):
     def write(tmp):
         with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
+            json.dump(obj, f, indent=1, sort_keys=True, allow_nan=False)  # NaN is not JSON
     return write
 
 
