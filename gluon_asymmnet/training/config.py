@@ -66,7 +66,7 @@ BN_STATS = ('train', 'keep')
 
 _RECORD_FIELDS = ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx')
 _DATA_FIELDS = _RECORD_FIELDS + ('data_dir', 'image_folder')
-_NAME = re.compile(r'[A-Za-z0-9_.-]+$')
+_NAME = re.compile(r'(?!\.+$)[A-Za-z0-9_.-]+$')  # not '.' or '..': a name goes into file and folder names
 
 
 def option(default, help, group, flags=None, negation=None, **argparse_kwargs):
@@ -240,6 +240,9 @@ class TrainConfig:
         None, 'resume from the newest checkpoint in --save-dir (no value) or from this .params file (without '
               'the .json this trainer writes beside it: its weights only, from epoch 0)', 'checkpoints and logs',
         nargs='?', const='latest', metavar='PARAMS')
+    overwrite: bool = option(
+        False, 'start a new run in a --save-dir that holds the checkpoints of another: they are removed first (without '
+               'it, and without --resume, such a folder is refused)', 'checkpoints and logs')
     resume_with_changes: bool = option(
         False, "with --resume: go on although settings or data differ from the checkpoint's (each change is "
                'logged; the run is then no longer a continuation). Without it they are refused', 'checkpoints and logs')
@@ -327,9 +330,11 @@ class TrainConfig:
                 self._set(dest, getattr(spec.preprocess, FLAGS[dest].field))
 
     def _resolve_data(self):
-        if self.dataset is not None and not _NAME.match(self.dataset):
-            raise ConfigError('--dataset %r: a name of letters, digits, "_", "." and "-" (it goes into file names)'
-                              % self.dataset)
+        for name in ('dataset', 'tag_name'):
+            value = getattr(self, name)
+            if value is not None and not _NAME.match(value):
+                raise ConfigError('%s %r: a name of letters, digits, "_", "." and "-" (it goes into file names)'
+                                  % (_flag(name), value))
         if self.demo_data:
             if self.dataset not in (None, DIGITS):
                 raise ConfigError('--dataset %s needs data: give --rec-train/--rec-train-idx/--rec-val/'
@@ -438,6 +443,9 @@ class TrainConfig:
         if self.resume is not None and (self.resume_params or self.resume_states or self.resume_epoch):
             raise ConfigError('--resume replaces --resume-params/--resume-states/--resume-epoch; '
                               'give one or the other')
+        if self.overwrite and (self.resume is not None or self.resume_params):
+            raise ConfigError('--overwrite starts a new run in place of the one in --save-dir; --resume%s continues '
+                              'it: give one or the other' % ('' if self.resume is not None else '-params'))
         if self.resume_with_changes and self.resume is None:
             raise ConfigError('--resume-with-changes goes with --resume')
         if self.resume_states and not self.resume_params:
