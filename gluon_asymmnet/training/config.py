@@ -162,6 +162,9 @@ class TrainConfig:
               "was ImageNet's 1281167)", 'data', type=int)
     num_workers: int = option(4, 'number of preprocessing workers (0: in the main process)', 'data',
                               flags=('-j', '--num-data-workers'))
+    max_image_pixels: Optional[int] = option(
+        None, 'images with more pixels are skipped, named and never decoded (decompression bombs; default 89478485, '
+              "PIL's)", 'data', type=int)
     # model
     model: str = model_option('model', 'model', 'asymmnet_large', help='network to train (default asymmnet_large)',
                               choices=get_model_list())
@@ -465,7 +468,7 @@ RANGES = {
     # data
     'val_fraction': '(0, 1)', 'split_seed': '[0, 4294967295]', 'classes': '[1, inf)',
     'input_size': '[%d, inf)' % MIN_INPUT_SIZE, 'crop_ratio': '(0, 1]', 'min_random_area': '(0, 1]',
-    'num_training_samples': '[1, inf)', 'num_workers': '[0, inf)',
+    'num_training_samples': '[1, inf)', 'num_workers': '[0, inf)', 'max_image_pixels': '[1, inf)',
     # model
     'width_scale': '(0, %g]' % MAX_MULTIPLIER, 'asymmrate': '[0, inf)', 'shuffle_group': '[0, inf)',
     'dropout': '[0, 1)',
