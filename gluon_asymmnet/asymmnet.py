@@ -9,6 +9,8 @@ Layer indices match the authors' released checkpoint and GluonCV:
 then head conv and BN, pooling, the 1280-wide conv, dropout; ``output.0`` the
 classifier.
 """
+import math
+import numbers
 from collections import namedtuple
 
 import numpy as np
@@ -117,10 +119,28 @@ def _check_original_first_block(width, counted, exp, expands, asymmrate, origina
 _WHOSE = {'authors': "the authors'", 'gluoncv': "GluonCV's"}
 
 
-def check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout):
-    """Refuse constructor arguments no network of the package accepts (ValueError naming the argument)."""
-    if not multiplier > 0:
-        raise ValueError('multiplier must be > 0, got %r' % (multiplier,))
+# The widest network any paper trains is MobileNetV2 1.4; at 10 the parameters are already 100 times as many.
+MAX_MULTIPLIER = 10.0
+# The constructor arguments check_network_args judges (every builder takes some of them).
+NETWORK_ARGUMENTS = ('multiplier', 'asymmrate', 'shuffle_groups', 'classes', 'dropout')
+
+
+def _finite_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError('%s must be a finite number, got %r' % (name, value))
+
+
+def check_network_args(multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=1000, dropout=0.0):
+    """Refuse constructor arguments no network of the package accepts (ValueError naming the argument).
+
+    Non-finite values (``inf``, ``nan``) and multipliers beyond
+    :data:`MAX_MULTIPLIER` are refused before any width is computed from them.
+    """
+    for name, value in (('multiplier', multiplier), ('asymmrate', asymmrate), ('shuffle_groups', shuffle_groups),
+                        ('classes', classes), ('dropout', dropout)):
+        _finite_number(name, value)
+    if not 0 < multiplier <= MAX_MULTIPLIER:
+        raise ValueError('multiplier must be in (0, %g], got %r' % (MAX_MULTIPLIER, multiplier))
     if int(asymmrate) != asymmrate or asymmrate < 0:
         raise ValueError('asymmrate must be an integer >= 0, got %r' % (asymmrate,))
     if int(shuffle_groups) != shuffle_groups or shuffle_groups < 0:
