@@ -14,6 +14,7 @@ from collections import Counter, OrderedDict
 
 import mxnet as mx
 
+from .export_record import recorded_use
 from .layouts import LAYOUTS, detect_layout, strip_export
 from .param_file import (LIST_MAGIC, CheckpointError, check_contexts, check_finite, load_param_dict, mxnet_error_line,
                          parse_index, read_arrays, read_index)
@@ -127,8 +128,8 @@ def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False, ex
         raise CheckpointError(
             '%s: a deployment-form export (gluon_asymmnet.deploy: BatchNorm folded, no feature-reuse concat), whose '
             'parameters load only with its symbol (mx.gluon.SymbolBlock.imports, '
-            'gluon_asymmnet.checkpoint.import_symbol_block, eval.py --model-prefix); for a file that loads into the '
-            'network, export with deploy=False (--no-deploy)' % path)
+            'gluon_asymmnet.checkpoint.import_symbol_block, eval.py --model-prefix)%s; for a file that loads into the '
+            'network, export with deploy=False (--no-deploy)' % (path, recorded_use(path)))
     if problems:
         more = ''
         if len(problems) > 1:

@@ -17,7 +17,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # a module under none of them (the package itself, the command lines, anything new) is on top.
 LAYERS = [
     ('files', 'home', 'cpu', 'preprocessing', 'metrics', 'complexity'),
-    ('param_file', 'layouts', 'backend', 'fastops', 'data'),
+    ('param_file', 'layouts', 'export_record', 'backend', 'fastops', 'data'),
     ('block', 'asymmnet', 'mobilenetv2', 'deploy', 'features'),
     ('checkpoint', 'downstream_models', 'registry', 'model_store', 'finetune'),
     ('model_zoo',),

@@ -7,6 +7,11 @@
   (``mx.model.load_checkpoint(prefix, 0)``); the parameter file also loads
   back into a Gluon network with :func:`gluon_asymmnet.load_checkpoint`
   (layout ``export``);
+- ``prefix-export.json``: what the files were made for (input size, batch
+  size, preprocessing, deployment form) and the sha256 of each, so that
+  readers use the sizes and refuse files of two different exports
+  (:mod:`gluon_asymmnet.export_record`); exports into one folder take turns
+  for their final renames;
 - ``prefix.onnx``: MXNet's ONNX exporter (opset of the installed onnx), with a
   dynamic batch dimension named ``batch``; the weights are stored as graph
   initializers only (MXNet lists them as graph inputs too, which keeps

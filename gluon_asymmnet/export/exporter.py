@@ -9,6 +9,7 @@ from mxnet.gluon import HybridBlock
 from ..backend import TrainInferHybridBlock, tracing_mode
 from ..checkpoint import CheckpointError, import_symbol_block, read_symbol
 from ..deploy import deploy_network, deploys_by_default
+from ..export_record import prefix_lock, record_path, write_record
 from ..files import free_bytes, is_disk_full, read_only
 from ..metrics import relative_error
 from ..param_file import read_index
@@ -221,6 +222,9 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     """
     formats = _formats(formats)
     height, width = _size(input_size)
+    if getattr(net, '_input_dtype', 'float32') != 'float32':  # set by BottleneckNet.cast
+        raise ValueError("export takes a float32 network; this one was cast to %s: net.cast('float32') first"
+                         % net._input_dtype)
     ctx = _context(net)
     deploy = deploys_by_default(net) if deploy is None else bool(deploy)
     if batch_size is not None and (not deploy or int(batch_size) != batch_size or batch_size < 1):
@@ -265,8 +269,14 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
                                                base + '.onnx', prefix)
                     if deploy:
                         _optimize_onnx(written['onnx'], batch_size)
-                for kind, path in final.items():
-                    os.replace(written[kind], path)
+                # The record ties the files together (sha256 each) and says what they were made for.
+                write_record(os.path.join(tmp, 'record.json'),
+                             {kind: (os.path.basename(path), written[kind]) for kind, path in final.items()},
+                             (height, width), batch_size if deploy else None, preprocess, deploy, trainable)
+                with prefix_lock(folder):  # another export to this folder renames its files before or after
+                    for kind, path in final.items():
+                        os.replace(written[kind], path)
+                    os.replace(os.path.join(tmp, 'record.json'), record_path(prefix))
             except (OSError, mx.base.MXNetError, CheckpointError) as err:
                 # Judged before the temporary files are removed: a full disk has nothing left now.
                 failure = _write_failure(prefix, folder, err, free_bytes(folder))
