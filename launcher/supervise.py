@@ -12,8 +12,9 @@ Liveness (local processes, read from ``/proc``): a process stopped (SIGSTOP,
 Ctrl-Z, a debugger) for ``liveness_timeout`` seconds, or a job none of whose
 processes printed a line or used CPU time for that long, is stopped with a
 message naming the silent process (exit code 124): a ``dist_sync`` job whose
-worker is stopped otherwise waits for it forever, saying nothing. Processes
-on other hosts (ssh, mpirun) are judged by their output only.
+worker is stopped otherwise waits for it forever, saying nothing. Jobs on
+other hosts (ssh, mpirun) are not watched: their processes cannot be read
+here, and silence alone is no proof.
 """
 import os
 import signal
@@ -116,7 +117,8 @@ class _Liveness:
                 return ('%s (pid %d) has been stopped (SIGSTOP, Ctrl-Z or a debugger) for %gs and the others wait '
                         'for it: stopping all processes' % (proc.label, popen.pid, self.timeout))
         running = [i for i, (_, popen, _) in enumerate(self.job.entries) if popen.poll() is None]
-        if running and all(now - self.job.active[i] >= self.timeout for i in running):
+        local = all(proc.host is None and proc.label for proc, _, _ in self.job.entries)  # not ssh or mpirun
+        if local and running and all(now - self.job.active[i] >= self.timeout for i in running):
             index = min(running, key=lambda i: self.job.active[i])
             proc, popen, _ = self.job.entries[index]
             return ('no process printed or computed for %gs; %s (pid %d) has been silent longest (%.0fs): stopping '
