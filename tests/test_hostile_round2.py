@@ -121,6 +121,24 @@ def test_r2_case_16_decompression_bombs_are_skipped_and_named(tmp_path, capsys):
         set_max_image_pixels(previous)
     code, out, _ = _pack([src, tmp_path / 'raised', '-j', '1', '--max-image-pixels', '4000000'], capsys)
     assert code == 0 and 'packed 4 images' in out
+    # train_imagenet.py --max-image-pixels sets the limit its data workers inherit.
+    from gluon_asymmnet.data.pixels import DEFAULT_MAX_IMAGE_PIXELS, max_image_pixels
+    from gluon_asymmnet.training import build_data, parse_args
+    layout = {'%s/%d.jpg' % (c, i): 'jpg' for c in 'ab' for i in range(5)}
+    cfg = parse_args(['--image-folder', str(_folder(tmp_path / 'train', dict(layout, **{'b/bomb.png': bomb}))),
+                      '--model', 'asymmnet_small', '--width-scale', '0.35', '--input-size', '16', '--batch-size', '2',
+                      '-j', '0', '--save-dir', str(tmp_path / 'run'), '--max-image-pixels', '1000000'])
+    try:
+        train, _ = build_data(cfg)
+        assert max_image_pixels() == 10 ** 6
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            for _ in train:
+                pass
+        assert any('bomb.png %s' % words in str(w.message) for w in caught)
+    finally:
+        set_max_image_pixels(previous)
+    assert max_image_pixels() == DEFAULT_MAX_IMAGE_PIXELS
 
 
 # -- 17. image folders --------------------------------------------------------------------------------

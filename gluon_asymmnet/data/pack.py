@@ -413,6 +413,7 @@ def main(argv=None):
                         help='leave out images with more pixels than this, undecoded (default %d, as PIL)'
                              % DEFAULT_MAX_IMAGE_PIXELS)
     args = parser.parse_args(argv)
+    limit = max_image_pixels_now()
     try:
         if args.max_image_pixels is not None:
             set_max_image_pixels(args.max_image_pixels)
@@ -426,6 +427,8 @@ def main(argv=None):
     except (DataError, ValueError) as e:
         print('error: %s' % e, file=sys.stderr)
         return 2
+    finally:
+        set_max_image_pixels(limit)
     print('packed %d images of %d classes into %s (%.1f MB), index %s, class names %s'
           % (out['num_images'], len(out['classes']), out['rec'], os.path.getsize(out['rec']) / 1e6,
              out['idx'], out['classes_file']))
