@@ -47,6 +47,24 @@ def _describe(returncode):
     return 'exit code %d' % returncode
 
 
+def _group_members(pgid):
+    """The ``/proc/PID/stat`` fields after the command name of each member of a process group.
+
+    Fields: state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt,
+    majflt, cmajflt, utime, stime, ...
+    """
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            yield fields
+
+
 def _group_alive(pgid):
     """Whether a process group has a member that is not a zombie."""
     if not os.path.isdir('/proc'):
@@ -57,18 +75,8 @@ def _group_alive(pgid):
         except PermissionError:
             return True
         return True
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        # fields: state, ppid, pgrp, ...; zombies are dead, just not reaped.
-        if int(fields[2]) == pgid and fields[0] != 'Z':
-            return True
-    return False
+    # Zombies are dead, just not reaped.
+    return any(fields[0] != 'Z' for fields in _group_members(pgid))
 
 
 def _group_activity(pgid):
@@ -76,18 +84,9 @@ def _group_activity(pgid):
     if not os.path.isdir('/proc'):
         return None
     ticks, stopped = 0, False
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        # fields: state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime, stime
-        if int(fields[2]) == pgid:
-            ticks += int(fields[11]) + int(fields[12])
-            stopped = stopped or fields[0] in ('T', 't')
+    for fields in _group_members(pgid):
+        ticks += int(fields[11]) + int(fields[12])
+        stopped = stopped or fields[0] in ('T', 't')
     return ticks, stopped
 
 
