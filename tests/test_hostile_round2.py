@@ -613,3 +613,14 @@ def test_r2_case_13_load_checkpoints_hint_names_the_recorded_sizes(small_export)
         ga.load_checkpoint(net, small_export['fixed']['params'])
     assert ('eval.py --model-prefix); %s-export.json records input 32x32, batch 2: eval.py --model-prefix %s uses '
             'them; for a file that loads' % (prefix, prefix)) in str(err.value)
+
+
+def test_r2_case_12_pack_arrays_refuses_class_names_that_do_not_round_trip(tmp_path):
+    from gluon_asymmnet.pack import pack_arrays
+    for names in (['cat', 'dog\nsmall'], ['cat', '  '], ['cat', 'tab\there']):
+        with pytest.raises(ValueError, match='cannot be stored one a line in classes.txt'):
+            pack_arrays(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], str(tmp_path / 'x'), classes=names)
+    assert os.listdir(str(tmp_path)) == []
+    info = pack_arrays(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], str(tmp_path / 'y'), classes=[' lead', 'trail '])
+    from gluon_asymmnet.pack import read_classes
+    assert read_classes(info['classes_file']) == [' lead', 'trail ']
