@@ -28,6 +28,7 @@ _EXPORTS = {
     'get_model': 'model_zoo', 'get_model_list': 'model_zoo',
     'profile': 'complexity',
     'set_default_omp_threads': 'cpu',
+    'register_with_gluoncv': 'with_gluoncv',
 }
 __all__ = sorted(_EXPORTS)
 
