@@ -14,7 +14,7 @@ from collections import namedtuple
 from mxnet.gluon import nn
 
 from .backend import TrainInferHybridBlock
-from .block import Act, AsymmBottleneck, make_divisible
+from .block import Act, AsymmBottleneck, make_divisible, norm
 
 __all__ = ['BlockConfig', 'BlockPlan', 'ARCHS', 'ORIGINALS', 'plan_blocks', 'check_network_args', 'BottleneckNet',
            'AsymmNet', 'asymmnet_large', 'asymmnet_small', 'mobilenetv3_large', 'mobilenetv3_small']
@@ -133,7 +133,9 @@ class BottleneckNet(TrainInferHybridBlock):
     """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
 
     Subclasses build ``features`` and ``output`` and set ``multiplier``,
-    ``asymmrate`` and ``shuffle_groups`` before :meth:`_add_blocks`.
+    ``asymmrate``, ``shuffle_groups`` and ``norm`` (the keyword arguments
+    ``norm_layer``, ``norm_kwargs`` of :func:`~gluon_asymmnet.block.norm`)
+    before :meth:`_add_blocks`.
     """
 
     def _add_blocks(self, plans, name):
@@ -142,7 +144,7 @@ class BottleneckNet(TrainInferHybridBlock):
         for i, p in enumerate(plans):
             self.features.add(AsymmBottleneck(
                 p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
-                self.shuffle_groups, expands=p.expands, residual=p.residual,
+                self.shuffle_groups, expands=p.expands, residual=p.residual, **self.norm,
                 where='features.%d (block %d of %s, multiplier %g)' % (first + i, i + 1, name, self.multiplier)))
 
     @property
@@ -191,10 +193,17 @@ class AsymmNet(BottleneckNet):
         Whose code the network reproduces: ``'authors'`` (the authors'
         AsymmNet, github.com/Spark001/AsymmNet) or ``'gluoncv'`` (GluonCV's
         MobileNetV3, which decides expansion differently; ``asymmrate`` 0 only).
+    norm_layer : HybridBlock class, optional
+        The normalization layer of the stem, every block and the head
+        (default ``nn.BatchNorm``; GluonCV's scripts inject ``SyncBatchNorm``).
+        Parameter names do not depend on it.
+    norm_kwargs : dict, optional
+        Its keyword arguments (``{'num_devices': 4}``).
     """
 
     def __init__(self, arch='large', multiplier=1.0, asymmrate=1, shuffle_groups=0,
-                 classes=1000, dropout=0.2, corrected_first_block=False, original='authors', **kwargs):
+                 classes=1000, dropout=0.2, corrected_first_block=False, original='authors', norm_layer=None,
+                 norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         if arch not in ARCHS:
             raise ValueError('unknown arch %r; expected one of %s' % (arch, ', '.join(sorted(ARCHS))))
@@ -210,6 +219,7 @@ class AsymmNet(BottleneckNet):
         self.asymmrate, self.shuffle_groups = int(asymmrate), int(shuffle_groups)
         self.classes, self.dropout = int(classes), dropout
         self.corrected_first_block, self.original = corrected_first_block, original
+        self.norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         rows, head = ARCHS[arch]
         plans = plan_blocks(rows, multiplier, self.asymmrate, original, corrected_first_block,
                             name='%s, multiplier %g' % (arch, multiplier))
@@ -218,12 +228,12 @@ class AsymmNet(BottleneckNet):
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             self.features.add(nn.Conv2D(width, 3, strides=2, padding=1, use_bias=False, in_channels=3))
-            self.features.add(nn.BatchNorm(in_channels=width))
+            self.features.add(norm(width, **self.norm))
             self.features.add(Act('hard_swish'))
             self._add_blocks(plans, arch)
             width = plans[-1].out
             self.features.add(nn.Conv2D(head, 1, use_bias=False, in_channels=width))
-            self.features.add(nn.BatchNorm(in_channels=head))
+            self.features.add(norm(head, **self.norm))
             self.features.add(Act('hard_swish'))
             self.features.add(nn.GlobalAvgPool2D())
             self.features.add(nn.Conv2D(LAST_CHANNELS, 1, use_bias=False, in_channels=head))

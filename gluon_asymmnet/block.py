@@ -21,12 +21,22 @@ from mxnet.gluon.block import HybridBlock
 
 from .backend import ops
 
-__all__ = ['make_divisible', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
+__all__ = ['make_divisible', 'norm', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
 
 
 def make_divisible(v, divisor=8):
     """Round ``v`` up to a multiple of ``divisor`` (the paper's channel rounding)."""
     return int(math.ceil(v / divisor) * divisor)
+
+
+def norm(channels, norm_layer=None, norm_kwargs=None):
+    """The normalization layer over ``channels``: ``norm_layer`` (default ``nn.BatchNorm``) with ``norm_kwargs``.
+
+    GluonCV's models take ``norm_layer``/``norm_kwargs`` so that its scripts can
+    inject ``SyncBatchNorm`` (``train_yolo3.py --syncbn``); the structural
+    parameter names (``bn.gamma``...) are the same for any of them.
+    """
+    return (norm_layer or nn.BatchNorm)(in_channels=channels, **(norm_kwargs or {}))
 
 
 class Act(HybridBlock):
@@ -60,16 +70,16 @@ class Act(HybridBlock):
 class ConvBN(HybridBlock):
     """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``).
 
-    ``plain_grad`` is passed to :class:`Act`.
+    ``plain_grad`` is passed to :class:`Act`; ``norm_layer``/``norm_kwargs`` to :func:`norm`.
     """
 
     def __init__(self, channels, kernel=1, stride=1, groups=1, act=None, in_channels=0,
-                 plain_grad=False, **kwargs):
+                 plain_grad=False, norm_layer=None, norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.conv = nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
                                   groups=groups, use_bias=False, in_channels=in_channels)
-            self.bn = nn.BatchNorm(in_channels=channels)
+            self.bn = norm(channels, norm_layer, norm_kwargs)
             self.act = Act(act, plain_grad) if act else None
 
     def hybrid_forward(self, F, x):
@@ -140,10 +150,13 @@ class AsymmBottleneck(HybridBlock):
     residual : bool, optional
         Add the input to the output; needs ``c_in == c_out`` and stride 1.
         Default: wherever those shapes allow.
+    norm_layer, norm_kwargs : optional
+        The normalization layer of every unit (:func:`norm`; default BatchNorm).
     """
 
     def __init__(self, in_channels, exp, out_channels, kernel, stride, use_se, act,
-                 asymmrate=1, shuffle_groups=0, where='block', expands=None, residual=None, **kwargs):
+                 asymmrate=1, shuffle_groups=0, where='block', expands=None, residual=None, norm_layer=None,
+                 norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         r = asymmrate
         self.asymmrate = r
@@ -173,12 +186,13 @@ class AsymmBottleneck(HybridBlock):
                              'channels at stride %d' % (where, in_channels, out_channels, stride))
         self.mid_channels = mid
         with self.name_scope():
-            self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels)
+            bn = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
+            self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels, **bn)
                            if self.expands else None)
             self.conv1 = ConvBN(mid, kernel, stride, groups=mid, act=act, in_channels=mid,
-                                plain_grad=ops.plain_relu_grad(mid, out_channels, use_se))
+                                plain_grad=ops.plain_relu_grad(mid, out_channels, use_se), **bn)
             self.se = SE(mid, plain_grad=ops.plain_pool_grad(act)) if use_se else None
-            self.conv2 = ConvBN(out_channels, 1, in_channels=mid)
+            self.conv2 = ConvBN(out_channels, 1, in_channels=mid, **bn)
 
     def hybrid_forward(self, F, x):
         out = x

@@ -22,7 +22,7 @@ from collections import namedtuple
 from mxnet.gluon import nn
 
 from .asymmnet import BlockPlan, BottleneckNet, check_network_args
-from .block import Act
+from .block import Act, norm
 
 __all__ = ['V2Row', 'V2_ROWS', 'v2_width', 'last_channels', 'plan_v2_blocks', 'MobileNetV2', 'mobilenetv2',
            'mobilenetv2_asymm']
@@ -100,6 +100,8 @@ class MobileNetV2(BottleneckNet):
     dropout : float
         Dropout before the classifier (0: GluonCV's and the authors' networks
         have none).
+    norm_layer, norm_kwargs : optional
+        The normalization layer and its arguments (:class:`~gluon_asymmnet.AsymmNet`'s).
 
     Raises
     ------
@@ -108,7 +110,8 @@ class MobileNetV2(BottleneckNet):
         the block and its numbers).
     """
 
-    def __init__(self, multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=1000, dropout=0.0, **kwargs):
+    def __init__(self, multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=1000, dropout=0.0, norm_layer=None,
+                 norm_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout)
         narrowest = min(min(row.c for row in V2_ROWS), STEM_CHANNELS)
@@ -117,17 +120,18 @@ class MobileNetV2(BottleneckNet):
                              'at least 1/%d' % (multiplier, narrowest, narrowest, multiplier, narrowest))
         self.multiplier, self.asymmrate, self.shuffle_groups = multiplier, int(asymmrate), int(shuffle_groups)
         self.classes, self.dropout = int(classes), dropout
+        self.norm = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         name = 'mobilenetv2_asymm' if self.asymmrate else 'mobilenetv2'
         plans = plan_v2_blocks(multiplier)
         stem, last = plans[0].in_channels, last_channels(multiplier)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             self.features.add(nn.Conv2D(stem, 3, strides=2, padding=1, use_bias=False, in_channels=3))
-            self.features.add(nn.BatchNorm(in_channels=stem))
+            self.features.add(norm(stem, **self.norm))
             self.features.add(Act('relu6'))
             self._add_blocks(plans, name)
             self.features.add(nn.Conv2D(last, 1, use_bias=False, in_channels=plans[-1].out))
-            self.features.add(nn.BatchNorm(in_channels=last))
+            self.features.add(norm(last, **self.norm))
             self.features.add(Act('relu6'))
             self.features.add(nn.GlobalAvgPool2D())
             if dropout > 0:

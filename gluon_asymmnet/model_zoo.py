@@ -10,6 +10,11 @@ a model does not take; the command lines' model flags map onto these
 arguments (:mod:`gluon_asymmnet.model_flags`). Adding a model is one entry in
 :data:`_MODELS`. An alias (:meth:`ModelSpec.alias`: GluonCV's
 ``mobilenetv2_0.5``) is accepted by name but not listed.
+
+The downstream models (:mod:`gluon_asymmnet.downstream`: ``mobile_pose_*``,
+``center_net_*_duc_*``, ``yolo3_*``) are entries too, with their
+:attr:`ModelSpec.task` (``'pose'``, ``'detection'``); :func:`get_model_list`
+lists them by task.
 """
 import dataclasses
 import inspect
@@ -24,6 +29,7 @@ from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilen
 from .checkpoint import load_checkpoint
 from .finetune import load_pretrained
 from .mobilenetv2 import mobilenetv2, mobilenetv2_asymm
+from .downstream.registry import ENTRIES as DOWNSTREAM
 from .model_store import DEFAULT_ROOT, find_entry, get_model_file
 from .preprocessing import IMAGENET, PreprocessConfig
 
@@ -62,6 +68,8 @@ class ModelSpec:
         The listed model this name is, at its ``fixed`` arguments
         (:meth:`alias`): not in :func:`get_model_list`, and its store
         entries are that model's.
+    task : str
+        ``'classification'``, ``'pose'`` or ``'detection'`` (:data:`TASKS`).
     """
     name: str
     builder: Callable
@@ -70,6 +78,7 @@ class ModelSpec:
     without_reuse: Optional[str] = None
     about: str = ''
     alias_of: Optional[str] = None
+    task: str = 'classification'
 
     def __post_init__(self):
         object.__setattr__(self, 'fixed', MappingProxyType(dict(self.fixed)))
@@ -152,17 +161,23 @@ _MODELS = _registry(
                     'authors\' get_mobilenetv2_asymm'),
     # GluonCV's names for its published widths.
     *(_MOBILENETV2.alias('mobilenetv2_%s' % w, multiplier=float(w)) for w in ('1.0', '0.75', '0.5', '0.25')),
+    # GluonCV's pose and detection models over these backbones.
+    *(ModelSpec(e.name, e.builder, IMAGENET, about=e.about, task=e.task) for e in DOWNSTREAM),
 )
+TASKS = ('classification', 'pose', 'detection')
 
 # Network attributes a store entry's constructor arguments are compared with; an entry
 # without ``corrected_first_block`` holds weights of the original network.
 _CONFIG_DEFAULTS = {'corrected_first_block': False}
 
 
-def get_model_list():
-    """The models :func:`get_model` builds, one name each (aliases, GluonCV's ``mobilenetv2_<width>``
-    names, are accepted too: ``mobilenetv2`` at that width)."""
-    return sorted(name for name, spec in _MODELS.items() if spec.alias_of is None)
+def get_model_list(task='classification'):
+    """The models :func:`get_model` builds for ``task`` (one of :data:`TASKS`; None: every task), one name
+    each (aliases, GluonCV's ``mobilenetv2_<width>`` names, are accepted too: ``mobilenetv2`` at that width)."""
+    if task is not None and task not in TASKS:
+        raise ValueError('task must be one of %s or None, got %r' % (', '.join(TASKS), task))
+    return sorted(name for name, spec in _MODELS.items()
+                  if spec.alias_of is None and task in (None, spec.task))
 
 
 def get_model_spec(name):
@@ -177,7 +192,7 @@ def get_model_spec(name):
     if key not in _MODELS:
         aliases = [n for n, spec in _MODELS.items() if spec.alias_of is not None]
         raise ValueError('unknown model %r; valid names: %s%s' % (
-            name, ', '.join(get_model_list()), ' (and the aliases %s)' % ', '.join(aliases) if aliases else ''))
+            name, ', '.join(get_model_list(None)), ' (and the aliases %s)' % ', '.join(aliases) if aliases else ''))
     return _MODELS[key]
 
 
@@ -242,6 +257,9 @@ def get_model(name, pretrained=False, ctx=None, root=DEFAULT_ROOT, strict=False,
         not have its published hash.
     """
     spec = get_model_spec(name)
+    if pretrained not in (False, None) and 'pretrained_base' in spec.arguments:
+        # GluonCV's rule: the model's own weights replace the backbone's.
+        kwargs['pretrained_base'] = False
     net = spec.build(**kwargs)
     if pretrained is False or pretrained is None:
         return net
