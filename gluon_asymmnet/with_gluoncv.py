@@ -40,20 +40,19 @@ _REFUSED_BY = '_gluon_asymmnet_model'
 class _Constructor:
     """GluonCV's model-zoo entry for one of the package's names: ``gluon_asymmnet.get_model(name, **kwargs)``."""
 
-    def __init__(self, name, backbone_params):
+    def __init__(self, name):
         self.name = name
-        self.backbone_params = backbone_params
 
     def __call__(self, **kwargs):
+        from .downstream.backbone import current_backbone_params
         from .model_zoo import get_model, get_model_spec
         takes = get_model_spec(self.name).arguments.get('pretrained_base')
-        if self.backbone_params is not None and takes is not None:
-            if kwargs.get('pretrained_base', takes.default) is True:
-                kwargs['pretrained_base'] = self.backbone_params
-            elif not kwargs.get('pretrained', False):
-                print('%s: note: %s is built with pretrained_base=%r, so --backbone-params %s is not loaded '
-                      'into it' % (PROGRAM, self.name, kwargs.get('pretrained_base', takes.default),
-                                   self.backbone_params), file=sys.stderr, flush=True)
+        given = current_backbone_params()
+        if given is not None and takes is not None and not kwargs.get('pretrained'):
+            pretrained_base = kwargs.get('pretrained_base', takes.default)
+            if pretrained_base is False:
+                print('%s: note: %s is built with pretrained_base=False, so the backbone parameters %s are not '
+                      'loaded into it' % (PROGRAM, self.name, given), file=sys.stderr, flush=True)
         try:
             return get_model(self.name, **kwargs)
         except (ValueError, OSError) as err:
@@ -71,30 +70,32 @@ def register_with_gluoncv(backbone_params=None):
     ----------
     backbone_params : str, optional
         A parameter file of the backbone that ``pretrained_base=True`` then
-        loads (instead of the model store's ImageNet weights); ``pretrained_base``
-        given as ``False`` or as a path is left as it is. Calling again
-        replaces an earlier file.
+        loads instead of the model store's ImageNet weights (a
+        ``train_imagenet.py`` checkpoint, the released file, a GluonCV file:
+        :func:`gluon_asymmnet.downstream.set_backbone_params`, process-wide);
+        ``pretrained_base`` given as ``False`` or as a path is left as it is.
+        None leaves that setting as it is.
 
     Returns
     -------
     list of str
-        The names registered, sorted; those GluonCV had already now build the
-        package's version.
+        The names registered, sorted (GluonCV's ``mobilenetv2_1.0`` style
+        aliases included); those GluonCV had already now build the package's
+        version of its network.
 
     Raises
     ------
-    FileNotFoundError
+    gluon_asymmnet.downstream.BackboneError
         ``backbone_params`` is not a file.
     """
     if backbone_params is not None:
-        backbone_params = os.path.abspath(os.path.expanduser(os.fspath(backbone_params)))
-        if not os.path.isfile(backbone_params):
-            raise FileNotFoundError('backbone parameter file %s: no such file' % backbone_params)
+        from .downstream import set_backbone_params
+        set_backbone_params(os.path.abspath(os.path.expanduser(os.fspath(backbone_params))))
     from gluoncv.model_zoo import model_zoo as gluoncv_zoo
     from .model_zoo import _MODELS
     names = sorted(_MODELS)
     for name in names:
-        gluoncv_zoo._models[name] = _Constructor(name, backbone_params)
+        gluoncv_zoo._models[name] = _Constructor(name)
     return names
 
 

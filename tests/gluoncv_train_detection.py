@@ -92,6 +92,7 @@ def main():
         warnings.simplefilter('ignore')  # the backbone's parameters are loaded already
         net.initialize()
     if args.save_built:
+        net(mx.nd.zeros((1, 3, args.data_shape, args.data_shape)))  # the head's shapes are inferred at its first call
         net.save_parameters(args.save_built)
     family = YOLO3 if args.model.startswith('yolo3') else CenterNet
     task = family(net, args.data_shape)

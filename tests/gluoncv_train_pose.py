@@ -82,6 +82,7 @@ def main():
         warnings.simplefilter('ignore')  # the backbone's parameters are loaded already
         net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
     if args.save_built:
+        net(mx.nd.zeros([1, 3] + size))  # the head's shapes are inferred at its first call
         net.save_parameters(args.save_built)
     train = mscoco.keypoints.COCOKeyPoints(args.data_dir, splits=('person_keypoints_train2017',))
     val = mscoco.keypoints.COCOKeyPoints(args.data_dir, splits=('person_keypoints_val2017',))
