@@ -105,8 +105,11 @@ def main():
     metric = VOC07MApMetric(iou_thresh=0.5, class_names=val.classes)
     if args.eval_before:
         print(json.dumps({'epoch': 0, 'val_map': evaluate(net, val_loader, metric)}), flush=True)
+    lr = args.lr or family.lr
+    # Cosine to 1 % of the rate over the run, so that the last epochs settle.
+    schedule = mx.lr_scheduler.CosineScheduler(max(1, len(fit) * args.epochs), base_lr=lr, final_lr=lr / 100)
     trainer = gluon.Trainer(net.collect_params(), family.optimizer, dict(
-        {'learning_rate': args.lr or family.lr, 'wd': 5e-4 if family is YOLO3 else 1e-4},
+        {'learning_rate': lr, 'wd': 5e-4 if family is YOLO3 else 1e-4, 'lr_scheduler': schedule},
         **({'momentum': 0.9} if family.optimizer == 'sgd' else {})))
     for epoch in range(1, args.epochs + 1):
         losses = []

@@ -92,7 +92,10 @@ def main():
     if args.eval_before:
         accuracy, ap = evaluate(net, val_heatmaps, val_points, ap_metric)
         print(json.dumps({'epoch': 0, 'val_heatmap_accuracy': accuracy, 'val_ap': ap}), flush=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': args.lr, 'wd': 1e-4})
+    # Cosine to 1 % of the rate over the run, so that the last epochs settle.
+    schedule = mx.lr_scheduler.CosineScheduler(max(1, len(fit) * args.epochs), base_lr=args.lr, final_lr=args.lr / 100)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': args.lr, 'wd': 1e-4,
+                                                           'lr_scheduler': schedule})
     l2 = gluon.loss.L2Loss()
     for epoch in range(1, args.epochs + 1):
         losses, accuracy = [], HeatmapAccuracy()
