@@ -27,6 +27,7 @@ _EXPORTS = {
     'ModelStoreError': 'model_store', 'get_model_file': 'model_store', 'pretrained_entries': 'model_store',
     'get_model': 'model_zoo', 'get_model_list': 'model_zoo',
     'profile': 'complexity',
+    'predict': 'prediction', 'Prediction': 'prediction',
     'set_default_omp_threads': 'cpu',
     'register_with_gluoncv': 'with_gluoncv',
 }

@@ -57,6 +57,8 @@ from collections import Counter, OrderedDict
 import mxnet as mx
 import numpy as np
 
+from .files import not_a_file
+
 __all__ = ['CheckpointError', 'LAYOUTS', 'read_index', 'load_param_dict', 'detect_layout', 'load_checkpoint',
            'read_symbol', 'import_symbol_block']
 
@@ -173,8 +175,11 @@ def read_index(path, quantized=False):
 def _parse(path, quantized):
     """``name -> (shape, dtype, byte offset of the data)``; see :func:`read_index`."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    what = not_a_file(path)
+    if what == 'does not exist':
         raise CheckpointError('%s: no such parameter file' % path)
+    if what:
+        raise CheckpointError('%s %s, not a parameter file' % (path, what))
     size = os.path.getsize(path)
     if size == 0:
         raise CheckpointError('%s: the file is empty (0 bytes), not an MXNet parameter file' % path)

@@ -10,10 +10,11 @@ layer noticed: Python's ``ENOSPC`` or MXNet's ``FileStream.Write incomplete``.
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 
 __all__ = ['atomic_write', 'folder_problem', 'read_only', 'free_bytes', 'is_disk_full', 'write_failure_reason',
-           'file_sha256']
+           'file_sha256', 'not_a_file']
 
 _MIB = float(1 << 20)
 
@@ -138,3 +139,23 @@ def file_sha256(path):
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+def not_a_file(path):
+    """What ``path`` is when it is not a regular file (``"is a folder"``, ``"is a named pipe (FIFO)"``...), else None.
+
+    ``"does not exist"`` for a missing path (a broken symbolic link named as such). Symbolic links to
+    regular files are regular files.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return 'is a broken symbolic link' if os.path.islink(path) else 'does not exist'
+    except OSError as err:
+        return 'cannot be read: %s' % (err.strerror or err)
+    for test, what in ((stat.S_ISREG, None), (stat.S_ISDIR, 'is a folder'), (stat.S_ISFIFO, 'is a named pipe (FIFO)'),
+                       (stat.S_ISCHR, 'is a character device'), (stat.S_ISBLK, 'is a block device'),
+                       (stat.S_ISSOCK, 'is a socket')):
+        if test(mode):
+            return what
+    return 'is not a regular file'

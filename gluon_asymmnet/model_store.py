@@ -14,7 +14,11 @@ lock file (``<file>.lock``) while it fetches into a temporary file in the same
 folder, verifies the hash and renames it into place atomically, so the final
 name only ever holds a complete, verified file; the others wait for the lock
 and then find the file. A download whose hash does not match is deleted.
-When the source cannot be reached, :class:`ModelStoreError` says where to put
+A download is limited in size (:func:`size_limit`, from the entry's model)
+and must keep moving (64 KiB every ``stall_timeout`` seconds); its temporary
+file is removed on every exit, and one left by a killed process is removed by
+the next download of the file. When the source cannot be reached,
+:class:`ModelStoreError` says where to put
 the file by hand and which hash it must have; a store folder that cannot be
 written (read-only, not a folder, a full disk) is named as such, with what
 to do instead. Files are created with the process's umask, like any other
@@ -31,6 +35,7 @@ code when loaded: this library never loads one that came from the store or a
 URL, and :func:`register` refuses entries for them.
 """
 import errno
+import glob
 import hashlib
 import json
 import logging
@@ -38,6 +43,7 @@ import os
 import posixpath
 import re
 import secrets
+import time
 import zipfile
 from collections import OrderedDict, namedtuple
 from urllib.parse import urlparse
@@ -45,6 +51,7 @@ from urllib.request import url2pathname
 
 import filelock
 import requests
+import urllib3
 
 from .checkpoint import LAYOUTS
 from .home import mxnet_home
@@ -52,7 +59,7 @@ from .preprocessing import IMAGENET
 
 __all__ = ['DEFAULT_ROOT', 'ModelStoreError', 'StoreEntry', 'resolve_root', 'file_hash',
            'pretrained_entries', 'pretrained_model_list', 'register', 'unregister', 'find_entry',
-           'source_url', 'get_model_file']
+           'source_url', 'size_limit', 'get_model_file']
 
 log = logging.getLogger(__name__)
 
@@ -240,11 +247,37 @@ def _how_to_check(entry):
     return 'git hash-object' if entry.hash_type == 'git-blob' else 'sha1sum'
 
 
+def _check_repo(repo):
+    """Refuse a ``MXNET_GLUON_REPO`` that is neither an http(s)/file URL nor a folder path, naming the variable."""
+    try:
+        parsed = urlparse(repo)
+        parsed.port  # noqa: B018 (parses the port: ValueError when it is not a number)
+    except ValueError as err:
+        problem = str(err)
+    else:
+        if parsed.scheme in ('http', 'https'):
+            problem = None if parsed.netloc else 'no host'
+        elif parsed.scheme in ('', 'file') or os.path.isabs(repo):
+            problem = None
+        else:
+            problem = 'unknown scheme %r' % parsed.scheme
+    if problem:
+        raise ModelStoreError('the environment variable MXNET_GLUON_REPO=%r is not a mirror URL (%s); unset it, '
+                              'or give an http(s):// URL or a folder' % (repo, problem))
+
+
 def source_url(entry):
-    """Where ``entry`` is downloaded from: its URL, or its file on the ``MXNET_GLUON_REPO`` mirror."""
+    """Where ``entry`` is downloaded from: its URL, or its file on the ``MXNET_GLUON_REPO`` mirror.
+
+    Raises
+    ------
+    ModelStoreError
+        ``MXNET_GLUON_REPO`` is set but is not a URL or folder (the message names the variable).
+    """
     repo = os.environ.get('MXNET_GLUON_REPO')
     if not repo:
         return entry.url
+    _check_repo(repo)
     name = posixpath.basename(urlparse(entry.url).path) or entry.file_name
     return repo.rstrip('/') + '/gluon/models/' + name
 
@@ -310,21 +343,93 @@ def _write(out, chunk):
         raise _StoreWrite(err) from None
 
 
-def _fetch(entry, url, out, path, timeout):
-    """Copy ``url`` (http, https, file or a plain path) into the open file ``out``."""
+_SIZES = {}
+# A download must bring at least this many bytes in every stall_timeout seconds.
+_MIN_PROGRESS = 64 << 10
+
+
+def size_limit(entry):
+    """The most bytes ``entry``'s file (or its zip) can take: its model's parameters as float32, with room.
+
+    An MXNet parameter file holds each array's values and a header and name
+    of well under 512 bytes; the limit is 1.5 times that, plus 1 MiB.
+    """
+    key = (entry.model, tuple(sorted(entry.kwargs.items())))
+    if key not in _SIZES:
+        from .model_zoo import get_model  # the zoo imports the store
+        params = list(get_model(entry.model, **entry.kwargs).collect_params().values())
+        values = sum(int(_prod(p.shape)) for p in params)
+        _SIZES[key] = (int(1.5 * (4 * values + 512 * len(params))) + (1 << 20), values)
+    return _SIZES[key]
+
+
+def _prod(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class _Progress(object):
+    """Counts the bytes of a download: more than ``limit`` or a stall is a ModelStoreError."""
+
+    def __init__(self, entry, url, path, stall_timeout):
+        self.entry, self.url, self.path, self.stall_timeout = entry, url, path, stall_timeout
+        self.limit, self.values = size_limit(entry)
+        self.total = self.mark_total = 0
+        self.mark = time.monotonic()
+
+    def too_big(self, size):
+        return ModelStoreError('%s: %s %s %d bytes, more than a parameter file of %s(%s) can hold (%d values: at '
+                               'most %d bytes); it is not the entry\'s file, and nothing was stored'
+                               % (self.entry.name, self.url, 'announces' if size is not None else 'sent more than',
+                                  size if size is not None else self.limit, self.entry.model,
+                                  ', '.join('%s=%r' % kv for kv in sorted(self.entry.kwargs.items())), self.values,
+                                  self.limit))
+
+    def add(self, n):
+        self.total += n
+        if self.total > self.limit:
+            raise self.too_big(None)
+        now = time.monotonic()
+        if now - self.mark >= self.stall_timeout:
+            if self.total - self.mark_total < _MIN_PROGRESS:
+                raise ModelStoreError(_offline_message(
+                    self.entry, self.url, self.path, 'the download stalled: %d bytes in the last %.0f s (at least '
+                    '%d KiB are needed every %g s; %d bytes in all)' % (
+                        self.total - self.mark_total, now - self.mark, _MIN_PROGRESS >> 10, self.stall_timeout,
+                        self.total)))
+            self.mark, self.mark_total = now, self.total
+
+
+def _fetch(entry, url, out, path, timeout, stall_timeout):
+    """Copy ``url`` (http, https, file or a plain path) into the open file ``out``, within the entry's size limit.
+
+    An http(s) download that brings less than 64 KiB in ``stall_timeout``
+    seconds, or nothing for ``timeout`` seconds, is stopped.
+    """
     scheme = urlparse(url).scheme
+    progress = _Progress(entry, url, path, stall_timeout)
     try:
         if scheme in ('http', 'https'):
-            with requests.get(url, stream=True, timeout=timeout) as resp:
+            with requests.get(url, stream=True, timeout=(timeout, min(timeout, stall_timeout))) as resp:
                 resp.raise_for_status()
-                for chunk in resp.iter_content(_CHUNK):
+                announced = resp.headers.get('Content-Length')
+                if announced and announced.isdigit() and int(announced) > progress.limit:
+                    raise progress.too_big(int(announced))
+                # read1 returns what has arrived (iter_content waits for a whole chunk), so stalls are seen.
+                for chunk in iter(lambda: resp.raw.read1(_CHUNK, decode_content=True), b''):
+                    progress.add(len(chunk))
                     _write(out, chunk)
         else:
             local = url2pathname(urlparse(url).path) if scheme == 'file' else url
             with open(local, 'rb') as src:
                 for chunk in iter(lambda: src.read(_CHUNK), b''):
+                    progress.add(len(chunk))
                     _write(out, chunk)
-    except (requests.RequestException, OSError) as err:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+        if isinstance(err, ModelStoreError):
+            raise
         raise ModelStoreError(_offline_message(entry, url, path, '%s: %s' % (type(err).__name__, err))) from None
 
 
@@ -347,7 +452,7 @@ def _unzip(entry, url, archive, folder, parts):
         raise ModelStoreError('%s: %s did not serve a zip archive' % (entry.name, url)) from None
 
 
-def _download(entry, path, timeout):
+def _download(entry, path, timeout, stall_timeout):
     folder = os.path.dirname(path)
     url = source_url(entry)
     parts = []
@@ -355,7 +460,7 @@ def _download(entry, path, timeout):
         fd, part = _new_part(entry, folder)
         parts.append(part)
         with os.fdopen(fd, 'wb') as out:
-            _fetch(entry, url, out, path, timeout)
+            _fetch(entry, url, out, path, timeout, stall_timeout)
             try:
                 out.flush()
                 os.fsync(out.fileno())
@@ -382,7 +487,7 @@ def _download(entry, path, timeout):
                 os.remove(p)
 
 
-def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
+def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600, stall_timeout=30):
     """The path of a store entry's verified file, downloading it when missing or damaged.
 
     Parameters
@@ -396,6 +501,10 @@ def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
         Seconds to wait for the server to answer or send more data.
     lock_timeout : float
         Seconds to wait for another process's download of the same file.
+    stall_timeout : float
+        A download that brings less than 64 KiB in this many seconds is
+        stopped (a server that trickles). Downloads are also limited in size
+        (:func:`size_limit`): a server that streams on is stopped there.
 
     Returns
     -------
@@ -429,15 +538,18 @@ def get_model_file(entry, root=DEFAULT_ROOT, timeout=60, lock_timeout=600):
     lock = filelock.FileLock(path + '.lock', timeout=lock_timeout, mode=0o666 & ~_umask())
     try:
         with lock:
+            # Under the lock no other download of this file runs: a .part is an orphan of a killed process.
+            for orphan in glob.glob(glob.escape(path) + '.part-*'):
+                os.remove(orphan)
             stale = None
             if os.path.isfile(path):
                 stale = file_hash(path, entry.hash_type)
                 if stale == entry.hash:
                     return path
                 log.warning('%s has %s %s, expected %s (%s); fetching it again from %s',
-                            path, entry.hash_type, stale, entry.hash, entry.name, entry.url)
+                            path, entry.hash_type, stale, entry.hash, entry.name, source_url(entry))
             try:
-                _download(entry, path, timeout)
+                _download(entry, path, timeout, stall_timeout)
             except ModelStoreError as err:
                 if stale is None:
                     raise

@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Optional
 
 from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from .checkpoint import load_checkpoint
+from .files import not_a_file
 from .finetune import load_pretrained
 from .mobilenetv2 import mobilenetv2, mobilenetv2_asymm
 from .downstream.registry import ENTRIES as DOWNSTREAM
@@ -305,6 +306,9 @@ def pretrained_entry(name, pretrained=True, ignore=(), **kwargs):
     elif isinstance(pretrained, (str, os.PathLike)) and re.fullmatch('[0-9a-fA-F]{4,40}', os.fspath(pretrained)):
         tag = os.fspath(pretrained)
     elif isinstance(pretrained, (str, os.PathLike)):
+        what = not_a_file(os.path.expanduser(os.fspath(pretrained)))
+        if what != 'does not exist':
+            raise ValueError('pretrained=%r %s, not a parameter file' % (pretrained, what))
         raise ValueError('pretrained=%r: no such parameter file, and not a hash prefix (4 to 40 hex '
                          'digits) of a store entry' % (pretrained,))
     else:

@@ -323,8 +323,9 @@ def test_bad_file_is_refused_and_network_unchanged(bad_files, victim, case):
 
 def test_missing_path_and_directory(tmp_path):
     net = ga.get_model('asymmnet_small', **SMALL)
-    for p in (str(tmp_path / 'nope.params'), str(tmp_path)):
-        with pytest.raises(ga.CheckpointError, match='no such parameter file'):
+    for p, words in ((str(tmp_path / 'nope.params'), 'no such parameter file'),
+                     (str(tmp_path), 'is a folder, not a parameter file')):
+        with pytest.raises(ga.CheckpointError, match=words):
             ga.load_checkpoint(net, p)
 
 

@@ -232,10 +232,9 @@ def test_5_pack_cli_skips_and_lists_empty_and_undecodable_images(tmp_path):
     assert len(reader.keys) == 6
     reader.close()
     # A folder of nothing but broken images: exit status 2, one line, nothing written.
-    bad = tmp_path / 'bad' / 'only'
-    bad.mkdir(parents=True)
-    (bad / 'a.jpg').write_bytes(b'')
-    (bad / 'b.jpg').write_bytes(b'GIF89a')
+    for name, data in (('one/a.jpg', b''), ('two/b.jpg', b'GIF89a')):
+        (tmp_path / 'bad' / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'bad' / name).write_bytes(data)
     run = python('import sys; from gluon_asymmnet.pack import main; sys.exit(main())',
                  tmp_path / 'bad', tmp_path / 'none', '-j', '1')
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [

@@ -76,7 +76,7 @@ def test_layouts_and_held_out_split(tmp_path):
     tr, va, info = image_folder_sources(split)
     assert info['layout'] == 'split' and (len(tr), len(va)) == (12, 4) and va.class_names == ['a', 'b']
     with pytest.raises(DataError, match='leaves it no training image'):
-        image_folder_sources(image_folder(tmp_path / 'one', ['x'], per_class=1), 0.9)
+        image_folder_sources(image_folder(tmp_path / 'one', ['x', 'y'], per_class=1), 0.9)
     with pytest.raises(DataError, match='image folder .* does not exist'):
         TrainConfig(image_folder=str(tmp_path / 'missing'))
 

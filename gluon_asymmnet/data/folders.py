@@ -2,8 +2,9 @@
 
 ``image_folder_sources(DIR)`` reads, in this order of precedence:
 
-- ``DIR/train/<class>/*`` and ``DIR/val/<class>/*``: the given split
-  (ImageNet's layout; validation labels follow the training classes);
+- ``DIR/train/<class>/*`` and ``DIR/val/<class>/*``, both holding class
+  folders: the given split (ImageNet's layout; validation labels follow the
+  training classes);
 - ``DIR/train/<class>/*`` alone, or ``DIR/<class>/*``: one folder, split into
   training and held-out images per class (:func:`holdout_split`), the same
   split for the same ``val_fraction`` and ``seed`` on every machine.
@@ -37,14 +38,32 @@ def holdout_split(labels, val_fraction, seed):
     return train, val
 
 
+def _holds_class_folders(path):
+    try:
+        return any(not d.startswith('.') and os.path.isdir(os.path.join(path, d)) for d in os.listdir(path))
+    except OSError:
+        return False
+
+
 def folder_layout(root):
-    """``('split', train_root, val_root)`` or ``('single', class_root, None)`` for ``root`` (module notes)."""
+    """``('split', train_root, val_root)`` or ``('single', class_root, None)`` for ``root`` (module notes).
+
+    ``train/`` and ``val/`` make a split only when both hold class folders
+    (a class may be named ``train``); ``train/`` alone, holding class folders,
+    is the single folder. A ``val/`` beside such a ``train/`` that holds no
+    class folder is refused.
+    """
     if not os.path.isdir(root):
         raise DataError('image folder %s does not exist' % root if not os.path.exists(root)
                         else 'image folder %s is not a directory' % root)
     train, val = os.path.join(root, 'train'), os.path.join(root, 'val')
-    if os.path.isdir(train):
-        return ('split', train, val) if os.path.isdir(val) else ('single', train, None)
+    if os.path.isdir(train) and _holds_class_folders(train):
+        if not os.path.exists(val):
+            return 'single', train, None
+        if os.path.isdir(val) and _holds_class_folders(val):
+            return 'split', train, val
+        raise DataError('%s holds class folders but %s does not: give val/ the same class folders as train/ '
+                        '(or remove it to hold out part of train/)' % (train, val))
     return 'single', root, None
 
 
@@ -102,14 +121,14 @@ def image_folder_sources(root, val_fraction=0.2, seed=0):
     """
     layout, train_root, val_root = folder_layout(root)
     if layout == 'split':
-        train = FolderSource(train_root)
+        train = FolderSource(train_root, min_classes=2)
         val = FolderSource(val_root, train.class_names)
         val.class_names = train.class_names
     else:
         if not 0 < val_fraction < 1:
             raise DataError('%s is one folder of classes: the held-out fraction must be in (0, 1), got %r'
                             % (train_root, val_fraction))
-        whole = FolderSource(train_root)
+        whole = FolderSource(train_root, min_classes=2)
         train_pos, val_pos = holdout_split(whole.labels, val_fraction, seed)
         counts = np.bincount(whole.labels[train_pos], minlength=len(whole.class_names))
         if not counts.all():

@@ -53,8 +53,9 @@ from mxnet.gluon.data import DataLoader
 
 from ..preprocessing import IMAGENET
 from .errors import CorruptRecordWarning, DataError
+from .pixels import pixel_problem
 from .folders import image_folder_sources
-from .sources import FolderSource, RecordSource
+from .sources import FolderSource, RecordSource, class_folder_names
 from .transforms import decode, normalize_into, train_image, val_image
 
 __all__ = ['ImageBatches', 'get_data_loaders', 'folder_batches', 'record_class_names']
@@ -437,8 +438,11 @@ class ImageBatches(object):
         for pos in bad:
             if pos not in self._warned:
                 self._warned.add(pos)
-                warnings.warn('skipped a corrupt image: %s does not decode' % self.source.describe(pos),
-                              CorruptRecordWarning, stacklevel=3)
+                # Read again for the reason (once per record): the pixel limit, or a corrupt image.
+                too_large = pixel_problem(self.source.read(pos)[2] or b'')
+                warnings.warn('skipped an image: %s %s' % (self.source.describe(pos), too_large)
+                              if too_large else 'skipped a corrupt image: %s does not decode'
+                              % self.source.describe(pos), CorruptRecordWarning, stacklevel=3)
 
 
 def _source_name(source):
@@ -473,8 +477,8 @@ def record_class_names(rec):
     path = os.path.splitext(rec)[0] + '.classes.txt'
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return [line.rstrip('\n') for line in f if line.strip()]
+    with open(path, encoding='utf-8') as f:
+        return [line.rstrip('\r\n') for line in f if line.strip()]
 
 
 def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_idx=None,
@@ -565,12 +569,11 @@ def get_data_loaders(rec_train=None, rec_train_idx=None, rec_val=None, rec_val_i
         train_root, val_root = os.path.join(data_dir, 'train'), os.path.join(data_dir, 'val')
         classes = None
         if train:
-            train_src = FolderSource(train_root)
+            train_src = FolderSource(train_root, min_classes=2)
             classes = train_src.class_names
         elif os.path.isdir(train_root):
             # Labels follow the training classes; their names suffice (no listing of every image).
-            classes = sorted(d for d in os.listdir(train_root)
-                             if os.path.isdir(os.path.join(train_root, d))) or None
+            classes = class_folder_names(train_root)
         if val:
             val_src = FolderSource(val_root, classes)
             val_src.class_names = classes or val_src.class_names

@@ -24,10 +24,12 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from ..files import atomic_write
 from .errors import DataError
-from .sources import list_image_folder
+from .pixels import DEFAULT_MAX_IMAGE_PIXELS, max_image_pixels as max_image_pixels_now, pixel_problem, set_max_image_pixels
+from .sources import _control_character, list_image_folder
 
-__all__ = ['pack_folder', 'pack_arrays', 'encode_image', 'read_classes', 'main']
+__all__ = ['pack_folder', 'pack_arrays', 'encode_image', 'read_classes', 'worker_count', 'main']
 
 _JPEG_SOI = b'\xff\xd8'
 
@@ -55,10 +57,10 @@ def encode_image(payload, resize=None, quality=95, pass_through=True):
     Returns
     -------
     bytes or None
-        The JPEG payload; None when ``payload`` is empty or not a decodable
-        image.
+        The JPEG payload; None when ``payload`` is empty, not a decodable
+        image, or above the pixel limit (:mod:`.pixels`; not decoded).
     """
-    if not payload:
+    if not payload or pixel_problem(payload):
         return None
     arr = np.frombuffer(payload, dtype=np.uint8)
     try:
@@ -92,7 +94,7 @@ def _truncated_jpeg(payload):
 
 
 def _encode_file(args):
-    path, resize, quality, pass_through = args
+    path, resize, quality, pass_through, max_pixels = args
     try:
         with open(path, 'rb') as f:
             payload = f.read()
@@ -100,6 +102,9 @@ def _encode_file(args):
         return None, 'cannot be read: %s' % (e.strerror or e)
     if not payload:
         return None, 'is empty (0 bytes)'
+    too_large = pixel_problem(payload, max_pixels)
+    if too_large:
+        return None, too_large
     if _truncated_jpeg(payload):
         return None, 'is a truncated JPEG (%d bytes, no end-of-image marker)' % len(payload)
     out = encode_image(payload, resize, quality, pass_through)
@@ -115,22 +120,33 @@ class _Writer(object):
         if not os.path.isdir(folder):
             raise DataError('output folder %s does not exist' % folder)
         self.rec, self.idx = prefix + '.rec', prefix + '.idx'
+        for path in (self.rec, self.idx, prefix + '.classes.txt'):
+            if os.path.isdir(path):
+                raise DataError('cannot write %s: it is a folder; give another output prefix' % path)
         self._tmp = (self.rec + '.tmp%d' % os.getpid(), self.idx + '.tmp%d' % os.getpid())
         try:
             self._io = mx.recordio.MXIndexedRecordIO(self._tmp[1], self._tmp[0], 'w')
         except mx.base.MXNetError as e:
+            self._remove()
             raise DataError('cannot write %s: %s' % (self.rec, str(e).splitlines()[0])) from None
 
     def write(self, key, label, payload, source_id=0):
         self._io.write_idx(key, _header(label, key, source_id) + payload)
 
     def commit(self):
-        self._io.close()
-        os.replace(self._tmp[0], self.rec)
-        os.replace(self._tmp[1], self.idx)
+        try:
+            self._io.close()
+            os.replace(self._tmp[0], self.rec)
+            os.replace(self._tmp[1], self.idx)
+        except OSError as e:
+            self._remove()
+            raise DataError('cannot write %s: %s' % (e.filename or self.rec, e.strerror or e)) from None
 
     def abort(self):
         self._io.close()
+        self._remove()
+
+    def _remove(self):
         for p in self._tmp:
             if os.path.exists(p):
                 os.remove(p)
@@ -143,9 +159,16 @@ def _strip(prefix):
 
 def _write_classes(prefix, classes):
     path = _strip(prefix) + '.classes.txt'
-    with open(path + '.tmp', 'w') as f:
-        f.write(''.join('%s\n' % c for c in classes))
-    os.replace(path + '.tmp', path)
+    for c in classes:
+        if _control_character(str(c)) is not None or str(c) != str(c).strip():
+            raise ValueError('class name %r cannot be stored one a line in %s: it has a control character or '
+                             'leading/trailing space' % (c, path))
+    text = ''.join('%s\n' % c for c in classes)
+
+    def write(tmp):
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+    atomic_write(path, write)
     return path
 
 
@@ -160,8 +183,8 @@ def _progress(total, desc):
 def read_classes(path):
     """Class names by label from a ``classes.txt`` file (one name a line)."""
     try:
-        with open(path) as f:
-            names = [line.strip() for line in f if line.strip()]
+        with open(path, encoding='utf-8') as f:
+            names = [line.rstrip('\r\n') for line in f if line.strip()]
     except OSError as e:
         raise DataError('class list %s cannot be read: %s' % (path, e.strerror or e)) from None
     if not names:
@@ -169,14 +192,45 @@ def read_classes(path):
     return names
 
 
-def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_through=True,
-                progress=True, classes=None):
-    """Pack ``root/<class>/*.{jpg,jpeg,png,JPEG,bmp}`` into ``prefix.rec`` + ``prefix.idx``.
+def worker_count(num_workers, tasks=None):
+    """``(processes, note)``: ``num_workers`` (None: all CPUs) capped at 4 per CPU and at ``tasks``.
 
-    Classes are the sorted subfolders, label = position (or as ``classes``
-    says); records follow class then file name order, with keys 0..N-1.
-    ``prefix.classes.txt`` lists the class names by label. Files that cannot be
-    read or decoded are left out with a warning naming them.
+    ``note`` is a warning text when the request was capped (None otherwise); a
+    negative count raises ValueError. Each process costs memory and start-up
+    time: ``-j 1000`` on 2 cores took 84 s instead of 4 s.
+    """
+    cpus = os.cpu_count() or 1
+    if num_workers is None:
+        n = cpus
+    else:
+        n = int(num_workers)
+        if n < 0:
+            raise ValueError('-j/--num-workers must be >= 0 (0 or 1: no worker processes), got %d' % n)
+    note = None
+    if n > _WORKERS_PER_CPU * cpus:
+        note = ('-j %d capped at %d worker processes (%d per CPU, %d CPUs): more only cost memory and start-up time'
+                % (n, _WORKERS_PER_CPU * cpus, _WORKERS_PER_CPU, cpus))
+        n = _WORKERS_PER_CPU * cpus
+    if tasks is not None:
+        n = min(n, max(1, tasks))
+    return n, note
+
+
+_WORKERS_PER_CPU = 4
+
+
+def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_through=True,
+                progress=True, classes=None, max_image_pixels=None):
+    """Pack ``root/<class>/.../<image>`` into ``prefix.rec`` + ``prefix.idx``.
+
+    Classes are the sorted subfolders (at least two; hidden ones left out),
+    label = position (or as ``classes`` says); images are every file the
+    decoder reads (:data:`~gluon_asymmnet.data.sources.IMAGE_EXTENSIONS`) in a
+    class folder and its subfolders; records follow class then path order,
+    with keys 0..N-1. ``prefix.classes.txt`` lists the class names by label
+    (names with control characters are refused). Files that cannot be read or
+    decoded, that are above the pixel limit, or that are of another format,
+    are left out with a warning naming them.
 
     Parameters
     ----------
@@ -190,7 +244,7 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
     quality : int
         JPEG quality (1-100) of re-encoded images.
     num_workers : int, optional
-        Encoding processes (default: all CPUs).
+        Encoding processes (default: all CPUs; at most 4 per CPU, with a warning).
     pass_through : bool
         Store JPEG files that need no resizing byte for byte.
     progress : bool
@@ -199,6 +253,9 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
         The class names by label (or the path of a ``classes.txt``), e.g. the
         training set's, when ``root`` holds only some of the classes: labels
         then agree with the training file's.
+    max_image_pixels : int, optional
+        Images above this many pixels are left out, not decoded (default: the
+        process's limit, :mod:`gluon_asymmnet.data.pixels`).
 
     Returns
     -------
@@ -212,13 +269,20 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
         raise ValueError('quality must be in 1..100, got %r' % (quality,))
     if isinstance(classes, str):
         classes = read_classes(classes)
-    paths, labels, names = list_image_folder(root, classes)
+    skipped = []
+    # Without the training set's classes, a folder of one class packs data that trains nothing.
+    paths, labels, names = list_image_folder(root, classes, skipped, min_classes=2)
+    for path, problem in skipped:
+        warnings.warn('left out %s: it %s' % (path, problem))
     classes = list(classes) if classes is not None else names
-    num_workers = os.cpu_count() if num_workers is None else int(num_workers)
-    jobs = [(p, resize, quality, pass_through) for p in paths]
+    num_workers, note = worker_count(num_workers, len(paths))
+    if note:
+        warnings.warn(note)
+    limit = max_image_pixels or max_image_pixels_now()
+    jobs = [(p, resize, quality, pass_through, limit) for p in paths]
     writer = _Writer(prefix)
     bar = _progress(len(paths), os.path.basename(os.path.normpath(root))) if progress else None
-    skipped, key = [], 0
+    key, written = 0, set()
     pool = Pool(num_workers) if num_workers > 1 else None
     try:
         results = pool.imap(_encode_file, jobs, chunksize=32) if pool else map(_encode_file, jobs)
@@ -228,6 +292,7 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
                 warnings.warn('left out %s: it %s' % (path, problem))
             else:
                 writer.write(key, label, payload)
+                written.add(int(label))
                 key += 1
             if bar is not None:
                 bar.update(1)
@@ -242,6 +307,13 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
     if key == 0:
         writer.abort()
         raise DataError('no image in %s could be decoded (%d files tried)' % (root, len(paths)))
+    dead = sorted(set(labels.tolist()) - written)
+    if dead:
+        writer.abort()
+        raise DataError('class %s: none of its %d images could be packed (%s), so it would be a class without '
+                        'examples' % (classes[dead[0]], int((labels == dead[0]).sum()), next(
+                            '%s %s' % (p, why) for p, why in skipped if p in set(
+                                np.asarray(paths)[labels == dead[0]]))))
     writer.commit()
     return dict(rec=writer.rec, idx=writer.idx, classes_file=_write_classes(prefix, classes),
                 classes=classes, num_images=key, skipped=skipped)
@@ -330,17 +402,26 @@ def main(argv=None):
     parser.add_argument('--resize', type=int, default=None,
                         help='shrink the short side to this many pixels (480 is a common choice for ImageNet)')
     parser.add_argument('--quality', type=int, default=95, help='JPEG quality of re-encoded images')
-    parser.add_argument('-j', '--num-workers', type=int, default=None, help='processes (default: all CPUs)')
+    parser.add_argument('-j', '--num-workers', type=int, default=None,
+                        help='processes (default: all CPUs; at most %d per CPU)' % _WORKERS_PER_CPU)
     parser.add_argument('--no-pass-through', action='store_true',
                         help='re-encode JPEG files even when they need no resizing')
     parser.add_argument('--classes', default=None,
                         help='classes.txt giving the labels (e.g. the training pack\'s), '
                              'for a folder that holds only some of the classes')
+    parser.add_argument('--max-image-pixels', type=int, default=None,
+                        help='leave out images with more pixels than this, undecoded (default %d, as PIL)'
+                             % DEFAULT_MAX_IMAGE_PIXELS)
     args = parser.parse_args(argv)
     try:
+        if args.max_image_pixels is not None:
+            set_max_image_pixels(args.max_image_pixels)
+        workers, note = worker_count(args.num_workers)
+        if note:
+            print('warning: %s' % note, file=sys.stderr)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            out = pack_folder(args.root, args.prefix, args.resize, args.quality, args.num_workers,
+            out = pack_folder(args.root, args.prefix, args.resize, args.quality, workers,
                               pass_through=not args.no_pass_through, classes=args.classes)
     except (DataError, ValueError) as e:
         print('error: %s' % e, file=sys.stderr)

@@ -7,12 +7,15 @@ starts, with a :class:`DataError` naming it) and read records with
 """
 import os
 import struct
+import unicodedata
+import warnings
 
 import numpy as np
 
 from .errors import DataError
 
-__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'class_folder_names', 'list_image_folder']
+__all__ = ['RecordSource', 'FolderSource', 'IMAGE_EXTENSIONS', 'class_folder_names', 'list_image_folder',
+           'image_files']
 
 # dmlc RecordIO framing: 4-byte magic, then 4 bytes (continuation flag << 29 | length).
 _MAGIC = 0xced7230a
@@ -23,7 +26,9 @@ _IR_SIZE = struct.calcsize(_IR_FORMAT)
 # is refused when more than half of them miss.
 _SPOT_CHECKS = 64
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+# Every format the decoder (OpenCV 4.11's imdecode, as pinned) reads: tests/test_hostile_round2.py decodes each.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.png', '.bmp', '.dib', '.webp', '.tif', '.tiff', '.jp2', '.pbm', '.pgm',
+                    '.ppm', '.pnm', '.pfm', '.sr', '.ras', '.hdr', '.pic')
 
 
 def _check_readable(path, what):
@@ -196,28 +201,73 @@ class RecordSource(object):
             os.close(self._fd)
 
 
+def _control_character(name):
+    """The first character of ``name`` that breaks a one-name-a-line list (a newline, tab, ...), or None."""
+    return next((c for c in name if unicodedata.category(c) in ('Cc', 'Zl', 'Zp')), None)
+
+
 def class_folder_names(root):
-    """The sorted names of the class subfolders of ``root``.
+    """The sorted names of the class subfolders of ``root`` (hidden ones, ``.name``, left out).
 
     Raises
     ------
     DataError
-        ``root`` is missing, not a folder, unreadable, or has no subfolder.
+        ``root`` is missing, not a folder, unreadable, has no subfolder, or a
+        subfolder's name holds a control character (a newline would shift
+        every label after it in ``classes.txt``).
     """
     if not os.path.isdir(root):
         raise DataError('image folder %s does not exist' % root if not os.path.exists(root)
                         else 'image folder %s is not a directory' % root)
     try:
-        names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        names = sorted(d for d in os.listdir(root) if not d.startswith('.') and os.path.isdir(os.path.join(root, d)))
     except OSError as e:
         raise DataError('image folder %s cannot be read: %s' % (root, e.strerror or e)) from None
     if not names:
         raise DataError('image folder %s has no class subfolders (expected %s/<class>/<image>)' % (root, root))
+    for name in names:
+        bad = _control_character(name)
+        if bad is not None:
+            raise DataError('class folder %r in %s has a control character (%r) in its name; rename it (class '
+                            'names are stored one a line)' % (name, root, bad))
     return names
 
 
-def list_image_folder(root, classes=None):
-    """List ``root/<class>/<image>`` files.
+def image_files(folder, skipped=None):
+    """Image files under ``folder`` and its subfolders (hidden ones left out), sorted by path.
+
+    Files of other formats are added to ``skipped`` as ``(path, reason)``.
+    Symbolic links are followed, each real folder walked once.
+    """
+    found, seen = [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True, onerror=_raise_walk_error):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        for fname in files:
+            if fname.startswith('.'):
+                continue
+            path = os.path.join(top, fname)
+            ext = os.path.splitext(fname)[1].lower()
+            if ext in IMAGE_EXTENSIONS:
+                found.append(path)
+            elif skipped is not None:
+                skipped.append((path, 'is not an image format OpenCV reads (%s)' % (ext or 'no extension')))
+    return sorted(found)
+
+
+def _raise_walk_error(err):
+    raise DataError('class folder %s cannot be read: %s' % (err.filename, err.strerror or err))
+
+
+def list_image_folder(root, classes=None, skipped=None, min_classes=1):
+    """List ``root/<class>/.../<image>`` files.
+
+    Subfolders of a class folder are walked, as torchvision's ``ImageFolder``
+    does; hidden files and folders (``.ipynb_checkpoints``) are left out.
 
     Parameters
     ----------
@@ -226,14 +276,29 @@ def list_image_folder(root, classes=None):
     classes : sequence of str or dict, optional
         Label of each folder name: a list (label = position) or a dict
         ``{folder name: label}``. Default: the sorted subfolders of ``root``.
+    skipped : list, optional
+        Receives ``(path, reason)`` of each file left out as not an image
+        (a format the decoder does not read).
+    min_classes : int
+        Without ``classes``, refuse fewer class folders (2 for training data: one class
+        trains a softmax that is always right).
 
     Returns
     -------
     (paths, labels, class_names) : (list of str, numpy.ndarray of int64, list of str)
-        Files sorted by class then name; ``class_names`` are the subfolders read.
+        Files sorted by class then path; ``class_names`` are the subfolders read.
+
+    Raises
+    ------
+    DataError
+        Besides :func:`class_folder_names`' reasons: fewer than ``min_classes``
+        classes (without ``classes``), a class folder that is unknown or holds no image.
     """
     names = class_folder_names(root)
     if classes is None:
+        if len(names) < min_classes:
+            raise DataError('image folder %s has one class folder (%s); training a classifier needs at least 2 '
+                            'classes, each in its own subfolder' % (root, names[0]))
         mapping = {n: i for i, n in enumerate(names)}
     else:
         mapping = dict(classes) if isinstance(classes, dict) else {n: i for i, n in enumerate(classes)}
@@ -244,17 +309,12 @@ def list_image_folder(root, classes=None):
     paths, labels = [], []
     for name in names:
         folder = os.path.join(root, name)
-        try:
-            files = sorted(os.listdir(folder))
-        except OSError as e:
-            raise DataError('class folder %s cannot be read: %s' % (folder, e.strerror or e)) from None
-        for fname in files:
-            if os.path.splitext(fname)[1].lower() in IMAGE_EXTENSIONS:
-                paths.append(os.path.join(folder, fname))
-                labels.append(mapping[name])
-    if not paths:
-        raise DataError('image folder %s holds no images (%s) in its %d class folders'
-                        % (root, '/'.join(IMAGE_EXTENSIONS), len(names)))
+        files = image_files(folder, skipped)
+        if not files:
+            raise DataError('class folder %s holds no images (%s); add images or remove the folder'
+                            % (folder, ' '.join(IMAGE_EXTENSIONS)))
+        paths.extend(files)
+        labels.extend([mapping[name]] * len(files))
     return paths, np.asarray(labels, dtype=np.int64), names
 
 
@@ -266,12 +326,18 @@ class FolderSource(object):
     root : str
         The folder of class subfolders.
     classes : sequence of str or dict, optional
+    min_classes : int
         See :func:`list_image_folder`.
     """
 
-    def __init__(self, root, classes=None):
+    def __init__(self, root, classes=None, min_classes=1):
         self.root = root
-        self.paths, self.labels, self.class_names = list_image_folder(root, classes)
+        skipped = []
+        self.paths, self.labels, self.class_names = list_image_folder(root, classes, skipped, min_classes)
+        if skipped:
+            warnings.warn('left out %d files of %s that are not images the decoder reads: %s%s'
+                          % (len(skipped), root, ', '.join(p for p, _ in skipped[:5]),
+                             ' ...' if len(skipped) > 5 else ''), stacklevel=2)
         self._keys = np.arange(len(self.paths), dtype=np.int64)
 
     def __len__(self):

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..preprocessing import IMAGENET
+from .pixels import pixel_problem
 
 __all__ = ['MEAN_RGB', 'STD_RGB', 'decode', 'random_resized_crop', 'colour_matrix',
            'train_image', 'val_image', 'normalize_into']
@@ -31,8 +32,11 @@ _GREY = np.array([0.299, 0.587, 0.114])
 
 
 def decode(payload):
-    """Decode encoded image bytes to an RGB uint8 HWC array; None when they are not an image."""
-    if not payload:
+    """Decode encoded image bytes to an RGB uint8 HWC array; None when they are not an image.
+
+    None too, without decoding, for an image above the pixel limit (:mod:`.pixels`).
+    """
+    if not payload or pixel_problem(payload):
         return None
     try:
         img = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)

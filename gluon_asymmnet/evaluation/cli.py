@@ -1,4 +1,4 @@
-"""``eval.py``: evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark (CPU inference backends)."""
+"""``eval.py``: evaluate (top-1/top-5), summarise (MACs/parameters), benchmark (CPU inference backends) or predict."""
 import argparse
 import json
 import os
@@ -7,17 +7,20 @@ import mxnet as mx
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from ..data.pixels import set_max_image_pixels
 from ..files import atomic_write, folder_problem, write_failure_reason
 from ..inference import BACKENDS, BackendError, format_benchmark
 from ..model_flags import add_flags, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model
+from ..preprocessing import PreprocessConfig
 from ..run_meta import read_run_info
-from .batches import eval_batches
+from .batches import _read_class_names, eval_batches
 from .benchmark import benchmark_model
 from .errors import EvalError
 from .evaluate import evaluate, output_classes
 from .models import load_model, random_weights
+from .predict import predict_images, predictions_payload
 from .summary import format_summary, layer_table, summary_rows
 
 __all__ = ['build_parser', 'run_defaults', 'main']
@@ -26,8 +29,9 @@ __all__ = ['build_parser', 'run_defaults', 'main']
 def build_parser():
     """The argument parser of ``eval.py``."""
     p = argparse.ArgumentParser(
-        prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters) or benchmark '
-                                    '(CPU inference backends) AsymmNet, MobileNetV3 and MobileNetV2 models.')
+        prog='eval.py', description='Evaluate (top-1/top-5), summarise (MACs/parameters), benchmark '
+                                    '(CPU inference backends) or predict (top-k classes of your images) '
+                                    'AsymmNet, MobileNetV3 and MobileNetV2 models.')
     m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
     add_flags(m, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'), helps={
         'classes': "number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)"})
@@ -44,7 +48,8 @@ def build_parser():
     d.add_argument('--rec-val-idx', help='its index (.idx; default: beside the .rec)')
     d.add_argument('--data-dir', help='ImageNet folders: DIR/val/<class>/* (labels from DIR/train if present)')
     d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
-    d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line')
+    d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line; '
+                                         'with --predict: the name of each output, one per line')
     add_flags(d, ('input_size', 'crop_ratio', 'rgb_mean', 'rgb_std'), helps={
         'input_size': "input side (default: the checkpoint run's, else the model's, 224; 32 for the demo)",
         'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's)",
@@ -54,15 +59,25 @@ def build_parser():
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
     d.add_argument('--num-gpus', type=int, default=0, help='GPUs to evaluate on (default 0: CPU)')
+    d.add_argument('--max-image-pixels', type=int, default=None,
+                   help='images with more pixels are skipped, named and never decoded (decompression bombs; '
+                        "default 89478485, PIL's)")
     o = p.add_argument_group('what to do (default: evaluate)')
     o.add_argument('--summary', action='store_true',
                    help='MACs and parameters of --model (or of every model and width) beside the published figures')
     o.add_argument('--verbose', action='store_true', help='with --summary --model: per-layer table')
     o.add_argument('--benchmark', action='store_true', help='time every inference backend side by side')
-    o.add_argument('--json', metavar='PATH', help='also write the figures as JSON')
+    o.add_argument('--predict', nargs='+', metavar='PATH',
+                   help='the top classes of these images (files, folders, globs), named: by the run of a '
+                        'checkpoint, ImageNet for 1000 classes, --class-names, else indices')
+    o.add_argument('--topk', type=int, default=5, help='with --predict: classes per image (default 5)')
+    o.add_argument('--save-vis', metavar='DIR', help='with --predict: write each image with its classes as PNG')
+    o.add_argument('--json', metavar='PATH', help='also write the figures (or predictions) as JSON')
     o.add_argument('--no-progress', action='store_true', help='no progress bar')
     b = p.add_argument_group('benchmark')
-    b.add_argument('--backends', default=','.join(BACKENDS), help='comma-separated, of: %s' % ', '.join(BACKENDS))
+    b.add_argument('--backends', '--backend', default=None,
+                   help='comma-separated, of: %s (default: all; with --predict: one, default the Gluon network as '
+                        'evaluated)' % ', '.join(BACKENDS))
     b.add_argument('--bench-input-size', type=int, default=224, help='image side for the timings (default 224)')
     b.add_argument('--latency-batch', type=int, default=1, help='batch size of the latency column (default 1)')
     b.add_argument('--throughput-batch', type=int, default=32, help='batch size of the throughput column (default 32)')
@@ -159,6 +174,42 @@ def _positive(parser, args, names):
             parser.error('--%s must be positive, got %r' % (name.replace('_', '-'), value))
 
 
+def _predict(args, run):
+    """``--predict``: each image's top classes, named by --class-names, the run, ImageNet (1000 classes) or index."""
+    given = [f for f, v in (('--dataset', args.dataset), ('--rec-val', args.rec_val), ('--data-dir', args.data_dir),
+                            ('--image-folder', args.image_folder)) if v is not None]
+    if given:
+        raise EvalError('--predict classifies the images it names: drop %s' % ', '.join(given))
+    backends = [b.strip() for b in (args.backends or '').split(',') if b.strip()]
+    if len(backends) > 1:
+        raise EvalError('--predict runs one --backend, got %s' % ', '.join(backends))
+    if args.save_vis:
+        problem = folder_problem(args.save_vis)
+        if problem:
+            raise EvalError('--save-vis %s cannot be written: %s' % (args.save_vis, problem))
+    pre = PreprocessConfig(args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std)
+    ctx = ([mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()])[0]
+    net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root, ctx=ctx,
+                                input_size=pre.input_size, **args.model_kwargs)
+    outputs = output_classes(net, pre.input_size)
+    names, source = None, 'ImageNet' if outputs == 1000 else 'indices'
+    if args.class_names:
+        names, source = _read_class_names(args.class_names), args.class_names
+    elif run is not None and run.class_names:
+        names, source = run.class_names, 'the run (%s)' % run.path
+    if names is not None and len(names) > outputs:
+        raise EvalError('%s lists %d class names for a model of %d outputs' % (source, len(names), outputs))
+    print('%s (%s): top-%d, class names from %s' % (described['model'], described['weights'], args.topk, source))
+    options = dict(threads=args.threads, exclude=_exclusions(args.int8_exclude), workdir=args.workdir,
+                   ort_spinning=args.ort_spinning)
+    found, skipped, _ = predict_images(net, args.predict, args.topk, names, pre, args.batch_size,
+                                       backends[0] if backends else None, options, args.save_vis)
+    if args.json:
+        _write_json(args.json, dict(predictions_payload(found, skipped), model=described, class_names=source,
+                                    preprocess=pre.to_dict(), backend=backends[0] if backends else 'gluon'))
+    return 0
+
+
 def main(argv=None):
     """``eval.py``: parse the arguments and run the summary, the benchmark or the evaluation.
 
@@ -169,17 +220,22 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'bench_input_size',
+    _positive(parser, args, ('width_scale', 'classes', 'input_size', 'crop_ratio', 'batch_size', 'topk',
+                             'max_image_pixels',
+                             'bench_input_size',
                              'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
-    if args.summary and args.benchmark:
-        parser.error('--summary and --benchmark are separate runs: choose one')
+    if sum(map(bool, (args.summary, args.benchmark, args.predict))) > 1:
+        parser.error('--summary, --benchmark and --predict are separate runs: choose one')
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
+    set_max_image_pixels(args.max_image_pixels)
     try:
         _check_gpus(args.num_gpus)
         if args.json:
             _check_json_target(args.json)
         run = run_defaults(args)
+        if args.predict:
+            return _predict(args, run)
         if args.summary:
             width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
             rows = summary_rows(args.model, width, rate)
@@ -211,7 +267,7 @@ def main(argv=None):
                                         ctx=ctx[0], input_size=info['input_size'] if info else args.bench_input_size,
                                         **kwargs)
         if args.benchmark:
-            backends = [b.strip() for b in args.backends.split(',') if b.strip()]
+            backends = [b.strip() for b in (args.backends or ','.join(BACKENDS)).split(',') if b.strip()]
             if info is not None:
                 output_classes(net, info['input_size'])
             say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))

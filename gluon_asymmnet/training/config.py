@@ -160,6 +160,9 @@ class TrainConfig:
               "was ImageNet's 1281167)", 'data', type=int)
     num_workers: int = option(4, 'number of preprocessing workers (0: in the main process)', 'data',
                               flags=('-j', '--num-data-workers'))
+    max_image_pixels: Optional[int] = option(
+        None, 'images with more pixels are skipped, named and never decoded (decompression bombs; default 89478485, '
+              "PIL's)", 'data', type=int)
     # model
     model: str = model_option('model', 'model', 'asymmnet_large', help='network to train (default asymmnet_large)',
                               choices=get_model_list())
@@ -415,7 +418,7 @@ class TrainConfig:
                           ('num_workers', 0), ('warmup_epochs', 0), ('save_frequency', 0), ('log_interval', 0),
                           ('resume_epoch', 0), ('mixup_off_epoch', 0), ('asymmrate', 0), ('shuffle_group', 0),
                           ('classes', 1), ('num_training_samples', 1), ('split_seed', 0), ('freeze_stages', 0),
-                          ('dry_run', 0), ('seed', 0)):
+                          ('dry_run', 0), ('seed', 0), ('max_image_pixels', 1)):
             if getattr(self, name) is not None and getattr(self, name) < low:
                 raise ConfigError('%s must be >= %d, got %d' % (_flag(name), low, getattr(self, name)))
         for name, allowed in (('model', get_model_list()), ('mode', MODES), ('dtype', ('float32', 'float16')),

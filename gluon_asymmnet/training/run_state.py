@@ -60,7 +60,7 @@ __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_che
 MODEL_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes', 'dataset')
 # Settings a resumed run may change: where and how it runs, not what it computes. The data paths are
 # compared through data_signature (moved data is the same data); num_epochs see run_settings.
-FREE_SETTINGS = ('num_workers', 'mode', 'log_interval', 'save_dir', 'tag_name', 'save_frequency', 'resume',
+FREE_SETTINGS = ('num_workers', 'max_image_pixels', 'mode', 'log_interval', 'save_dir', 'tag_name', 'save_frequency', 'resume',
                  'resume_params', 'resume_states', 'resume_epoch', 'resume_with_changes', 'logging_file', 'dry_run',
                  'num_epochs', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'data_dir', 'image_folder')
 _FLAGS = {f.name: flag_of(f)[0] for f in dataclasses.fields(TrainConfig)}

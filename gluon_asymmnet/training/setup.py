@@ -14,6 +14,8 @@ from mxnet import gluon
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import demo_dataset, get_data_loaders
+from ..data.pixels import set_max_image_pixels
+from ..files import not_a_file
 from ..finetune import freeze_stages, keep_bn_stats, load_pretrained, set_backbone_lr_mult
 from ..model_store import ModelStoreError, get_model_file
 from ..model_zoo import get_model, pretrained_entry
@@ -73,8 +75,10 @@ class FinetunePlan:
 def _finetune_source(cfg):
     if cfg.finetune_from:
         path = os.path.expanduser(cfg.finetune_from)
-        if not os.path.isfile(path):
-            raise ConfigError('--finetune-from %s: no such parameter file' % cfg.finetune_from)
+        what = not_a_file(path)
+        if what:
+            raise ConfigError('--finetune-from %s: %s' % (cfg.finetune_from, 'no such parameter file' if what ==
+                                                           'does not exist' else '%s, not a parameter file' % what))
         return path, None
     tag = None if cfg.pretrained == 'store' else cfg.pretrained
     if tag is not None and not re.fullmatch('[0-9a-fA-F]{4,40}', tag):
@@ -191,6 +195,7 @@ def build_data(cfg, num_parts=1, part_index=0, train=True, val=True, val_parts=N
         records, or a record whose label is not a class index, before
         anything trains.
     """
+    set_max_image_pixels(cfg.max_image_pixels)  # before the DataLoader workers fork
     kwargs = dict(batch_size=cfg.device_batch, num_workers=cfg.num_workers, input_size=cfg.input_size,
                   crop_ratio=cfg.crop_ratio, seed=cfg.seed, dtype=cfg.dtype, mean=cfg.rgb_mean, std=cfg.rgb_std,
                   num_classes=cfg.classes)
