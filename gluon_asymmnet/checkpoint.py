@@ -15,7 +15,8 @@ Layouts (docs/design.md section 6), detected automatically from the file's keys:
   ``gluoncv``, into any other network as ``released``.
 - ``gluoncv-mobilenetv2``: GluonCV's MobileNetV2 files, each bottleneck one
   Sequential ``out`` of conv/BN/ReLU6 units (``features.4.out.3.weight``, the
-  depthwise conv); ``gluoncv-mobilenetv2-legacy``: the same network in the
+  depthwise conv), also as the backbone of GluonCV's
+  ``mobile_pose_mobilenetv2_1.0`` (``features.0.4.out.3.weight``); ``gluoncv-mobilenetv2-legacy``: the same network in the
   names of Gluon's deprecated ``save_params``
   (``features_linearbottleneck1_conv1_weight``), which GluonCV's
   ``load_parameters`` also reads.
@@ -391,7 +392,8 @@ def detect_layout(keys, net=None):
     return 'released'
 
 
-_BLOCK_UNIT = re.compile(r'^(features\.(\d+))\.(expand|conv1|conv2)\.(conv|bn)\.(\w+)$')
+# ``features.N``, or ``features.0.N`` in a MobilePose (its backbone layers are one Sequential inside ``features``).
+_BLOCK_UNIT = re.compile(r'^(features(?:\.0)?\.(\d+))\.(expand|conv1|conv2)\.(conv|bn)\.(\w+)$')
 _V2_KEY = re.compile(r'^(features|output)\.(\d+)(?:\.out\.(\d+))?\.(\w+)$')
 
 

@@ -192,8 +192,9 @@ def get_model_spec(name):
     key = name.lower() if isinstance(name, str) else name
     if key not in _MODELS:
         aliases = [n for n, spec in _MODELS.items() if spec.alias_of is not None]
-        raise ValueError('unknown model %r; valid names: %s%s' % (
-            name, ', '.join(get_model_list(None)), ' (and the aliases %s)' % ', '.join(aliases) if aliases else ''))
+        raise ValueError('unknown model %r; valid names: %s%s; pose and detection models: %s' % (
+            name, ', '.join(get_model_list()), ' (and the aliases %s)' % ', '.join(aliases) if aliases else '',
+            ', '.join(get_model_list('pose') + get_model_list('detection'))))
     return _MODELS[key]
 
 
