@@ -75,7 +75,8 @@ def write_voc(root, splits=((2007, 'trainval', 4), (2012, 'trainval', 4), (2007,
     size : (width, height)
     seed : int
     max_objects : int
-        Objects per image: 1 to this many, from :data:`VOC_SHAPES`.
+        Objects per image: 1 to this many, from :data:`VOC_SHAPES`, not overlapping (fewer when one
+        does not fit beside the others).
 
     Returns
     -------
@@ -101,9 +102,12 @@ def write_voc(root, splits=((2007, 'trainval', 4), (2012, 'trainval', 4), (2007,
                 name, shape, colour = VOC_SHAPES[rng.randint(len(VOC_SHAPES))]
                 w = rng.randint(width // 4, width // 2 + 1)
                 h = rng.randint(height // 4, height // 2 + 1)
-                x0, y0 = rng.randint(0, width - w + 1), rng.randint(0, height - h + 1)
-                _draw_object(img, shape, colour, (x0, y0, x0 + w, y0 + h))
-                objects.append((name, (x0, y0, x0 + w - 1, y0 + h - 1)))
+                for _ in range(20):  # objects do not overlap: every labelled object is seen whole
+                    x0, y0 = rng.randint(0, width - w + 1), rng.randint(0, height - h + 1)
+                    if all(x0 > b[2] or x0 + w <= b[0] or y0 > b[3] or y0 + h <= b[1] for _, b in objects):
+                        _draw_object(img, shape, colour, (x0, y0, x0 + w, y0 + h))
+                        objects.append((name, (x0, y0, x0 + w - 1, y0 + h - 1)))
+                        break
             cv2.imwrite(os.path.join(folder, 'JPEGImages', image_id + '.jpg'), img)
             with open(os.path.join(folder, 'Annotations', image_id + '.xml'), 'w') as f:
                 f.write(_voc_xml(image_id, width, height, objects))
