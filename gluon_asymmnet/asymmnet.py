@@ -9,9 +9,13 @@ Layer indices match the authors' released checkpoint and GluonCV:
 then head conv and BN, pooling, the 1280-wide conv, dropout; ``output.0`` the
 classifier.
 """
+import math
+import numbers
 from collections import namedtuple
 
+import numpy as np
 from mxnet.gluon import nn
+from mxnet.ndarray import NDArray
 
 from .backend import TrainInferHybridBlock
 from .block import Act, AsymmBottleneck, make_divisible, norm
@@ -115,10 +119,28 @@ def _check_original_first_block(width, counted, exp, expands, asymmrate, origina
 _WHOSE = {'authors': "the authors'", 'gluoncv': "GluonCV's"}
 
 
-def check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout):
-    """Refuse constructor arguments no network of the package accepts (ValueError naming the argument)."""
-    if not multiplier > 0:
-        raise ValueError('multiplier must be > 0, got %r' % (multiplier,))
+# The widest network any paper trains is MobileNetV2 1.4; at 10 the parameters are already 100 times as many.
+MAX_MULTIPLIER = 10.0
+# The constructor arguments check_network_args judges (every builder takes some of them).
+NETWORK_ARGUMENTS = ('multiplier', 'asymmrate', 'shuffle_groups', 'classes', 'dropout')
+
+
+def _finite_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError('%s must be a finite number, got %r' % (name, value))
+
+
+def check_network_args(multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=1000, dropout=0.0):
+    """Refuse constructor arguments no network of the package accepts (ValueError naming the argument).
+
+    Non-finite values (``inf``, ``nan``) and multipliers beyond
+    :data:`MAX_MULTIPLIER` are refused before any width is computed from them.
+    """
+    for name, value in (('multiplier', multiplier), ('asymmrate', asymmrate), ('shuffle_groups', shuffle_groups),
+                        ('classes', classes), ('dropout', dropout)):
+        _finite_number(name, value)
+    if not 0 < multiplier <= MAX_MULTIPLIER:
+        raise ValueError('multiplier must be in (0, %g], got %r' % (MAX_MULTIPLIER, multiplier))
     if int(asymmrate) != asymmrate or asymmrate < 0:
         raise ValueError('asymmrate must be an integer >= 0, got %r' % (asymmrate,))
     if int(shuffle_groups) != shuffle_groups or shuffle_groups < 0:
@@ -127,6 +149,37 @@ def check_network_args(multiplier, asymmrate, shuffle_groups, classes, dropout):
         raise ValueError('classes must be a positive integer, got %r' % (classes,))
     if not 0 <= dropout < 1:
         raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
+
+
+_TYPES = {'float16': np.float16, 'float32': np.float32, 'float64': np.float64}
+
+
+def check_input(x, dtype, name):
+    """Refuse a batch the network cannot take (ValueError, one line): the rank, channels and type are read only.
+
+    ``x`` must be ``(N, 3, H, W)`` of the network's ``dtype`` (float32 unless
+    cast), and float16 networks run on GPUs only (MXNet 1.9.1's CPU
+    convolutions have no float16 kernels).
+    """
+    shape, kind = x.shape, x.dtype
+    if len(shape) == 4 and shape[1] == 3 and kind is _TYPES.get(dtype) and (
+            kind is not np.float16 or x.context.device_type == 'gpu'):
+        return
+    got = np.dtype(kind).name
+    if got == 'float16' == dtype:
+        raise ValueError('%s was cast to float16, which MXNet 1.9.1 cannot run on the CPU (%s); cast it back with '
+                         "net.cast('float32'), or run it on a GPU" % (name, x.context))
+    hint = ''
+    if len(shape) == 4 and shape[3] == 3 and shape[1] != 3:
+        hint = '; channels last? use x.transpose((0, 3, 1, 2))'
+    elif len(shape) == 3:
+        hint = '; one image? add the batch axis: x.expand_dims(0)'
+    elif got != dtype and got in ('uint8', 'int8', 'int32', 'int64'):
+        hint = '; integer pixels? convert and normalise them: (x.astype(%r) / 255 - mean) / std' % dtype
+    elif got != dtype:
+        hint = '; convert it: x.astype(%r)' % dtype
+    raise ValueError('%s takes a %s batch of shape (N, 3, H, W), got %s of shape %s%s'
+                     % (name, dtype, got, shape, hint))
 
 
 class BottleneckNet(TrainInferHybridBlock):
@@ -146,6 +199,16 @@ class BottleneckNet(TrainInferHybridBlock):
                 p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
                 self.shuffle_groups, expands=p.expands, residual=p.residual, **self.norm,
                 where='features.%d (block %d of %s, multiplier %g)' % (first + i, i + 1, name, self.multiplier)))
+
+    def forward(self, x, *args):
+        if isinstance(x, NDArray):
+            check_input(x, getattr(self, '_input_dtype', 'float32'), type(self).__name__)
+        return super().forward(x, *args)
+
+    def cast(self, dtype):
+        """:meth:`HybridBlock.cast`; the network then takes input of that type (checked at each call)."""
+        super().cast(dtype)
+        self._input_dtype = np.dtype(dtype).name
 
     @property
     def blocks(self):

@@ -31,6 +31,7 @@ import argparse
 import math
 from collections import OrderedDict, namedtuple
 
+from .asymmnet import NETWORK_ARGUMENTS, check_network_args
 from .model_zoo import get_model_list, get_model_spec, get_preprocess
 from .preprocessing import IMAGENET
 
@@ -182,6 +183,11 @@ def model_kwargs(model, values, base=None, lenient=False):
             raise ValueError('%s takes no %s (%s); it takes %s%s'
                              % (spec.name, flag.argument, flag.flags[0], ', '.join(model_flags_of(spec.name)),
                                 spec.with_reuse_note(flag.argument)))
+        if flag.argument in NETWORK_ARGUMENTS:
+            try:  # before the conversion: int(inf) overflows
+                check_network_args(**{flag.argument: value})
+            except ValueError as err:
+                raise ValueError('%s %s: %s' % (flag.flags[0], value, err)) from None
         kwargs[flag.argument] = flag.type(value)
     spec.check(kwargs)
     return kwargs

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, Optional
 
-from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
+from .asymmnet import (NETWORK_ARGUMENTS, asymmnet_large, asymmnet_small, check_network_args, mobilenetv3_large,
+                       mobilenetv3_small)
 from .checkpoint import load_checkpoint
 from .files import not_a_file
 from .finetune import load_pretrained
@@ -104,7 +105,10 @@ class ModelSpec:
             self.name, ', '.join('%s=%r' % kv for kv in fixed.items())))
 
     def check(self, kwargs):
-        """Refuse what the model does not take: ``ValueError`` naming the model and the arguments it takes."""
+        """Refuse what the model does not take: ``ValueError`` naming the model and the arguments it takes.
+
+        Values no network accepts (``multiplier=inf``, ``asymmrate=nan``) are refused naming the argument.
+        """
         for name, value in kwargs.items():
             if name in self.fixed and value != self.fixed[name]:
                 raise ValueError('%s %s %s=%r by its name, got %s=%r; it takes %s'
@@ -113,6 +117,7 @@ class ModelSpec:
             if name not in self.arguments and name not in self.fixed and name not in BLOCK_ARGUMENTS:
                 raise ValueError('%s takes no %s; it takes %s%s'
                                  % (self.name, name, self.describe_arguments(), self.with_reuse_note(name)))
+        check_network_args(**{k: v for k, v in kwargs.items() if k in NETWORK_ARGUMENTS})
 
     def with_reuse_note(self, argument):
         """``'; mobilenetv2_asymm adds feature reuse'`` when the model with this one's feature reuse takes

@@ -15,10 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import Tuple
 
-__all__ = ['PreprocessConfig', 'IMAGENET', 'INTERPOLATIONS']
+__all__ = ['PreprocessConfig', 'IMAGENET', 'INTERPOLATIONS', 'MIN_INPUT_SIZE']
 
 # Resize interpolations the data pipeline implements (OpenCV's, as mxnet.image and GluonCV resize).
 INTERPOLATIONS = ('bilinear',)
+# The smallest input side trained, evaluated or exported: the one limit of every command line.
+MIN_INPUT_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ class PreprocessConfig:
     interpolation: str = 'bilinear'
 
     def __post_init__(self):
-        if int(self.input_size) != self.input_size or self.input_size < 1:
-            raise ValueError('input_size must be a positive integer, got %r' % (self.input_size,))
+        if int(self.input_size) != self.input_size or self.input_size < MIN_INPUT_SIZE:
+            raise ValueError('input_size must be an integer >= %d, got %r' % (MIN_INPUT_SIZE, self.input_size))
         if not 0 < self.crop_ratio <= 1:
             raise ValueError('crop_ratio must be in (0, 1], got %r' % (self.crop_ratio,))
         for name in ('mean', 'std'):

@@ -198,7 +198,7 @@ def test_gluoncv_script_keywords(x):
     ids, scores, boxes = yolo(x)
     assert boxes.shape[-1] == 4
     yolo.reset_class(['person', 'dog'])
-    assert yolo.classes == ['person', 'dog']
+    assert yolo.classes == ['person', 'dog'] and yolo.num_class == 2
 
 
 def test_refuses_unknown_keywords():
@@ -243,6 +243,19 @@ def test_pretrained_base_path_and_the_process_wide_file(tmp_path):
     with backbone_params(path), pytest.raises(BackboneError, match=r'backbone asymmnet_small: .*asymmnet_large'
                                                                    r'\.params.*(missing|shape|unexpected)'):
         ga.get_model('center_net_asymmnet_small_duc_voc')
+
+
+def test_pretrained_base_takes_a_gluoncv_file(tmp_path):
+    """GluonCV's own MobileNetV3 file, classifier and all: everything but the classifier lands in the backbone."""
+    from gluoncv.model_zoo import get_model as gluoncv_model
+    theirs = gluoncv_model('mobilenetv3_small')
+    theirs.initialize()
+    theirs(mx.nd.zeros((1, 3, 64, 64)))
+    network_reference_weights(theirs, seed=5)
+    path = str(tmp_path / 'mobilenetv3_small.params')
+    theirs.save_parameters(path)
+    pose = ga.get_model('mobile_pose_mobilenetv3_small', pretrained_base=path)
+    _same_backbone(pose, theirs, 'features.0.')
 
 
 def test_pretrained_base_true_loads_the_store_file_without_downloading(tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ def test_checked_once_and_frozen():
     (dict(REC, dataset='cifar/10'), '--dataset \'cifar/10\': a name of letters, digits'),
     (dict(REC, dataset='imagenet', classes=37), '--dataset imagenet has 1000 classes, --classes says 37'),
     (dict(num_workers=-1), '--num-data-workers must be >= 0, got -1'),
-    (dict(lr=float('nan')), '--lr must be a positive number'),
+    (dict(lr=float('nan')), r'--lr must be a finite number in \(0, inf\), got nan'),
 ])
 def test_library_values_are_checked_like_flags(values, message):
     with pytest.raises(ConfigError, match=message):

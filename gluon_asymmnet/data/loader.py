@@ -44,6 +44,7 @@ front, then each record as a pass reads it) must be a class index in
 returned, instead of being clipped into the last class by the loss.
 """
 import os
+import threading
 import warnings
 
 import cv2
@@ -64,6 +65,8 @@ _DTYPES = ('float32', 'float16')
 _ORDER_TAG, _SAMPLE_TAG = 1, 2
 # Records decoded (and labels checked) when batches are built, spread over the source.
 _SPOT_DECODES = 16
+# Seconds close() gives the pool's own shutdown (it can wait forever on a lock a killed worker held).
+_STOP_SECONDS = 5
 
 
 def _ceil_div(a, b):
@@ -309,11 +312,22 @@ class ImageBatches(object):
             self._active = None
 
     def close(self):
-        """Stop the worker processes; the object cannot be iterated afterwards."""
+        """Stop the worker processes; the object cannot be iterated afterwards.
+
+        The pool's own shutdown is given a few seconds, then the workers left
+        are killed: it waits forever for a queue lock that a worker killed
+        from outside may have held.
+        """
         self.reset()
         pool = getattr(self._loader, '_worker_pool', None)
         if pool is not None:
-            pool.terminate()
+            stop = threading.Thread(target=pool.terminate, name='stop data workers', daemon=True)
+            stop.start()
+            stop.join(_STOP_SECONDS)
+            if stop.is_alive():
+                for worker in list(getattr(pool, '_pool', None) or []):
+                    if getattr(worker, 'exitcode', 0) is None:
+                        worker.kill()
         self._loader = None
 
     def __enter__(self):

@@ -30,6 +30,11 @@ FILTERS = [512, 256, 128]
 class YOLOV3(TrainInferHybridBlock, _GluonCVYOLOV3):
     """GluonCV's YOLOv3, with this package's per-mode graphs (fast CPU kernels in training and inference)."""
 
+    @property
+    def num_class(self):
+        """Number of foreground classes (GluonCV 0.10.5's property reads an attribute it never sets)."""
+        return len(self.classes)
+
 
 def yolo3(backbone, dataset, pretrained_base=True, pretrained_ctx=cpu(), norm_layer=nn.BatchNorm,
           norm_kwargs=None, **kwargs):

@@ -56,10 +56,13 @@ def main(argv=None):
     """``python -m gluon_asymmnet.export``: export any model + checkpoint, then verify every format."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # One line each, as every other refusal (parser.error would print the whole usage first).
     if (args.rgb_mean or args.rgb_std) and not args.preprocess:
-        parser.error('--rgb-mean/--rgb-std set the normalisation inside the exported graph: add --preprocess')
+        parser.exit(2, 'error: --rgb-mean/--rgb-std set the normalisation inside the exported graph: add '
+                       '--preprocess\n')
     if args.batch_size is not None and (args.batch_size < 1 or not args.deploy):
-        parser.error('--batch-size chooses the deployment form: it needs a positive value and no --no-deploy')
+        parser.exit(2, 'error: --batch-size %d: it chooses the deployment form, so it needs a positive value and '
+                       'no --no-deploy\n' % args.batch_size)
     try:
         is_file = os.path.isfile(args.params)
         run = read_run_info(args.params) if is_file else None

@@ -8,12 +8,14 @@ meaning or refused with a reason.
 """
 import argparse
 import dataclasses
+import signal
 import sys
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
 from .compat import add_compat_flags, apply_compat
 from .config import ConfigError, TrainConfig, flag_of
+from .interrupts import RunInterrupted, resume_command, sigterm_raises, signal_of
 from .loop import TrainingDiverged, train
 from .recipes import RECIPES, train_recipe
 from .run_state import SaveError
@@ -88,14 +90,25 @@ def main(argv=None):
     0: trained; 1: the loss diverged (the message names epoch, batch and the last
     good checkpoint); 2: bad options or data (the message names the flag or
     file), or a checkpoint that cannot be written (a full disk: the message
-    names the last complete checkpoint).
+    names the last complete checkpoint); 130 (Ctrl-C) or 143 (SIGTERM): stopped,
+    in one line naming the epoch and batch reached, the last checkpoint kept and
+    the command that continues the run (:mod:`.interrupts`).
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        train(parse_args(argv))
+        with sigterm_raises():
+            train(parse_args(argv))
     except (ConfigError, DataError, CheckpointError, SaveError) as err:
         print('train_imagenet.py: error: %s' % err, file=sys.stderr)
         return 2
     except TrainingDiverged as err:
         print('train_imagenet.py: %s' % err, file=sys.stderr)
         return 1
+    except RunInterrupted as stop:
+        print('train_imagenet.py: %s' % stop.describe(resume_command(argv)), file=sys.stderr)
+        return stop.exit_status
+    except KeyboardInterrupt as stop:  # before the run started: nothing was written
+        print('train_imagenet.py: interrupted by %s before training started; nothing was written'
+              % signal.Signals(signal_of(stop)).name, file=sys.stderr)
+        return 128 + int(signal_of(stop))
     return 0

@@ -41,6 +41,8 @@ from ..data.loader import record_class_names
 from ..finetune import NUM_STAGES
 from ..model_flags import FLAGS, MODEL_DESTS, flag_help, model_kwargs, parse_rgb
 from ..model_zoo import get_model_list, get_model_spec
+from ..asymmnet import MAX_MULTIPLIER
+from ..preprocessing import MIN_INPUT_SIZE
 
 __all__ = ['ConfigError', 'TrainConfig', 'DATASETS', 'KVSTORES', 'LR_MODES', 'option', 'model_option', 'flag_of',
            'config_argv']
@@ -64,7 +66,7 @@ BN_STATS = ('train', 'keep')
 
 _RECORD_FIELDS = ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx')
 _DATA_FIELDS = _RECORD_FIELDS + ('data_dir', 'image_folder')
-_NAME = re.compile(r'[A-Za-z0-9_.-]+$')
+_NAME = re.compile(r'(?!\.+$)[A-Za-z0-9_.-]+$')  # not '.' or '..': a name goes into file and folder names
 
 
 def option(default, help, group, flags=None, negation=None, **argparse_kwargs):
@@ -241,6 +243,9 @@ class TrainConfig:
         None, 'resume from the newest checkpoint in --save-dir (no value) or from this .params file (without '
               'the .json this trainer writes beside it: its weights only, from epoch 0)', 'checkpoints and logs',
         nargs='?', const='latest', metavar='PARAMS')
+    overwrite: bool = option(
+        False, 'start a new run in a --save-dir that holds the checkpoints of another: they are removed first (without '
+               'it, and without --resume, such a folder is refused)', 'checkpoints and logs')
     resume_with_changes: bool = option(
         False, "with --resume: go on although settings or data differ from the checkpoint's (each change is "
                'logged; the run is then no longer a continuation). Without it they are refused', 'checkpoints and logs')
@@ -328,9 +333,11 @@ class TrainConfig:
                 self._set(dest, getattr(spec.preprocess, FLAGS[dest].field))
 
     def _resolve_data(self):
-        if self.dataset is not None and not _NAME.match(self.dataset):
-            raise ConfigError('--dataset %r: a name of letters, digits, "_", "." and "-" (it goes into file names)'
-                              % self.dataset)
+        for name in ('dataset', 'tag_name'):
+            value = getattr(self, name)
+            if value is not None and not _NAME.match(value):
+                raise ConfigError('%s %r: a name of letters, digits, "_", "." and "-" (it goes into file names)'
+                                  % (_flag(name), value))
         if self.demo_data:
             if self.dataset not in (None, DIGITS):
                 raise ConfigError('--dataset %s needs data: give --rec-train/--rec-train-idx/--rec-val/'
@@ -407,35 +414,21 @@ class TrainConfig:
                 if getattr(self, name) != default:
                     raise ConfigError('%s applies when fine-tuning: add --pretrained or --finetune-from FILE'
                                       % _flag(name))
-        if self.backbone_lr_mult is not None and not 0 <= self.backbone_lr_mult <= 1e3:
-            raise ConfigError('--backbone-lr-mult must be >= 0, got %r' % self.backbone_lr_mult)
         if self.freeze_stages > NUM_STAGES:
             raise ConfigError('--freeze-stages %d: the networks have %d stages (strides 2 to 32)'
                               % (self.freeze_stages, NUM_STAGES))
 
     def _check(self):
-        for name, low in (('batch_size', 1), ('num_epochs', 1), ('input_size', 8), ('num_gpus', 0),
-                          ('num_workers', 0), ('warmup_epochs', 0), ('save_frequency', 0), ('log_interval', 0),
-                          ('resume_epoch', 0), ('mixup_off_epoch', 0), ('asymmrate', 0), ('shuffle_group', 0),
-                          ('classes', 1), ('num_training_samples', 1), ('split_seed', 0), ('freeze_stages', 0),
-                          ('dry_run', 0), ('seed', 0), ('max_image_pixels', 1)):
-            if getattr(self, name) is not None and getattr(self, name) < low:
-                raise ConfigError('%s must be >= %d, got %d' % (_flag(name), low, getattr(self, name)))
+        _check_ranges(self)
         for name, allowed in (('model', get_model_list()), ('mode', MODES), ('dtype', ('float32', 'float16')),
                               ('lr_mode', LR_MODES), ('kvstore', KVSTORES), ('bn_stats', BN_STATS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError('%s %s: choose from %s' % (_flag(name), getattr(self, name), ', '.join(allowed)))
         self._resolve_model()
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ConfigError('--lr must be a positive number, got %r' % self.lr)
-        if not 0 <= self.warmup_lr <= self.lr:
+        if not self.warmup_lr <= self.lr:
             raise ConfigError('--warmup-lr must be in [0, --lr %g], got %r' % (self.lr, self.warmup_lr))
         if min(self.rgb_std) <= 0:
             raise ConfigError('--rgb-std must be positive, got %s' % ','.join('%g' % v for v in self.rgb_std))
-        if self.min_random_area is not None and not 0 < self.min_random_area <= 1:
-            raise ConfigError('--min-random-area must be in (0, 1], got %r' % self.min_random_area)
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError('--val-fraction must be in (0, 1), got %r' % self.val_fraction)
         self._check_finetune()
         if self.doshuffle:
             if self.shuffle_group == 1:
@@ -444,18 +437,8 @@ class TrainConfig:
                 raise ConfigError('--doshuffle shuffles the reused features of AsymmNet: it needs a model with '
                                   'feature reuse and --asymmrate > 0 (got --model %s --asymmrate %s)'
                                   % (self.model, self.asymmrate))
-        if not 0 < self.crop_ratio <= 1:
-            raise ConfigError('--crop-ratio must be in (0, 1], got %r' % self.crop_ratio)
-        if not 0 <= self.dropout < 1:
-            raise ConfigError('--dropout must be in [0, 1), got %r' % self.dropout)
-        if self.mixup and not self.mixup_alpha > 0:
-            raise ConfigError('--mixup-alpha must be > 0, got %r' % self.mixup_alpha)
-        if self.teacher is not None:
-            if not self.temperature > 0:
-                raise ConfigError('--temperature must be > 0, got %r' % self.temperature)
-            if not 0 <= self.hard_weight <= 1:
-                raise ConfigError('--hard-weight must be in [0, 1], got %r' % self.hard_weight)
-        elif self.teacher_params:
+        _check_ranges(self, ('crop_ratio', 'dropout'))  # resolved from the model when not given
+        if self.teacher is None and self.teacher_params:
             raise ConfigError('--teacher-params %s given without --teacher' % self.teacher_params)
         if self.dtype == 'float16' and self.num_gpus == 0:
             raise ConfigError('--dtype float16 needs GPUs (--num-gpus > 0): MXNet has no fast float16 '
@@ -463,6 +446,9 @@ class TrainConfig:
         if self.resume is not None and (self.resume_params or self.resume_states or self.resume_epoch):
             raise ConfigError('--resume replaces --resume-params/--resume-states/--resume-epoch; '
                               'give one or the other')
+        if self.overwrite and (self.resume is not None or self.resume_params):
+            raise ConfigError('--overwrite starts a new run in place of the one in --save-dir; --resume%s continues '
+                              'it: give one or the other' % ('' if self.resume is not None else '-params'))
         if self.resume_with_changes and self.resume is None:
             raise ConfigError('--resume-with-changes goes with --resume')
         if self.resume_states and not self.resume_params:
@@ -475,6 +461,47 @@ class TrainConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+# The values every numeric field (flag) accepts, as intervals; non-finite values are refused everywhere.
+# Some are checked again where they act, with more words (--freeze-stages, --warmup-lr, the model's arguments).
+RANGES = {
+    # data
+    'val_fraction': '(0, 1)', 'split_seed': '[0, 4294967295]', 'classes': '[1, inf)',
+    'input_size': '[%d, inf)' % MIN_INPUT_SIZE, 'crop_ratio': '(0, 1]', 'min_random_area': '(0, 1]',
+    'num_training_samples': '[1, inf)', 'num_workers': '[0, inf)', 'max_image_pixels': '[1, inf)',
+    # model
+    'width_scale': '(0, %g]' % MAX_MULTIPLIER, 'asymmrate': '[0, inf)', 'shuffle_group': '[0, inf)',
+    'dropout': '[0, 1)',
+    # fine-tuning
+    'backbone_lr_mult': '[0, 1000]', 'freeze_stages': '[0, inf)',
+    # optimisation: a negative decay or momentum would train the wrong way, or (NAG) silently without momentum
+    'batch_size': '[1, inf)', 'num_gpus': '[0, inf)', 'num_epochs': '[1, inf)', 'lr': '(0, inf)',
+    'lr_decay': '(0, 1]', 'lr_decay_period': '[0, inf)', 'warmup_epochs': '[0, inf)', 'warmup_lr': '[0, inf)',
+    'momentum': '[0, 1)', 'wd': '[0, 1)', 'mixup_alpha': '(0, inf)', 'mixup_off_epoch': '[0, inf)',
+    'temperature': '(0, inf)', 'hard_weight': '[0, 1]', 'seed': '[0, 4294967295]',
+    # checkpoints and logs
+    'save_frequency': '[0, inf)', 'resume_epoch': '[0, inf)', 'log_interval': '[0, inf)', 'dry_run': '[0, inf)',
+}
+_INTERVAL = re.compile(r'^([\[(])(\S+), (\S+)([\])])$')
+
+
+def _check_ranges(cfg, names=None):
+    """Refuse a non-finite, fractional (integer fields) or out-of-range value of the fields ``names`` (all)."""
+    for name in names or RANGES:
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        opening, low, high, closing = _INTERVAL.match(RANGES[name]).groups()
+        low, high = float(low), float(high)
+        integer = _FIELDS[name].type in (int, Optional[int])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
+                (integer and int(value) != value):
+            raise ConfigError('%s must be a finite %s in %s, got %r'
+                              % (_flag(name), 'integer' if integer else 'number', RANGES[name], value))
+        if value < low or value > high or (opening == '(' and value == low) or (closing == ')' and value == high):
+            if high == math.inf and opening == '[':
+                raise ConfigError('%s must be >= %s, got %r' % (_flag(name), '%g' % low, value))
+            raise ConfigError('%s must be in %s, got %r' % (_flag(name), RANGES[name], value))
 
 
 def config_argv(values):

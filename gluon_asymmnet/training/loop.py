@@ -36,8 +36,10 @@ from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_
 from .plot import plot_curve
 from ..run_meta import RUN_KEYS, val_data
 from .config import ConfigError
+from .interrupts import RunInterrupted, signal_of
 from .run_lock import RunLock
-from .run_state import MODEL_KEYS, CheckpointWriter, data_signature, resume_point, run_folder, run_settings
+from .run_state import (MODEL_KEYS, CheckpointWriter, clean_interrupted_saves, data_signature, remove_run,
+                        resume_point, run_folder, run_in_folder, run_settings)
 from .schedule import updates_before_epoch
 from .setup import build_loaders, build_network, build_objective, build_trainer, finetune_plan, lr_scheduler
 
@@ -67,6 +69,10 @@ def _finite(arrays):
     total = sum(float(mx.nd.multi_sum_sq(*group, num_arrays=len(group)).sum().asscalar())
                 for group in by_ctx.values())
     return math.isfinite(total)
+
+
+def _number(value):
+    return value if math.isfinite(value) else None
 
 
 def _epoch_seed(seed, epoch, rank):
@@ -119,36 +125,43 @@ def train_one_epoch(net, trainer, objective, batches, epoch, ctx, step_batch, nu
     total_loss, seen = 0.0, 0
     tic = btic = time.time()
     bar = progress_bar(batches.batches_in_epoch(epoch), 'epoch %d' % epoch) if progress else None
-    for i, (data, label) in enumerate(batches):
-        datas = gluon.utils.split_and_load(data, ctx, even_split=False)
-        labels = gluon.utils.split_and_load(label, ctx, even_split=False)
-        inputs, targets, soft = objective.batch(datas, labels, epoch, i)
-        with autograd.record():
-            outputs = [net(x) for x in inputs]
-            losses = objective.losses(outputs, targets, soft)
-        autograd.backward(losses)
-        batch_loss = sum(float(l.astype('float32').sum().asscalar()) for l in losses)
-        # ReLU and clip can turn NaN activations into finite outputs while the
-        # gradients stay NaN, so both are checked before the update is applied.
-        problem = ('the loss is %s' % batch_loss if not math.isfinite(batch_loss)
-                   else None if _finite(grads) else 'the gradient is not finite (loss %g)' % batch_loss)
-        if problem:
-            raise TrainingDiverged(
-                'training diverged: %s at epoch %d, batch %d (update %d, lr %g); stopped before '
-                'applying it. Last good checkpoint: %s'
-                % (problem, epoch, i, num_update + 1, lr_at(num_update + 1), last_checkpoint or 'none written yet'))
-        trainer.step(step_batch)
-        num_update += 1
-        total_loss += batch_loss
-        seen += label.shape[0]
-        objective.update_metric(metric, labels, targets, outputs)
-        if bar is not None:
-            bar.update(1)
-        if log_interval and not (i + 1) % log_interval and logger is not None:
-            name, value = metric.get()
-            logger.info(BATCH_FMT % (epoch, i, batches.batch_size * log_interval / (time.time() - btic), name, value,
-                                     lr_at(num_update)))
-            btic = time.time()
+    done = 0
+    try:
+        for i, (data, label) in enumerate(batches):
+            datas = gluon.utils.split_and_load(data, ctx, even_split=False)
+            labels = gluon.utils.split_and_load(label, ctx, even_split=False)
+            inputs, targets, soft = objective.batch(datas, labels, epoch, i)
+            with autograd.record():
+                outputs = [net(x) for x in inputs]
+                losses = objective.losses(outputs, targets, soft)
+            autograd.backward(losses)
+            batch_loss = sum(float(l.astype('float32').sum().asscalar()) for l in losses)
+            # ReLU and clip can turn NaN activations into finite outputs while the
+            # gradients stay NaN, so both are checked before the update is applied.
+            problem = ('the loss is %s' % batch_loss if not math.isfinite(batch_loss)
+                       else None if _finite(grads) else 'the gradient is not finite (loss %g)' % batch_loss)
+            if problem:
+                raise TrainingDiverged(
+                    'training diverged: %s at epoch %d, batch %d (update %d, lr %g); stopped before '
+                    'applying it. Last good checkpoint: %s' % (problem, epoch, i, num_update + 1,
+                                                               lr_at(num_update + 1),
+                                                               last_checkpoint or 'none written yet'))
+            trainer.step(step_batch)
+            num_update += 1
+            total_loss += batch_loss
+            seen += label.shape[0]
+            objective.update_metric(metric, labels, targets, outputs)
+            if bar is not None:
+                bar.update(1)
+            if log_interval and not (i + 1) % log_interval and logger is not None:
+                name, value = metric.get()
+                logger.info(BATCH_FMT % (epoch, i, batches.batch_size * log_interval / (time.time() - btic), name,
+                                         value, lr_at(num_update)))
+                btic = time.time()
+            done = i + 1
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the run's message says how far the epoch got
+        stop.batches = (done, batches.batches_in_epoch(epoch))
+        raise
     if bar is not None:
         bar.close()
     return EpochResult(metric=metric.get(), loss=total_loss, seen=seen, seconds=time.time() - tic,
@@ -269,17 +282,43 @@ def train(cfg, loaders=None, stop_after=None):
         if problem:
             raise ConfigError('%s %s: %s; give a folder you can write to' % (flag, value, problem))
     with RunLock(cfg.save_dir):
-        return _train(cfg, cluster, ctx, loaders, stop_after)
+        left = clean_interrupted_saves(cfg.save_dir)
+        notes = ['removed what an interrupted run left of a checkpoint it was writing: %s'
+                 % ', '.join(os.path.basename(p) for p in left)] if left else []
+        return _train(cfg, cluster, ctx, loaders, stop_after, notes + _claim_folder(cfg))
 
 
-def _train(cfg, cluster, ctx, loaders, stop_after):
-    """:func:`train` once the run folder is ready (and held, on rank 0)."""
+def _claim_folder(cfg):
+    """Refuse a --save-dir holding another run's checkpoints for a new run, unless --overwrite removes them.
+
+    Returns the notes for the run's log (what --overwrite removed).
+    """
+    if cfg.resume is not None or cfg.resume_params:
+        return []
+    found = run_in_folder(cfg.save_dir)
+    if found is None:
+        return []
+    if not cfg.overwrite:
+        # Its same-named checkpoints would be overwritten, and a later --resume would mix the two runs.
+        raise ConfigError('--save-dir %s holds the checkpoints of another run (%s): continue it with --resume, start '
+                          'anew there with --overwrite (which removes them), or give another --save-dir'
+                          % (cfg.save_dir, found))
+    return ['--overwrite: removed %s (the checkpoints of the earlier run: %s)' % (', '.join(
+        os.path.basename(p) for p in remove_run(cfg.save_dir)), found)]
+
+
+def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
+    """:func:`train` once the run folder is ready (and held, on rank 0); ``notes`` go to the log first."""
     rank0 = cluster.rank == 0
     logger = setup_logger(_log_file(cfg) if rank0 else None, cluster.rank)
     own_loaders = loaders is None
     scalars = None
+    # Where a signal finds the run (its message): the phase and the last complete checkpoint.
+    reached = dict(at='the set-up, before training started', last=None, writer=None)
     try:
         logger.info(cfg)
+        for note in notes:
+            logger.warning('warning: %s' % note)
         # Set-up: data first (a missing file is named before anything is built), then the rest.
         if own_loaders:
             loaders = build_loaders(cfg, cluster)
@@ -300,6 +339,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
                              cfg.resume_epoch, train_batches.batches_in_epoch, settings, data, cfg.resume_with_changes)
         if start.note:
             logger.warning('warning: %s' % start.note)
+        reached['last'] = start.params if start.checkpoint else None
         plan = finetune_plan(cfg, class_names)
         if plan is not None:
             logger.info(plan.describe())
@@ -326,6 +366,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
                  global_batch=cfg.device_batch * cluster.num_workers, num_samples=total, seed=cfg.seed,
                  finetune=dataclasses.asdict(plan) if plan is not None else None, settings=settings, data=data),
             save_states=not cluster.update_on_kvstore, start=start)
+        reached['writer'] = checkpoints
         history = start.history
         skipped_total = 0
 
@@ -334,6 +375,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
 
         for epoch in range(start.epoch, cfg.num_epochs):
             mx.random.seed(_epoch_seed(cfg.seed, epoch, cluster.rank))
+            reached['at'] = 'epoch %d' % epoch
             tic = time.time()
             result = train_one_epoch(net, trainer, objective, train_batches, epoch, ctx, step_batch, num_update,
                                      lr_at, cfg.log_interval, logger, progress=rank0,
@@ -344,6 +386,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
             top1 = top5 = float('nan')
             failure = None
             if val_batches is not None:
+                reached['at'] = 'epoch %d, while validating it' % epoch
                 try:
                     top1, top5 = evaluate(net, val_batches, ctx, cluster, trainer)
                 except Exception as err:  # reported once the trained epoch is saved
@@ -352,11 +395,14 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
             lr = lr_at(num_update)
             _log_epoch(logger, scalars, epoch, result, top1, top5, lr, seconds,
                        val_batches is not None and failure is None, cfg.mixup)
-            history.append(dict(epoch=epoch, top1=top1, top5=top5, train_metric=result.metric[1], lr=lr,
-                                num_update=num_update, speed=result.seen / result.seconds, time=seconds,
+            # None where the epoch was not validated (a run's .json holds no NaN).
+            history.append(dict(epoch=epoch, top1=_number(top1), top5=_number(top5), train_metric=result.metric[1],
+                                lr=lr, num_update=num_update, speed=result.seen / result.seconds, time=seconds,
                                 skipped=result.skipped))
             if rank0:
+                reached['at'] = 'epoch %d, while saving its checkpoint (removed, being incomplete)' % epoch
                 checkpoints.after_epoch(epoch, top1, net, trainer, num_update, history, validated=failure is None)
+            reached['at'] = 'the end of epoch %d' % epoch
             if failure is not None:
                 if not isinstance(failure, ValueError):
                     raise failure
@@ -383,6 +429,13 @@ def _train(cfg, cluster, ctx, loaders, stop_after):
                     best_params=best_params, num_update=num_update, net=net, digest=digest, save_dir=cfg.save_dir,
                     log_file=_log_file(cfg) if rank0 else None, plot=plot, skipped=skipped_total,
                     rank=cluster.rank)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM under the command line (.interrupts)
+        done, total = getattr(stop, 'batches', (None, None))
+        where = reached['at'] + (', after %d of its %d batches' % (done, total) if done is not None else '')
+        interrupted = RunInterrupted(signal_of(stop), where,
+                                     reached['writer'].last if reached['writer'] else reached['last'])
+        logger.warning(interrupted.describe())
+        raise interrupted from None
     finally:
         if scalars is not None:
             scalars.close()

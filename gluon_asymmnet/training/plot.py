@@ -32,7 +32,7 @@ def plot_curve(history, path, title, reference=False):
     Parameters
     ----------
     history : list of dict
-        One entry per epoch with ``epoch`` and ``top1``.
+        One entry per epoch with ``epoch`` and ``top1`` (None: not validated).
     path : str
         Output PNG.
     title : str
@@ -50,8 +50,9 @@ def plot_curve(history, path, title, reference=False):
             ref = reference_curve()
             ax.plot(ref['epoch'], ref['val_top1'], color='0.6', lw=1.2,
                     label='released AsymmNet-L 1.0 (best %.4f)' % max(ref['val_top1']))
-        epochs = [h['epoch'] for h in history]
-        top1 = [h['top1'] for h in history]
+        validated = [h for h in history if h['top1'] is not None]
+        epochs = [h['epoch'] for h in validated]
+        top1 = [h['top1'] for h in validated]
         ax.plot(epochs, top1, marker='o' if len(epochs) < 40 else None, ms=3, color='C0',
                 label='this run (best %.4f)' % max(top1) if top1 else 'this run')
         ax.set_xlabel('epoch')

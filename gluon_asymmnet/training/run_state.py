@@ -49,20 +49,24 @@ from typing import Optional
 
 import mxnet as mx
 
+from ..data.fingerprint import content_fingerprint
 from ..files import atomic_write, file_sha256, write_failure_reason
 from .config import ConfigError, TrainConfig, flag_of
+from .run_record import RecordError, check_record, checkpoint_stem_epoch, plain_name
 
 __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
            'load_meta', 'MODEL_KEYS', 'FREE_SETTINGS', 'run_settings', 'data_signature', 'SaveError', 'ResumePoint',
-           'resume_point', 'load_trainer_states', 'CheckpointWriter']
+           'resume_point', 'load_trainer_states', 'CheckpointWriter', 'run_in_folder', 'remove_run',
+           'clean_interrupted_saves']
 
 # Options that fix the network and the data: a checkpoint resumes only into the same ones (dropout may change).
 MODEL_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes', 'dataset')
 # Settings a resumed run may change: where and how it runs, not what it computes. The data paths are
 # compared through data_signature (moved data is the same data); num_epochs see run_settings.
-FREE_SETTINGS = ('num_workers', 'max_image_pixels', 'mode', 'log_interval', 'save_dir', 'tag_name', 'save_frequency', 'resume',
-                 'resume_params', 'resume_states', 'resume_epoch', 'resume_with_changes', 'logging_file', 'dry_run',
-                 'num_epochs', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'data_dir', 'image_folder')
+FREE_SETTINGS = ('num_workers', 'max_image_pixels', 'mode', 'log_interval', 'save_dir', 'tag_name', 'overwrite',
+                 'save_frequency', 'resume', 'resume_params', 'resume_states', 'resume_epoch', 'resume_with_changes',
+                 'logging_file', 'dry_run', 'num_epochs', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx',
+                 'data_dir', 'image_folder')
 _FLAGS = {f.name: flag_of(f)[0] for f in dataclasses.fields(TrainConfig)}
 
 
@@ -98,7 +102,7 @@ def run_folder(save_dir, dataset, model, tag_name=None, resume=None, now=None):
 def _write_json(obj):
     def write(tmp):
         with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
+            json.dump(obj, f, indent=1, sort_keys=True, allow_nan=False)  # NaN is not JSON
     return write
 
 
@@ -136,9 +140,12 @@ def save_checkpoint(save_dir, stem, net, trainer, meta, save_states=True):
     base = os.path.join(save_dir, stem)
     paths = {'params': base + '.params', 'states': base + '.states' if save_states else None,
              'meta': base + '.json'}
-    if os.path.exists(paths['meta']):
-        os.remove(paths['meta'])
+    marker = _saving_marker(save_dir, stem)
     try:
+        with open(marker, 'w'):
+            pass
+        if os.path.exists(paths['meta']):
+            os.remove(paths['meta'])
         atomic_write(paths['params'], net.save_parameters)
         if save_states:
             atomic_write(paths['states'], trainer.save_states)
@@ -146,18 +153,60 @@ def save_checkpoint(save_dir, stem, net, trainer, meta, save_states=True):
                     states=os.path.basename(paths['states']) if save_states else None,
                     sha256={k: file_sha256(paths[k]) for k in ('params', 'states') if paths[k]})
         atomic_write(paths['meta'], _write_json(meta))
-    except BaseException:
-        for path in paths.values():
+    except BaseException:  # a full disk, or Ctrl-C / SIGTERM (.interrupts): no part of it is left
+        for path in list(paths.values()) + [marker]:
             if path and os.path.exists(path):
                 os.remove(path)
         raise
+    os.remove(marker)
     return paths
 
 
-def _plain_name(name):
-    """A file name without a folder: what a checkpoint's ``.json`` may name."""
-    return isinstance(name, str) and name not in ('', '.', '..') and os.path.basename(name) == name and \
-        '/' not in name and '\\' not in name and '\0' not in name
+def _saving_marker(save_dir, stem):
+    """The file that says a checkpoint is being written: what a SIGKILL leaves beside its parts."""
+    return os.path.join(save_dir, '.%s.saving' % stem)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def clean_interrupted_saves(save_dir):
+    """Remove what a killed run left of a checkpoint it was writing; the paths removed.
+
+    Temporary files of :func:`gluon_asymmnet.files.atomic_write` whose process
+    is gone, and the ``.params``/``.states`` of a checkpoint whose writing
+    began (its marker) but whose ``.json`` was never written: without a
+    ``.json`` they are no checkpoint, and a user could take them for one.
+    Called with the run folder held (:class:`~gluon_asymmnet.training.run_lock.RunLock`).
+    """
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(save_dir), '.*.tmp-*')):
+        pid = path.rsplit('.tmp-', 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    for marker in glob.glob(os.path.join(glob.escape(save_dir), '.*.saving')):
+        stem = os.path.basename(marker)[1:-len('.saving')]
+        if not os.path.isfile(os.path.join(save_dir, stem + '.json')):
+            for ext in ('.params', '.states'):
+                part = os.path.join(save_dir, stem + ext)
+                if os.path.isfile(part):
+                    os.remove(part)
+                    removed.append(part)
+        os.remove(marker)
+    return removed
+
+
+def _record_path(path):
+    """A checkpoint's ``.json``, given it or its ``.params``."""
+    return path[:-len('.params')] + '.json' if path.endswith('.params') else path
 
 
 def load_meta(path):
@@ -178,23 +227,22 @@ def load_meta(path):
     ConfigError
         Naming the missing, unreadable, misnamed or changed file.
     """
-    if path.endswith('.params'):
-        path = path[:-len('.params')] + '.json'
+    path = _record_path(path)
     if not os.path.isfile(path):
         raise ConfigError('%s: no such checkpoint description; a checkpoint written by this trainer has '
                           '.params, .states and .json files with one name (for other parameter files use '
                           '--resume-params/--resume-states/--resume-epoch)' % path)
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-        names = {key: meta.get(key) for key in ('params', 'states', 'best_params')}
-        int(meta['epoch']), int(meta['num_update']), meta['params']
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ConfigError('%s: unreadable checkpoint description (%s)' % (path, err))
-    for key, name in names.items():
-        if name is not None and not _plain_name(name):
+    meta = _read_record(path)
+    for key in ('params', 'states', 'best_params'):
+        name = meta.get(key)
+        if name is not None and not plain_name(name):
             raise ConfigError('%s: "%s" is %r; a checkpoint names its files by plain file names in its own folder, '
                               'so it is refused and nothing it names was read' % (path, key, name))
+    try:
+        check_record(meta)
+    except RecordError as err:
+        raise ConfigError('%s: not a checkpoint record this trainer wrote: %s; it is refused and nothing it names '
+                          'was read' % (path, err)) from None
     folder = os.path.dirname(os.path.abspath(path))
     meta['params_path'] = os.path.join(folder, meta['params'])
     meta['states_path'] = os.path.join(folder, meta['states']) if meta.get('states') else None
@@ -218,23 +266,93 @@ def load_meta(path):
     return meta
 
 
-def latest_checkpoint(save_dir):
-    """The ``.json`` of the newest complete checkpoint in ``save_dir`` (highest epoch), or None."""
-    best = None
+def _read_record(path):
+    """A checkpoint's ``.json`` as a dict: ``ConfigError`` naming the file when it is no JSON object."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+        if not data.strip():
+            raise ValueError('the file is empty')
+        meta = json.loads(data.decode('utf-8'), parse_constant=_refuse_constant)
+    except (OSError, ValueError) as err:
+        raise ConfigError('%s: damaged checkpoint description (%s); it is refused and nothing it names was read'
+                          % (path, err)) from None
+    if not isinstance(meta, dict):
+        raise ConfigError('%s: damaged checkpoint description (it holds %s, not an object); it is refused and '
+                          'nothing it names was read' % (path, 'null' if meta is None else type(meta).__name__))
+    return meta
+
+
+def _refuse_constant(name):
+    raise ValueError('%s is not JSON' % name)
+
+
+def _checkpoint_records(save_dir):
+    """``(epoch, path, sound)`` of every checkpoint description in ``save_dir``.
+
+    A ``.json`` counts when its name is a checkpoint's (its epoch read from
+    the name when the file cannot be read) or when it reads as an object with
+    an ``epoch`` and ``params``; ``sound``: it fits the schema.
+    """
+    found = []
     for path in glob.glob(os.path.join(glob.escape(save_dir), '*.json')):
+        named = checkpoint_stem_epoch(path)
         try:
             with open(path) as f:
                 meta = json.load(f)
-            epoch = int(meta['epoch'])
-            files = [meta['params']] + ([meta['states']] if meta.get('states') else [])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        # A misnamed file counts here, so that load_meta refuses it by name instead of resuming an older one.
-        if not all(os.path.isfile(os.path.join(save_dir, f)) for f in files if isinstance(f, str)):
-            continue
-        if best is None or epoch > best[0]:
-            best = (epoch, path)
-    return best[1] if best else None
+            check_record(meta)
+            found.append((meta['epoch'], path, True))
+        except (OSError, ValueError, UnicodeDecodeError):  # RecordError is a ValueError
+            if named is not None:
+                found.append((named, path, False))
+    return found
+
+
+def latest_checkpoint(save_dir):
+    """The ``.json`` of the newest checkpoint in ``save_dir`` (highest epoch), or None.
+
+    The newest counts even when it is damaged or incomplete (its epoch then
+    comes from its name): :func:`load_meta` refuses it by name, where skipping
+    it would resume an older one (or none) without a word.
+    """
+    found = _checkpoint_records(save_dir)
+    if not found:
+        return None
+    # At one epoch (a best and a periodic checkpoint), a damaged record is the one named.
+    return max(found, key=lambda r: (r[0], not r[2], r[1]))[1]
+
+
+def run_in_folder(save_dir):
+    """A one-line description of the run whose checkpoints ``save_dir`` holds, or None when it holds none."""
+    found = _checkpoint_records(save_dir) if os.path.isdir(save_dir) else []
+    if not found:
+        return None
+    epoch, path, sound = max(found, key=lambda r: (r[0], r[2], r[1]))
+    what = ''
+    if sound:
+        with open(path) as f:
+            config = json.load(f).get('config') or {}
+        if config.get('model'):
+            what = '%s on %s, ' % (config['model'], config.get('dataset', '?'))
+    return '%s%d checkpoint(s), the newest of epoch %d: %s, written %s' % (
+        what, len(found), epoch, path, time.strftime('%Y-%m-%d %H:%M', time.localtime(os.path.getmtime(path))))
+
+
+def remove_run(save_dir):
+    """Remove the checkpoints in ``save_dir`` (each description first, then the files it names); their paths."""
+    removed = []
+    for _, path, sound in _checkpoint_records(save_dir):
+        stem = os.path.splitext(path)[0]
+        names = [stem + '.params', stem + '.states']
+        if sound:
+            with open(path) as f:
+                meta = json.load(f)
+            names += [os.path.join(save_dir, meta[k]) for k in ('params', 'states') if meta.get(k)]
+        for target in [path] + sorted(set(names)):
+            if os.path.isfile(target):
+                os.remove(target)
+                removed.append(target)
+    return removed
 
 
 def _depends_on_length(cfg):
@@ -256,10 +374,11 @@ def run_settings(cfg):
 
 
 def data_signature(train_batches, val_batches=None):
-    """What identifies a run's data, wherever it lies: images per split, and each RecordIO file's size.
+    """What identifies a run's data, wherever it lies: images per split, each RecordIO file's size, the content.
 
     Returns ``{'train': {...}, 'val': {...}}``; each part has ``images``,
-    ``bytes`` (RecordIO) and ``where`` (the path, for messages only).
+    ``bytes`` (RecordIO), ``content`` (:func:`~gluon_asymmnet.data.fingerprint.content_fingerprint`:
+    every image's size, the ``.idx``, sampled bytes) and ``where`` (the path, for messages only).
     """
     def part(batches):
         if batches is None:
@@ -271,6 +390,9 @@ def data_signature(train_batches, val_batches=None):
             sig['bytes'], sig['where'] = os.path.getsize(rec), os.path.abspath(rec)
         elif getattr(source, 'root', None):
             sig['where'] = os.path.abspath(source.root)
+        content = content_fingerprint(source) if source is not None else None
+        if content:
+            sig['content'] = content
         return sig
     return {'train': part(train_batches), 'val': part(val_batches)}
 
@@ -286,8 +408,9 @@ def _show(value):
 def _show_data(sig):
     if not sig:
         return 'none'
-    return '%d images%s%s' % (sig['images'], ', %d bytes' % sig['bytes'] if 'bytes' in sig else '',
-                              ' in %s' % sig['where'] if sig.get('where') else '')
+    return '%d images%s%s%s' % (sig['images'], ', %d bytes' % sig['bytes'] if 'bytes' in sig else '',
+                                ', content %s' % sig['content'] if 'content' in sig else '',
+                                ' in %s' % sig['where'] if sig.get('where') else '')
 
 
 def _changes(saved, settings, data):
@@ -301,7 +424,8 @@ def _changes(saved, settings, data):
         was, now = (saved.get('data') or {}).get(split), (data or {}).get(split)
         if not was or not now:
             continue
-        if {k: v for k, v in was.items() if k != 'where'} != {k: v for k, v in now.items() if k != 'where'}:
+        # What both record (a checkpoint of an older release has no content fingerprint).
+        if any(was[k] != now[k] for k in set(was) & set(now) - {'where'}):
             changes.append('%s data %s -> %s' % ('training' if split == 'train' else 'validation', _show_data(was),
                                                  _show_data(now)))
     return changes
@@ -372,7 +496,29 @@ def resume_point(save_dir, resume, model_config, resume_params='', resume_states
         if path is None:
             raise ConfigError('--resume: no complete checkpoint (.params, .states and .json) in --save-dir %s'
                               % save_dir)
-        meta = load_meta(path)
+        try:
+            meta = load_meta(path)
+        except ConfigError as err:
+            if resume != 'latest':
+                raise
+            raise ConfigError('--resume: the newest checkpoint in --save-dir %s is refused (move it away to resume '
+                              'from the one before it, or name one with --resume FILE): %s' % (save_dir, err)) \
+                from None
+        folder = os.path.dirname(os.path.abspath(_record_path(path)))
+        best = dict(best_top1=float(meta['best_top1']), best_epoch=meta.get('best_epoch'),
+                    best_params=meta.get('best_params'))
+        notes = []
+        if folder != os.path.abspath(save_dir):
+            # Its best checkpoint stays in its folder: this folder's best is counted anew (a checkpoint names
+            # files of its own folder only).
+            if best['best_params']:
+                notes.append('--resume %s: the run continues in --save-dir %s, away from its folder %s; its best '
+                             'checkpoint so far (%s, top-1 %.4f at epoch %s) stays there, and the best of this '
+                             'folder is counted from epoch %d' % (resume, save_dir, folder,
+                                                                  os.path.join(folder, best['best_params']),
+                                                                  best['best_top1'], best['best_epoch'],
+                                                                  int(meta['epoch']) + 1))
+            best = dict(best_top1=0.0, best_epoch=None, best_params=None)
         saved = meta.get('config', {})
         for key in MODEL_KEYS:
             # None: the model takes no such argument (older runs recorded MobileNetV3's asymmrate anyway).
@@ -385,13 +531,12 @@ def resume_point(save_dir, resume, model_config, resume_params='', resume_states
                               'continue that run. Give the same settings, start a new run (another --save-dir), or '
                               'add --resume-with-changes to go on from its weights and optimizer state anyway'
                               % (path, '; '.join(changes)))
-        note = None
         if changes:
-            note = ('--resume-with-changes: %s; this run is no longer a continuation of %s (its results are not '
-                    'those of an uninterrupted run)' % ('; '.join(changes), path))
+            notes.append('--resume-with-changes: %s; this run is no longer a continuation of %s (its results are '
+                         'not those of an uninterrupted run)' % ('; '.join(changes), path))
+        note = '; '.join(notes) or None
         return ResumePoint(epoch=int(meta['epoch']) + 1, num_update=int(meta['num_update']),
-                           best_top1=float(meta['best_top1']), best_epoch=meta.get('best_epoch'),
-                           best_params=meta.get('best_params'), history=list(meta.get('history', [])),
+                           history=list(meta.get('history', [])), **best,
                            params=meta['params_path'], states=meta['states_path'],
                            states_sha256=(meta.get('sha256') or {}).get('states'), checkpoint=True, changes=changes,
                            note=note)
