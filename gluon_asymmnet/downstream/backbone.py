@@ -32,8 +32,8 @@ from ..features import layer_strides
 from ..finetune import CLASSIFIER
 from ..mobilenetv2 import mobilenetv2
 
-__all__ = ['BACKBONES', 'BackboneError', 'set_backbone_params', 'backbone_params', 'build_backbone',
-           'features_before_pool', 'split_at_strides']
+__all__ = ['BACKBONES', 'BackboneError', 'set_backbone_params', 'current_backbone_params', 'backbone_params',
+           'backbone_arguments', 'build_backbone', 'features_before_pool', 'sequential', 'split_at_strides']
 
 # Backbone name (as in the downstream model names) -> (classification builder, store model name,
 # fixed builder arguments, arguments it takes with their defaults).

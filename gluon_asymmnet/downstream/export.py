@@ -231,7 +231,7 @@ def inference_network(net, input_size=(256, 192), batch_size=None, form=BLOCKED,
 
 
 def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch_size=None, deploy=True,
-                      verify=True, form=BLOCKED):
+                      verify=True, form=BLOCKED, fixed_batch=True):
     """Export a downstream model's raw output (module notes) as symbol JSON and/or ONNX, checked against Gluon.
 
     Parameters
@@ -244,11 +244,14 @@ def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch
     formats : iterable of str
         ``'symbol'``, ``'onnx'``.
     batch_size : int, optional
-        Chooses the backbone's deployment form and fixes the ONNX batch dimension.
+        Chooses the backbone's deployment form and (``fixed_batch``) fixes the ONNX batch dimension.
     deploy : bool
         The backbone in its deployment form (default) or as it is.
     form : DeployForm
         The backbone's deployment form: ``BLOCKED`` (onnxruntime FP32, oneDNN) or ``NHWC`` (onnxruntime INT8).
+    fixed_batch : bool
+        False: the ONNX batch stays dynamic with a ``batch_size`` (onnxruntime's quantization calibrates
+        in batches of its own).
     verify : bool
         Compare each file with the Gluon network on random input (batches 1 and 2) and raise
         :class:`~gluon_asymmnet.export.ExportError` beyond :data:`TOLERANCE`.
@@ -262,12 +265,12 @@ def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch
     block = inference_network(net, input_size, batch_size, form, deploy=deploy)
     with _raw_onnx_tensors():
         files = export(block, prefix, _size(input_size), formats, deploy=False)
-    if batch_size and 'onnx' in files:
+    if batch_size and fixed_batch and 'onnx' in files:
         _fix_batch(files['onnx'], batch_size)
     if verify:
         reference = inference_network(net, input_size, deploy=False)
         reference.hybridize()
-        batches = (batch_size,) if batch_size else (1, 2)
+        batches = (batch_size,) if batch_size and fixed_batch else (1, 2)
         errors = compare_exported(reference, files, _size(input_size), batch_sizes=batches)
         tolerance = max(TOLERANCE, 5 * _noise_floor(reference, _size(input_size), batches[-1]))
         for name, err in errors.items():
