@@ -291,9 +291,15 @@ def test_export_symbol_and_onnx_at_a_non_square_input(name, x, tmp_path):
     """Backbone in its deployment form, files checked against Gluon (symbol in MXNet, ONNX in onnxruntime)."""
     import onnxruntime
     from gluon_asymmnet.downstream.export import export_downstream, inference_network
+    from gluon_asymmnet.export_record import check_files, read_record
     net = _ready(ga.get_model(name, pretrained_base=False), x)
-    files = export_downstream(net, str(tmp_path / 'out'), input_size=(H, W))
+    batch = 2 if name.startswith('center_net') else None  # a fixed batch: the ONNX file and the record say so
+    prefix = str(tmp_path / 'out')
+    files = export_downstream(net, prefix, input_size=(H, W), batch_size=batch)
     assert max(files['errors'].values()) < files['tolerance'] <= 1e-3
+    record = read_record(prefix)
+    check_files(prefix, record, {k: files[k] for k in ('symbol', 'params', 'onnx')})
+    assert (record['batch_size'], record['deploy'], tuple(record['input_size'])) == (batch, True, (H, W))
     with open(files['symbol']) as f:
         assert 'deploy_block' in f.read()  # the backbone's deployment form (its per-part convolutions)
     # The exported output is the network's: heatmaps, CenterNet's heads, YOLO's predictions (checked below).
