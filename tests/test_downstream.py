@@ -202,6 +202,10 @@ def test_gluoncv_script_keywords(x):
 
 
 def test_refuses_unknown_keywords():
+    with pytest.raises(ValueError, match='norm_layer must be a normalization layer class'):
+        ga.get_model('yolo3_asymmnet_large_voc', pretrained_base=False, norm_layer='syncbn')
+    with pytest.raises(ValueError, match='num_joints must be a positive integer'):
+        ga.get_model('mobile_pose_asymmnet_small', num_joints=0)
     with pytest.raises(ValueError, match='mobile_pose_mobilenetv3_large takes no asymmrate; it takes num_joints=17'):
         ga.get_model('mobile_pose_mobilenetv3_large', asymmrate=1)
     with pytest.raises(ValueError, match='takes no classes'):

@@ -116,6 +116,11 @@ def build_backbone(backbone, pretrained_base=False, ctx=None, root=None, norm_la
         Nothing published for ``pretrained_base=True``, or a file that does not fit.
     """
     builder, store_name, fixed, _ = BACKBONES[backbone]
+    if norm_layer is not None and not (isinstance(norm_layer, type) and issubclass(norm_layer, nn.HybridBlock)):
+        raise ValueError('norm_layer must be a normalization layer class (nn.BatchNorm, '
+                         'mx.gluon.contrib.nn.SyncBatchNorm), got %r' % (norm_layer,))
+    if norm_kwargs is not None and not isinstance(norm_kwargs, dict):
+        raise ValueError('norm_kwargs must be a dict of the norm layer\'s arguments, got %r' % (norm_kwargs,))
     if isinstance(ctx, (list, tuple)) and not ctx:
         ctx = None
     net = builder(**dict(options, **fixed), norm_layer=norm_layer, norm_kwargs=norm_kwargs)
