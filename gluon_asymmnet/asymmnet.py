@@ -13,7 +13,9 @@ import math
 import numbers
 from collections import namedtuple
 
+import numpy as np
 from mxnet.gluon import nn
+from mxnet.ndarray import NDArray
 
 from .backend import TrainInferHybridBlock
 from .block import Act, AsymmBottleneck, make_divisible, norm
@@ -149,6 +151,37 @@ def check_network_args(multiplier=1.0, asymmrate=0, shuffle_groups=0, classes=10
         raise ValueError('dropout must be in [0, 1), got %r' % (dropout,))
 
 
+_TYPES = {'float16': np.float16, 'float32': np.float32, 'float64': np.float64}
+
+
+def check_input(x, dtype, name):
+    """Refuse a batch the network cannot take (ValueError, one line): the rank, channels and type are read only.
+
+    ``x`` must be ``(N, 3, H, W)`` of the network's ``dtype`` (float32 unless
+    cast), and float16 networks run on GPUs only (MXNet 1.9.1's CPU
+    convolutions have no float16 kernels).
+    """
+    shape, kind = x.shape, x.dtype
+    if len(shape) == 4 and shape[1] == 3 and kind is _TYPES.get(dtype) and (
+            kind is not np.float16 or x.context.device_type == 'gpu'):
+        return
+    got = np.dtype(kind).name
+    if got == 'float16' == dtype:
+        raise ValueError('%s was cast to float16, which MXNet 1.9.1 cannot run on the CPU (%s); cast it back with '
+                         "net.cast('float32'), or run it on a GPU" % (name, x.context))
+    hint = ''
+    if len(shape) == 4 and shape[3] == 3 and shape[1] != 3:
+        hint = '; channels last? use x.transpose((0, 3, 1, 2))'
+    elif len(shape) == 3:
+        hint = '; one image? add the batch axis: x.expand_dims(0)'
+    elif got != dtype and got in ('uint8', 'int8', 'int32', 'int64'):
+        hint = '; integer pixels? convert and normalise them: (x.astype(%r) / 255 - mean) / std' % dtype
+    elif got != dtype:
+        hint = '; convert it: x.astype(%r)' % dtype
+    raise ValueError('%s takes a %s batch of shape (N, 3, H, W), got %s of shape %s%s'
+                     % (name, dtype, got, shape, hint))
+
+
 class BottleneckNet(TrainInferHybridBlock):
     """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
 
@@ -166,6 +199,16 @@ class BottleneckNet(TrainInferHybridBlock):
                 p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
                 self.shuffle_groups, expands=p.expands, residual=p.residual, **self.norm,
                 where='features.%d (block %d of %s, multiplier %g)' % (first + i, i + 1, name, self.multiplier)))
+
+    def forward(self, x, *args):
+        if isinstance(x, NDArray):
+            check_input(x, getattr(self, '_input_dtype', 'float32'), type(self).__name__)
+        return super().forward(x, *args)
+
+    def cast(self, dtype):
+        """:meth:`HybridBlock.cast`; the network then takes input of that type (checked at each call)."""
+        super().cast(dtype)
+        self._input_dtype = np.dtype(dtype).name
 
     @property
     def blocks(self):

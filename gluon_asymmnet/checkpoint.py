@@ -58,6 +58,7 @@ from collections import Counter, OrderedDict
 import mxnet as mx
 import numpy as np
 
+from .export_record import recorded_use
 from .files import not_a_file
 
 __all__ = ['CheckpointError', 'LAYOUTS', 'read_index', 'load_param_dict', 'detect_layout', 'load_checkpoint',
@@ -588,8 +589,8 @@ def load_checkpoint(net, path, ctx=None, layout=None, allow_non_finite=False, ex
         raise CheckpointError(
             '%s: a deployment-form export (gluon_asymmnet.deploy: BatchNorm folded, no feature-reuse concat), whose '
             'parameters load only with its symbol (mx.gluon.SymbolBlock.imports, '
-            'gluon_asymmnet.checkpoint.import_symbol_block, eval.py --model-prefix); for a file that loads into the '
-            'network, export with deploy=False (--no-deploy)' % path)
+            'gluon_asymmnet.checkpoint.import_symbol_block, eval.py --model-prefix)%s; for a file that loads into the '
+            'network, export with deploy=False (--no-deploy)' % (path, recorded_use(path)))
     if problems:
         more = ''
         if len(problems) > 1:

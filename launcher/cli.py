@@ -7,7 +7,7 @@ import sys
 from .guard import DEFAULT_GRACE, guard_source
 from .placement import (DEFAULT_MPIRUN_ARGS, DEFAULT_PORT, DEFAULT_SSH_OPTIONS, LaunchError, Process,
                         local_processes, mpi_command, parse_env, parse_hostfile, ssh_processes)
-from .supervise import run_processes
+from .supervise import DEFAULT_LIVENESS_TIMEOUT, run_processes
 
 __all__ = ['LAUNCHERS', 'main']
 
@@ -80,6 +80,10 @@ def _parser():
     parser.add_argument('--mpirun-hostfile-option', default='--hostfile',
                         help='how mpirun takes the hostfile (default %(default)s; -f for MPICH)')
     parser.add_argument('--timeout', type=float, help='stop everything after this many seconds')
+    parser.add_argument('--liveness-timeout', type=float, default=DEFAULT_LIVENESS_TIMEOUT,
+                        help='stop everything when a process has been stopped (SIGSTOP, a debugger), or no '
+                             'process has printed or computed, for this many seconds (default %(default)g; 0: '
+                             'never)')
     parser.add_argument('--grace', type=float, default=DEFAULT_GRACE,
                         help='seconds between SIGTERM and SIGKILL (default %(default)g)')
     parser.add_argument('--dry-run', action='store_true',
@@ -130,7 +134,8 @@ def main(argv=None):
             for proc in processes:
                 print('%s%s' % ('# %s\n' % proc.label if proc.label else '', _format(proc)))
             return 0
-        return run_processes(processes, timeout=args.timeout, grace=args.grace)
+        return run_processes(processes, timeout=args.timeout, grace=args.grace,
+                             liveness_timeout=args.liveness_timeout)
     except LaunchError as err:
         parser.exit(2, '%s: error: %s\n' % (parser.prog, err))
 

@@ -7,6 +7,13 @@ code (``128 + N`` for a process killed by signal N, 124 for a timeout,
 lines are prefixed with the process's role and launch index (``[worker 1]``).
 ps-lite's scheduler assigns ``kv.rank`` itself, so launch index and rank are
 not necessarily equal.
+
+Liveness (local processes, read from ``/proc``): a process stopped (SIGSTOP,
+Ctrl-Z, a debugger) for ``liveness_timeout`` seconds, or a job none of whose
+processes printed a line or used CPU time for that long, is stopped with a
+message naming the silent process (exit code 124): a ``dist_sync`` job whose
+worker is stopped otherwise waits for it forever, saying nothing. Processes
+on other hosts (ssh, mpirun) are judged by their output only.
 """
 import os
 import signal
@@ -19,7 +26,11 @@ from .guard import DEFAULT_GRACE
 from .placement import (DEFAULT_MPIRUN_ARGS, DEFAULT_PORT, DEFAULT_SSH_OPTIONS, LaunchError, Process,
                         local_processes, mpi_command, parse_hostfile, ssh_processes)
 
-__all__ = ['run_processes', 'launch_local', 'launch_ssh', 'launch_mpi']
+__all__ = ['DEFAULT_LIVENESS_TIMEOUT', 'run_processes', 'launch_local', 'launch_ssh', 'launch_mpi']
+
+DEFAULT_LIVENESS_TIMEOUT = 120.0
+# How often the liveness of the processes is read (a scan of /proc).
+_LIVENESS_PERIOD = 0.5
 
 
 def _exit_code(returncode):
@@ -59,6 +70,60 @@ def _group_alive(pgid):
     return False
 
 
+def _group_activity(pgid):
+    """``(CPU ticks used by a process group's members, whether one of them is stopped)``; None without /proc."""
+    if not os.path.isdir('/proc'):
+        return None
+    ticks, stopped = 0, False
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        # fields: state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime, stime
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+            stopped = stopped or fields[0] in ('T', 't')
+    return ticks, stopped
+
+
+class _Liveness:
+    """When each process last printed or computed, and since when it is stopped (module notes)."""
+
+    def __init__(self, job, timeout):
+        self.job, self.timeout = job, timeout
+        self.ticks, self.stopped_since, self.next_scan = {}, {}, 0.0
+
+    def check(self, now):
+        """A message naming the silent process once the timeout has passed, else None."""
+        if not self.timeout or now < self.next_scan:
+            return None
+        self.next_scan = now + _LIVENESS_PERIOD
+        for index, (proc, popen, _) in enumerate(self.job.entries):
+            activity = _group_activity(popen.pid) if proc.host is None and popen.poll() is None else None
+            if activity is None:
+                continue
+            ticks, stopped = activity
+            if ticks != self.ticks.get(index):
+                self.ticks[index] = ticks
+                self.job.active[index] = now
+            if not stopped:
+                self.stopped_since.pop(index, None)
+            elif now - self.stopped_since.setdefault(index, now) >= self.timeout:
+                return ('%s (pid %d) has been stopped (SIGSTOP, Ctrl-Z or a debugger) for %gs and the others wait '
+                        'for it: stopping all processes' % (proc.label, popen.pid, self.timeout))
+        running = [i for i, (_, popen, _) in enumerate(self.job.entries) if popen.poll() is None]
+        if running and all(now - self.job.active[i] >= self.timeout for i in running):
+            index = min(running, key=lambda i: self.job.active[i])
+            proc, popen, _ = self.job.entries[index]
+            return ('no process printed or computed for %gs; %s (pid %d) has been silent longest (%.0fs): stopping '
+                    'all processes' % (self.timeout, proc.label, popen.pid, now - self.job.active[index]))
+        return None
+
+
 class _Job:
     """Processes started here, their output relays, and their teardown."""
 
@@ -66,6 +131,7 @@ class _Job:
         self.output = output
         self.lock = threading.Lock()
         self.entries = []  # (Process, Popen, relay thread)
+        self.active = []  # per entry: when it last printed or used CPU time (time.monotonic())
 
     def say(self, text):
         self._write('[launch] %s\n' % text)
@@ -78,9 +144,10 @@ class _Job:
             except (OSError, ValueError):
                 pass  # a closed terminal must not stop the teardown
 
-    def _relay(self, stream, label):
+    def _relay(self, stream, label, index):
         prefix = '[%s] ' % label if label else ''
         for raw in iter(stream.readline, b''):
+            self.active[index] = time.monotonic()
             text = raw.decode('utf-8', 'replace')
             self._write(prefix + (text if text.endswith('\n') else text + '\n'))
         stream.close()
@@ -93,14 +160,16 @@ class _Job:
                                      start_new_session=True)
         except OSError as err:
             raise LaunchError('cannot start %s: %r: %s' % (proc.label, proc.argv[0], err.strerror))
-        relay = threading.Thread(target=self._relay, args=(popen.stdout, proc.label), daemon=True)
-        relay.start()
+        self.active.append(time.monotonic())
+        relay = threading.Thread(target=self._relay, args=(popen.stdout, proc.label, len(self.entries)), daemon=True)
         self.entries.append((proc, popen, relay))
+        relay.start()
 
-    def watch(self, timeout, grace, signals):
+    def watch(self, timeout, grace, signals, liveness_timeout=DEFAULT_LIVENESS_TIMEOUT):
         """Wait for the end or the first failure; return the job's exit code."""
         deadline = None if timeout is None else time.monotonic() + timeout
         workers_done = None
+        liveness = _Liveness(self, liveness_timeout)
         while True:
             if signals:
                 self.say('interrupted by %s: stopping all processes' % signal.Signals(signals[0]).name)
@@ -127,6 +196,10 @@ class _Job:
             if deadline is not None and time.monotonic() > deadline:
                 self.say('timeout after %gs: stopping all processes' % timeout)
                 return 124
+            silent = liveness.check(time.monotonic())
+            if silent:
+                self.say(silent)
+                return 124
             time.sleep(0.05)
 
     def stop(self, grace):
@@ -139,6 +212,7 @@ class _Job:
             if _group_alive(popen.pid):
                 try:
                     os.killpg(popen.pid, signal.SIGTERM)
+                    os.killpg(popen.pid, signal.SIGCONT)  # a stopped process acts on SIGTERM once continued
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + grace
@@ -159,10 +233,17 @@ class _Job:
             relay.join(5)
 
 
-def run_processes(processes, timeout=None, grace=DEFAULT_GRACE, output=None):
-    """Start ``processes``, supervise them, stop all of them; return the job's exit code."""
+def run_processes(processes, timeout=None, grace=DEFAULT_GRACE, output=None,
+                  liveness_timeout=DEFAULT_LIVENESS_TIMEOUT):
+    """Start ``processes``, supervise them, stop all of them; return the job's exit code.
+
+    ``liveness_timeout``: seconds a process may stay stopped, or the whole job
+    silent, before everything is stopped (module notes; 0 or None: never).
+    """
     if timeout is not None and timeout <= 0:
         raise LaunchError('timeout must be > 0 seconds, got %r' % (timeout,))
+    if liveness_timeout is not None and not liveness_timeout >= 0:
+        raise LaunchError('liveness timeout must be >= 0 seconds (0: off), got %r' % (liveness_timeout,))
     job = _Job(output or sys.stdout)
     signals = []
     previous = {}
@@ -174,7 +255,7 @@ def run_processes(processes, timeout=None, grace=DEFAULT_GRACE, output=None):
             if signals:
                 break
             job.start(proc)
-        return job.watch(timeout, grace, signals)
+        return job.watch(timeout, grace, signals, liveness_timeout)
     finally:
         job.stop(grace)
         for sig, handler in previous.items():
@@ -182,7 +263,8 @@ def run_processes(processes, timeout=None, grace=DEFAULT_GRACE, output=None):
 
 
 def launch_local(command, num_workers, num_servers=1, env=None, timeout=None,
-                 grace=DEFAULT_GRACE, port=None, python=None, output=None):
+                 grace=DEFAULT_GRACE, port=None, python=None, output=None,
+                 liveness_timeout=DEFAULT_LIVENESS_TIMEOUT):
     """Run a kvstore job on this machine (127.0.0.1) and wait for it.
 
     Parameters
@@ -203,6 +285,8 @@ def launch_local(command, num_workers, num_servers=1, env=None, timeout=None,
         Interpreter for the guard, servers and scheduler (default: this one).
     output : text stream, optional
         Where the prefixed output lines go (default ``sys.stdout``).
+    liveness_timeout : float
+        Seconds a process may stay stopped, or the job silent (module notes).
 
     Returns
     -------
@@ -211,7 +295,8 @@ def launch_local(command, num_workers, num_servers=1, env=None, timeout=None,
     """
     processes = local_processes(command, num_workers, num_servers, port=port, env=env,
                                 python=python, grace=grace)
-    return run_processes(processes, timeout=timeout, grace=grace, output=output)
+    return run_processes(processes, timeout=timeout, grace=grace, output=output,
+                         liveness_timeout=liveness_timeout)
 
 
 def launch_ssh(command, hosts, num_workers, num_servers=1, env=None, timeout=None,

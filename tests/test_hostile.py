@@ -472,7 +472,7 @@ def test_13_a_failed_export_leaves_the_previous_one_intact(tmp_path, monkeypatch
                        % ((prefix,) + (str(tmp_path),) * 2)):
         export_module.export(other, prefix, 32)
     assert before == {k: sha(p) for k, p in files.items()}
-    assert sorted(os.listdir(str(tmp_path))) == ['m-0000.params', 'm-symbol.json', 'm.onnx']
+    assert sorted(os.listdir(str(tmp_path))) == ['m-0000.params', 'm-export.json', 'm-symbol.json', 'm.onnx']
 
 
 @needs_mounts
@@ -503,7 +503,8 @@ def test_13_full_disk_during_export_in_a_small_tmpfs(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result['message'].startswith('export to %s failed: the disk holding %s is full' % (target / 'm', target))
-    assert result['intact'] and result['listing'] == ['filler', 'm-0000.params', 'm-symbol.json', 'm.onnx']
+    assert result['intact'] and result['listing'] == ['filler', 'm-0000.params', 'm-export.json', 'm-symbol.json',
+                                                      'm.onnx']
 
 
 @needs_mounts

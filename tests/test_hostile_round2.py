@@ -5,6 +5,7 @@ Commands run in this process where nothing can crash it, else in a
 subprocess; every refusal is one line and leaves the files as they were.
 """
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -372,3 +373,225 @@ def test_r2_case_18_params_that_are_special_files_say_what_they_are(tmp_path, ca
             ga.get_model('asymmnet_small', multiplier=0.35, classes=10, pretrained=path)
     with pytest.raises(CheckpointError, match='no such parameter file'):
         ga.load_checkpoint(net, str(tmp_path / 'missing.params'))
+
+
+# -- 20. misused networks: the input checked at the top-level call ------------------------------------------
+
+def test_r2_case_20_wrong_input_is_one_line_naming_what_was_expected(tmp_path):
+    net = ga.get_model('asymmnet_small', multiplier=0.35, classes=10)
+    net.initialize()
+    good = mx.nd.ones((2, 3, 32, 32))
+    expected = net(good).asnumpy()
+    cases = [(mx.nd.ones((2, 32, 32, 3)), 'got float32 of shape (2, 32, 32, 3); channels last?'),
+             (mx.nd.ones((32, 32)), 'got float32 of shape (32, 32)'),
+             (mx.nd.ones((3, 32, 32)), 'got float32 of shape (3, 32, 32); one image?'),
+             (mx.nd.ones((2, 3, 32, 32), dtype='uint8'), 'got uint8 of shape (2, 3, 32, 32); integer pixels?'),
+             (mx.nd.ones((2, 3, 32, 32), dtype='int32'), 'got int32 of shape (2, 3, 32, 32); integer pixels?'),
+             (mx.nd.ones((2, 1, 32, 32)), 'got float32 of shape (2, 1, 32, 32)')]
+    for hybridize in (False, True):
+        if hybridize:
+            net.hybridize()
+        for x, words in cases:
+            with pytest.raises(ValueError) as err:
+                net(x)
+            message = str(err.value)
+            assert message.startswith('AsymmNet takes a float32 batch of shape (N, 3, H, W), ' + words), message
+            assert '\n' not in message
+        assert np.array_equal(net(good).asnumpy(), expected)
+    v2 = ga.get_model('mobilenetv2', multiplier=0.25, classes=10)
+    v2.initialize()
+    with pytest.raises(ValueError, match=r'^MobileNetV2 takes a float32 batch'):
+        v2(mx.nd.ones((1, 32, 32, 3)))
+    if mx.context.num_gpus() == 0:
+        net.cast('float16')
+        for x in (good.astype('float16'), good):
+            with pytest.raises(ValueError) as err:
+                net(x)
+            assert str(err.value) in (
+                "AsymmNet was cast to float16, which MXNet 1.9.1 cannot run on the CPU (cpu(0)); cast it back with "
+                "net.cast('float32'), or run it on a GPU",
+                'AsymmNet takes a float16 batch of shape (N, 3, H, W), got float32 of shape (2, 3, 32, 32); convert '
+                "it: x.astype('float16')")
+        from gluon_asymmnet.export import export
+        with pytest.raises(ValueError, match=r"^export takes a float32 network; this one was cast to float16: "
+                                             r"net.cast\('float32'\) first$"):
+            export(net, str(tmp_path / 'm'), 32)
+        net.cast('float32')
+        assert np.allclose(net(good).asnumpy(), expected, atol=1e-2)
+
+
+# -- 6. a read-only MXNET_HOME and the fused CPU operators ------------------------------------------------
+
+_FASTOPS_PLACES = '''
+import json, os, sys
+from gluon_asymmnet import fastops
+os.environ['XDG_CACHE_HOME'] = sys.argv[2]
+places = {'writable cache': fastops._build_path(None), 'fallbacks': fastops._fallbacks()}
+# Nothing writable: the cache folder on the read-only file system, no temporary folder either.
+fastops._fallbacks = lambda: [os.path.join(os.environ['MXNET_HOME'], 'cache')]
+try:
+    fastops._build_path(None)
+except fastops.FastOpsError as err:
+    places['none'] = str(err)
+import warnings
+from gluon_asymmnet.evaluation.cli import main
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    places['eval exit'] = main(['--model', 'asymmnet_small', '--width-scale', '0.35', '--benchmark', '--backends',
+                                'mxnet-fused', '--bench-input-size', '32', '--warmup', '0', '--repeats', '1',
+                                '--no-progress'])
+places['warnings'] = [str(w.message) for w in caught if 'fastops' in str(w.message)]
+print(json.dumps(places))
+'''
+
+
+@pytest.mark.skipif(not hasattr(os, 'getuid'), reason='POSIX')
+def test_r2_case_06_read_only_mxnet_home_builds_the_fused_operators_elsewhere_or_names_the_variable(tmp_path):
+    import json
+    from faults import needs_mounts, python_with_mount
+    if needs_mounts.args[0]:
+        pytest.skip(needs_mounts.kwargs['reason'])
+    home = tmp_path / 'home'
+    home.mkdir()
+    run = python_with_mount(home, 'ro', 'import os, sys; os.environ["MXNET_HOME"] = sys.argv[1]\n' + _FASTOPS_PLACES,
+                            home, tmp_path / 'cache')
+    assert run.returncode == 0, run.stderr[-2000:]
+    places = json.loads(run.stdout.strip().splitlines()[-1])
+    assert places['fallbacks'][0] == str(tmp_path / 'cache' / 'gluon_asymmnet')
+    assert os.path.dirname(places['writable cache']) in places['fallbacks']  # built (or found) outside MXNET_HOME
+    assert places['none'].startswith('cannot build fastops.cc: no folder to build it in can be written (%s is on a '
+                                     'read-only file system' % home)
+    assert places['none'].endswith('set MXNET_HOME (or XDG_CACHE_HOME) to a folder you can write')
+    # eval.py --benchmark runs the fused backend with MXNet's own operators, saying why and what to set.
+    assert places['eval exit'] == 0 and 'Traceback' not in run.stderr
+    assert set(places['warnings']) == {"gluon_asymmnet.fastops unavailable, MXNet backends run MXNet's slower element-wise "
+                                  "operators: " + places['none']}
+
+
+# -- 9. a stopped worker under launch.py -n 2 -s 1 -----------------------------------------------------------
+
+_WORKER = '''
+import os, signal, sys, time
+try:
+    os.close(os.open(sys.argv[1], os.O_CREAT | os.O_EXCL))
+except FileExistsError:  # the other worker: keeps printing, as a worker waiting on its peer would keep its log
+    while True:
+        print('still here', flush=True)
+        time.sleep(0.3)
+print('stopping myself', flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+'''
+
+
+def test_r2_case_09_a_stopped_worker_stops_the_job_naming_it(tmp_path, capsys):
+    import sys
+    import time
+    import launcher
+    start = time.monotonic()
+    code = launcher.main(['-n', '2', '-s', '1', '--liveness-timeout', '3', '--grace', '2', '--timeout', '120', '--',
+                          sys.executable, '-c', _WORKER, str(tmp_path / 'first')])
+    elapsed = time.monotonic() - start
+    out = capsys.readouterr().out
+    said = [l for l in out.splitlines() if l.startswith('[launch]')]
+    assert code == 124 and len(said) == 1, out[-3000:]
+    assert re.match(r'^\[launch\] worker \d \(pid \d+\) has been stopped \(SIGSTOP, Ctrl-Z or a debugger\) for 3s and '
+                    r'the others wait for it: stopping all processes$', said[0]), said
+    assert elapsed < 60, elapsed  # the 120 s timeout was not what stopped it
+    # A job where nothing prints or computes at all is stopped too, naming the process silent longest.
+    from launcher import Process, run_processes
+    quiet = [Process('worker %d' % i, 'worker', None, [sys.executable, '-c', 'import time; time.sleep(600)'], {})
+             for i in range(2)]
+    output = __import__('io').StringIO()
+    assert run_processes(quiet, grace=2, output=output, liveness_timeout=2) == 124
+    assert re.match(r'^\[launch\] no process printed or computed for 2s; worker \d \(pid \d+\) has been silent longest',
+                    output.getvalue()), output.getvalue()
+
+
+# -- 13. exports record their input size and batch size ------------------------------------------------------
+
+def _eval(argv, capsys):
+    from gluon_asymmnet.evaluation import main
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    lines = [l for l in capsys.readouterr().err.strip().splitlines() if 'OpenMP thread' not in l]
+    return code, lines
+
+
+@pytest.fixture(scope='module')
+def small_export(tmp_path_factory):
+    from conftest import randomized
+    from gluon_asymmnet.export import export
+    folder = tmp_path_factory.mktemp('exports')
+    net = randomized('asymmnet_small', dict(multiplier=0.35, classes=10), seed=2)
+    files = export(net, str(folder / 'at32'), 32, formats=('symbol',))
+    fixed = export(net, str(folder / 'fixed2'), 32, formats=('symbol',), batch_size=2)
+    return dict(folder=folder, net=net, files=files, fixed=fixed)
+
+
+def test_r2_case_13_eval_uses_the_recorded_input_and_batch_size_or_refuses(small_export, tmp_path, capsys):
+    import json
+    from gluon_asymmnet.export_record import read_record
+    folder = small_export['folder']
+    record = read_record(str(folder / 'at32'))
+    assert record['input_size'] == (32, 32) and record['batch_size'] is None and not record['preprocess']
+    assert read_record(str(folder / 'fixed2'))['batch_size'] == 2
+    images = _folder(tmp_path / 'images', {'a/1.jpg': 'jpg', 'a/2.jpg': 'jpg', 'b/3.jpg': 'jpg'})
+    code, lines = _eval(['--model-prefix', folder / 'at32', '--image-folder', images, '--no-progress',
+                         '--json', tmp_path / 'r.json'], capsys)
+    assert code == 0, lines
+    assert json.loads((tmp_path / 'r.json').read_text())['data']['input_size'] == 32  # not the default 224
+    code, lines = _eval(['--model-prefix', folder / 'at32', '--image-folder', images, '--no-progress',
+                         '--input-size', '224'], capsys)
+    assert code == 2 and lines == ['error: --input-size 224: %s was exported for input 32x32 (%s-export.json); drop '
+                                   '--input-size, or export again at 224' % ((folder / 'at32',) * 2)]
+    code, lines = _eval(['--model-prefix', folder / 'fixed2', '--dataset', 'demo', '--no-progress',
+                         '--batch-size', '4'], capsys)
+    assert code == 2 and lines == ['error: --batch-size 4: %s was exported for a fixed batch of 2 (its deployment '
+                                   'form, %s-export.json); drop --batch-size, or export again for batch 4'
+                                   % ((folder / 'fixed2',) * 2)]
+    code, lines = _eval(['--model-prefix', folder / 'fixed2', '--dataset', 'demo', '--no-progress'], capsys)
+    assert code == 0, lines
+
+
+# -- 15. two exports to one prefix ------------------------------------------------------------------------
+
+def test_r2_case_15_exports_to_one_folder_take_turns_and_mixed_files_are_refused(small_export, tmp_path, capsys):
+    import shutil
+    import threading
+    from conftest import randomized
+    from gluon_asymmnet.export import export
+    from gluon_asymmnet.export_record import prefix_lock, read_record, check_files
+    prefix = str(tmp_path / 'm')
+    first = export(small_export['net'], prefix, 32, formats=('symbol',))
+    before = {k: open(p, 'rb').read() for k, p in first.items()}
+    other = randomized('asymmnet_small', dict(multiplier=0.35, classes=10), seed=3)
+    done = threading.Event()
+    # While another export holds the folder, this one computes and checks its files but renames none.
+    with prefix_lock(str(tmp_path)):
+        worker = threading.Thread(target=lambda: (export(other, prefix, 32, formats=('symbol',)), done.set()))
+        worker.start()
+        assert not done.wait(3)
+        assert {k: open(p, 'rb').read() for k, p in first.items()} == before
+    worker.join(60)
+    assert done.is_set()
+    record = read_record(prefix)
+    check_files(prefix, record, {'symbol': first['symbol'], 'params': first['params']})  # all of the second export
+    assert open(first['params'], 'rb').read() != before['params']
+    # A set mixed anyway (a parameter file copied over from another export) is refused by name.
+    shutil.copyfile(small_export['files']['params'], first['params'])
+    code, lines = _eval(['--model-prefix', prefix, '--dataset', 'demo', '--no-progress'], capsys)
+    assert code == 2 and lines == [
+        'error: %s is not the params file of the export recorded in %s-export.json (another export to the same '
+        'prefix, or a file copied in); its files do not belong together: export again' % (first['params'], prefix)]
+
+
+def test_r2_case_13_load_checkpoints_hint_names_the_recorded_sizes(small_export):
+    from gluon_asymmnet.checkpoint import CheckpointError
+    net = ga.get_model('asymmnet_small', multiplier=0.35, classes=10)
+    prefix = str(small_export['folder'] / 'fixed2')
+    with pytest.raises(CheckpointError) as err:
+        ga.load_checkpoint(net, small_export['fixed']['params'])
+    assert ('eval.py --model-prefix); %s-export.json records input 32x32, batch 2: eval.py --model-prefix %s uses '
+            'them; for a file that loads' % (prefix, prefix)) in str(err.value)

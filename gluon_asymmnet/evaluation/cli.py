@@ -19,7 +19,7 @@ from .batches import _read_class_names, eval_batches
 from .benchmark import benchmark_model
 from .errors import EvalError
 from .evaluate import evaluate, output_classes
-from .models import load_model, random_weights
+from .models import apply_export_record, load_model, random_weights
 from .predict import predict_images, predictions_payload
 from .summary import format_summary, layer_table, summary_rows
 
@@ -55,7 +55,8 @@ def build_parser():
         'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's)",
         'rgb_mean': "comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else the model's)",
         'rgb_std': "comma-separated RGB std, 0-255 scale (default: the checkpoint run's, else the model's)"})
-    d.add_argument('--batch-size', type=int, default=32, help='batch size (default 32)')
+    d.add_argument('--batch-size', type=int, default=None,
+                   help="batch size (default 32; an export's fixed batch with --model-prefix)")
     d.add_argument('-j', '--num-data-workers', dest='num_workers', type=int, default=0,
                    help='decoding processes (default 0: in this process)')
     d.add_argument('--num-gpus', type=int, default=0, help='GPUs to evaluate on (default 0: CPU)')
@@ -233,6 +234,9 @@ def main(argv=None):
         _check_gpus(args.num_gpus)
         if args.json:
             _check_json_target(args.json)
+        if args.model_prefix:
+            apply_export_record(args)
+        args.batch_size = args.batch_size or 32
         run = run_defaults(args)
         if args.predict:
             return _predict(args, run)

@@ -6,12 +6,13 @@ import mxnet as mx
 import numpy as np
 
 from ..checkpoint import CheckpointError, import_symbol_block, load_checkpoint, read_symbol
+from ..export_record import check_files, read_record, record_path
 from ..model_store import DEFAULT_ROOT
 from ..model_zoo import get_model
 from ..preprocessing import IMAGENET
 from .errors import EvalError
 
-__all__ = ['load_model', 'random_weights']
+__all__ = ['load_model', 'random_weights', 'apply_export_record']
 
 
 def _symbol_files(prefix):
@@ -26,9 +27,43 @@ def _symbol_files(prefix):
     return symbol, found[-1]
 
 
+def apply_export_record(args):
+    """Take ``--input-size`` and ``--batch-size`` from ``PREFIX-export.json`` where not given; refuse others.
+
+    An export records the input size and the batch size (a fixed-batch deployment form) it was made for
+    (:mod:`gluon_asymmnet.export_record`); exports made before the record existed are read as before.
+    """
+    record = read_record(args.model_prefix)
+    if record is None:
+        return None
+    height, width = record['input_size']
+    where = '%s was exported for' % args.model_prefix
+    if height != width:
+        raise EvalError('%s input %dx%d (%s); eval.py evaluates square inputs: export again at one size'
+                        % (where, height, width, record_path(args.model_prefix)))
+    if args.input_size is not None and args.input_size != height:
+        raise EvalError('--input-size %d: %s input %dx%d (%s); drop --input-size, or export again at %d'
+                        % (args.input_size, where, height, width, record_path(args.model_prefix), args.input_size))
+    args.input_size = height
+    batch = record['batch_size']
+    if batch is not None and args.batch_size is not None and args.batch_size != batch:
+        raise EvalError('--batch-size %d: %s a fixed batch of %d (its deployment form, %s); drop --batch-size, or '
+                        'export again for batch %d' % (args.batch_size, where, batch,
+                                                       record_path(args.model_prefix), args.batch_size))
+    if batch is not None:
+        args.batch_size = batch
+    return record
+
+
 def _import_symbol(prefix, ctx, input_size):
-    """The exported graph and weights, read and checked by the safe reader at the evaluation's input size."""
+    """The exported graph and weights, read and checked by the safe reader at the evaluation's input size.
+
+    Where the export left a record, its files must be the ones recorded (one export, not two mixed).
+    """
     symbol, params = _symbol_files(prefix)
+    record = read_record(prefix)
+    if record is not None:
+        check_files(prefix, record, {'symbol': symbol, 'params': params})
     sym = read_symbol(symbol)
     if 'preprocess_mean' in sym.list_arguments() + sym.list_auxiliary_states():
         raise EvalError('%s was exported with preprocess=True (it takes uint8 NHWC images); evaluation feeds '

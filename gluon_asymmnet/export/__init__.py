@@ -7,6 +7,11 @@
   (``mx.model.load_checkpoint(prefix, 0)``); the parameter file also loads
   back into a Gluon network with :func:`gluon_asymmnet.load_checkpoint`
   (layout ``export``);
+- ``prefix-export.json``: what the files were made for (input size, batch
+  size, preprocessing, deployment form) and the sha256 of each, so that
+  readers use the sizes and refuse files of two different exports
+  (:mod:`gluon_asymmnet.export_record`); exports into one folder take turns
+  for their final renames;
 - ``prefix.onnx``: MXNet's ONNX exporter (opset of the installed onnx), with a
   dynamic batch dimension named ``batch``; the weights are stored as graph
   initializers only (MXNet lists them as graph inputs too, which keeps
@@ -53,6 +58,7 @@ from mxnet.gluon import HybridBlock
 from ..backend import TrainInferHybridBlock, tracing_mode
 from ..checkpoint import CheckpointError, import_symbol_block, read_index, read_symbol
 from ..deploy import deploy_network, deploys_by_default
+from ..export_record import prefix_lock, record_path, write_record
 from ..files import free_bytes, is_disk_full, read_only
 from ..metrics import relative_error
 from ..preprocessing import IMAGENET
@@ -264,6 +270,9 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     """
     formats = _formats(formats)
     height, width = _size(input_size)
+    if getattr(net, '_input_dtype', 'float32') != 'float32':  # set by BottleneckNet.cast
+        raise ValueError("export takes a float32 network; this one was cast to %s: net.cast('float32') first"
+                         % net._input_dtype)
     ctx = _context(net)
     deploy = deploys_by_default(net) if deploy is None else bool(deploy)
     if batch_size is not None and (not deploy or int(batch_size) != batch_size or batch_size < 1):
@@ -308,8 +317,14 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
                                                base + '.onnx', prefix)
                     if deploy:
                         _optimize_onnx(written['onnx'], batch_size)
-                for kind, path in final.items():
-                    os.replace(written[kind], path)
+                # The record ties the files together (sha256 each) and says what they were made for.
+                write_record(os.path.join(tmp, 'record.json'),
+                             {kind: (os.path.basename(path), written[kind]) for kind, path in final.items()},
+                             (height, width), batch_size if deploy else None, preprocess, deploy, trainable)
+                with prefix_lock(folder):  # another export to this folder renames its files before or after
+                    for kind, path in final.items():
+                        os.replace(written[kind], path)
+                    os.replace(os.path.join(tmp, 'record.json'), record_path(prefix))
             except (OSError, mx.base.MXNetError, CheckpointError) as err:
                 # Judged before the temporary files are removed: a full disk has nothing left now.
                 failure = _write_failure(prefix, folder, err, free_bytes(folder))

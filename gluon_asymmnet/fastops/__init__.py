@@ -20,7 +20,10 @@ what they buy; figures in ``benchmarks/README.md``):
 ``c++``) against the headers that ship in MXNet's wheel, once per source and
 MXNet version, into ``$MXNET_HOME/gluon_asymmnet`` (default
 ``~/.mxnet/gluon_asymmnet``), and loads it into MXNet. ``make setup`` builds it
-(``python -m gluon_asymmnet.fastops``).
+(``python -m gluon_asymmnet.fastops``). Where that folder cannot be written
+(a read-only ``MXNET_HOME``), the library is built in the user's cache folder
+(``$XDG_CACHE_HOME``, default ``~/.cache``, then the temporary folder), and a
+library already built in any of them is used.
 """
 import hashlib
 import os
@@ -31,6 +34,7 @@ import threading
 
 import mxnet as mx
 
+from ..files import folder_problem
 from ..home import mxnet_home
 
 __all__ = ['FastOpsError', 'OPS', 'SOURCE', 'cache_dir', 'library_path', 'build', 'load', 'loaded']
@@ -67,13 +71,44 @@ def library_path(folder=None):
     return os.path.join(folder or cache_dir(), 'fastops-%s.so' % digest.hexdigest()[:12])
 
 
+def _fallbacks():
+    """Writable places for the library when ``$MXNET_HOME`` is not: the user's cache folder, the temporary one."""
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return [os.path.join(cache, 'gluon_asymmnet'),
+            os.path.join(tempfile.gettempdir(), 'gluon_asymmnet-%d' % os.getuid())]
+
+
+def _build_path(folder):
+    """The library's path: already built in ``folder`` (default: the cache, then its fallbacks) or to be built there."""
+    if folder is not None:
+        problem = None if os.path.isfile(library_path(folder)) else folder_problem(folder)
+        if problem:
+            raise FastOpsError('cannot build %s into %s: %s; give a folder you can write'
+                               % (os.path.basename(SOURCE), folder, problem))
+        return library_path(folder)
+    candidates = [cache_dir()] + _fallbacks()
+    for where in candidates:
+        if os.path.isfile(library_path(where)):
+            return library_path(where)
+    problems = []
+    for where in candidates:
+        problem = folder_problem(where)
+        if problem is None:
+            return library_path(where)
+        problems.append(problem)
+    raise FastOpsError('cannot build %s: no folder to build it in can be written (%s); set MXNET_HOME (or '
+                       'XDG_CACHE_HOME) to a folder you can write' % (os.path.basename(SOURCE), '; '.join(problems)))
+
+
 def build(folder=None, compiler=None):
     """Compile ``fastops.cc`` unless already built; return the library's path.
 
-    Written to a temporary file and renamed into place, so concurrent builds
-    (test workers, training processes) never load a half-written file.
+    ``folder`` defaults to :func:`cache_dir`, or a writable fallback when that
+    cannot be written (module notes). Written to a temporary file and renamed
+    into place, so concurrent builds (test workers, training processes) never
+    load a half-written file.
     """
-    path = library_path(folder)
+    path = _build_path(folder)
     if os.path.isfile(path):
         return path
     include = os.path.join(_mxnet_dir(), 'include')
