@@ -298,7 +298,6 @@ class _SignalAt:
     def __iter__(self):
         for i, batch in enumerate(self.batches):
             if (self.epoch, i) == self.at:
-                import signal
                 os.kill(os.getpid(), self.signum)
             yield batch
 
@@ -311,7 +310,11 @@ def test_r2_case_01_ctrl_c_is_one_line_with_the_epoch_batch_checkpoint_and_resum
     monkeypatch.setattr(loop, 'build_loaders', lambda cfg, cluster: (lambda b: (_SignalAt(b[0], 1, 1, signal.SIGINT),
                                                                                b[1]))(build(cfg, cluster)))
     argv = args(tiny, tmp_path / 'run', epochs=3)
-    code, lines = run(argv, capsys)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever the runner set
+    try:
+        code, lines = run(argv, capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     folder = tmp_path / 'run'
     command = 'python train_imagenet.py ' + ' '.join(argv) + ' --resume'
     assert code == 130 and lines == [
