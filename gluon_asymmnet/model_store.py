@@ -39,6 +39,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import posixpath
 import re
@@ -358,16 +359,9 @@ def size_limit(entry):
     if key not in _SIZES:
         from .model_zoo import get_model  # the zoo imports the store
         params = list(get_model(entry.model, **entry.kwargs).collect_params().values())
-        values = sum(int(_prod(p.shape)) for p in params)
+        values = sum(math.prod(p.shape) for p in params)
         _SIZES[key] = (int(1.5 * (4 * values + 512 * len(params))) + (1 << 20), values)
     return _SIZES[key]
-
-
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class _Progress(object):

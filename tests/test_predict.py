@@ -72,6 +72,14 @@ def test_predict_gives_the_logits_of_evaluation(small, tmp_path, capsys):
     assert shown['image'] == path
     assert [c['index'] for c in shown['top']] == list(np.argsort(-probs))
     assert [c['probability'] for c in shown['top']] == pytest.approx(sorted(probs, reverse=True), rel=1e-6)
+    # --class-names names the outputs, line = index.
+    words = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
+    (tmp_path / 'names.txt').write_text('\n'.join(words) + '\n')
+    code, out, _ = _run(SMALL_ARGS + ['--params', params, '--predict', path, '--topk', '2', '--class-names',
+                                      str(tmp_path / 'names.txt'), '--json', out_json], capsys)
+    (shown,) = json.loads(open(out_json).read())['predictions']
+    assert code == 0 and [c['name'] for c in shown['top']] == [words[i] for i in np.argsort(-probs)[:2]]
+    assert '  %s  [%d]' % (shown['top'][0]['name'], shown['top'][0]['index']) in out
 
 
 def test_api_takes_paths_arrays_and_pil_images(small, tmp_path):
