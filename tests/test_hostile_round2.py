@@ -315,9 +315,8 @@ def test_r2_case_07_a_killed_downloads_part_file_is_removed_by_the_next(tmp_path
         code = ('import sys; from gluon_asymmnet import model_store as ms; ms.register(dict(name="k", '
                 'model="asymmnet_small", kwargs=dict(multiplier=0.35, classes=10), file_name="r2.params", '
                 'hash="0" * 40, hash_type="sha1", url=sys.argv[1])); ms.get_model_file("k", root=sys.argv[2])')
-        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(tmp_path)],
-                                 env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
-                                     os.path.abspath(__file__)))))
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(tmp_path)], env=env)
         deadline = time.monotonic() + 60
         while not [n for n in os.listdir(str(tmp_path)) if '.part-' in n] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -325,6 +324,16 @@ def test_r2_case_07_a_killed_downloads_part_file_is_removed_by_the_next(tmp_path
         child.wait(10)
         orphans = [n for n in os.listdir(str(tmp_path)) if '.part-' in n]
         assert len(orphans) == 1
+        # SIGTERM (a timeout's kill) removes the download's own .part before the process ends.
+        term = tmp_path / 'term'
+        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(term)], env=env)
+        deadline = time.monotonic() + 60
+        while not (term.is_dir() and [n for n in os.listdir(str(term)) if '.part-' in n]) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(10) == 143
+        assert [n for n in os.listdir(str(tmp_path / 'term')) if '.part' in n] == []
         with pytest.raises(ms.ModelStoreError, match='stalled'):
             ms.get_model_file(entry, root=str(tmp_path), stall_timeout=0.5)
     finally:
