@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	# onnxruntime's numpy metadata is wrong for us: see requirements-nodeps.txt.
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
-	$(PY) -c "import mxnet, gluoncv, onnxruntime, onnx, sklearn"
+	$(PY) -c "import mxnet, gluoncv, onnxruntime, onnx, sklearn, pycocotools.coco"
 	touch $(STAMP)
 
 demo: setup

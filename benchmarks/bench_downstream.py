@@ -4,8 +4,9 @@ Each model is exported by :func:`gluon_asymmnet.downstream.export.export_downstr
 (backbone in its deployment form, raw outputs: heatmaps, CenterNet's heads)
 for each batch size: FP32 in the ``BLOCKED`` form rewritten by
 :func:`gluon_asymmnet.inference.ort_layout.optimize`, INT8 in the ``NHWC``
-form quantized by onnxruntime (static QDQ, per-channel weights, calibrated on
-random images: speed does not depend on the weights). Every session runs once
+form (chosen for the batch, in a file of dynamic batch) quantized by
+onnxruntime (static QDQ, per-channel weights, calibrated on random images:
+speed does not depend on the weights). Every session runs once
 per round, all interleaved in one process, so load from other processes hits
 them alike.
 
@@ -77,8 +78,9 @@ def session(net, backend, batch, size, folder, threads):
         import onnx
         onnx.save(ort_layout.optimize(path, batch), path)
         return ort_session(path, threads, spinning=False)
-    # A dynamic batch: the calibration runs batches of 8.
-    path = export_downstream(net, prefix, size, formats=('onnx',), verify=False, form=NHWC)['onnx']
+    # The form chosen for the batch, in a file of dynamic batch: the calibration runs batches of 8.
+    path = export_downstream(net, prefix, size, formats=('onnx',), batch_size=batch, verify=False, form=NHWC,
+                             fixed_batch=False)['onnx']
     calib = np.random.RandomState(0).standard_normal((16, 3) + size).astype(np.float32)
     return ort_int8(path, folder, (batch, 3) + size, calib, [], threads, False)[0]
 

@@ -29,6 +29,7 @@ _EXPORTS = {
     'profile': 'complexity',
     'predict': 'prediction', 'Prediction': 'prediction',
     'set_default_omp_threads': 'cpu',
+    'register_with_gluoncv': 'with_gluoncv',
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,6 +10,8 @@
    :func:`gluon_asymmnet.metrics.evaluate_accuracy` (the function the
    training's validation used, so the figures agree), exported as MXNet symbol
    and ONNX, and the validation curve is written as a PNG.
+4. A few held-out digits are written as PNG files, with the ``eval.py
+   --predict`` command that names what the checkpoint sees in them.
 
 Run ``python -m gluon_asymmnet.demo --help`` for the options.
 """
@@ -26,7 +28,7 @@ from .metrics import evaluate_accuracy
 from .model_zoo import get_model_spec
 from .training import build_data, recipe_argv, train, train_recipe
 
-__all__ = ['model_table', 'run_demo', 'main']
+__all__ = ['model_table', 'held_out_photos', 'run_demo', 'main']
 
 # Each demo run gets its own timestamped folder under here.
 DEMO_OUT = os.path.join('runs', 'demo')
@@ -43,6 +45,21 @@ def model_table():
             name, config.get('multiplier', 1.0), config.get('asymmrate', 0), p['macs'], p['params'],
             p['params_paper']))
     return '\n'.join(rows)
+
+
+def held_out_photos(folder, count=8):
+    """The first ``count`` held-out digits as PNG files (named ``<n>-true-<class>.png``) in ``folder``."""
+    import cv2
+    from .data import RecordSource, demo_dataset
+    from .data.transforms import decode
+    demo = demo_dataset()
+    source = RecordSource(demo['rec_val'], demo['rec_val_idx'])
+    os.makedirs(folder, exist_ok=True)
+    for pos in range(count):
+        label, _, payload = source.read(pos)
+        name = '%d-true-%s.png' % (pos, demo['classes'][int(label)])
+        cv2.imwrite(os.path.join(folder, name), cv2.cvtColor(decode(payload), cv2.COLOR_RGB2BGR))
+    return folder
 
 
 def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symbol', 'onnx')):
@@ -88,7 +105,10 @@ def run_demo(out_dir=DEMO_OUT, epochs=DEMO_EPOCHS, num_workers=0, formats=('symb
     print('  curve plot        %s' % result['plot'])
     print('  training log      %s' % result['log_file'])
     print('  TensorBoard       %s (tensorboard --logdir %s)' % (out_dir, out_dir))
-    return dict(result=result, eval=ev, export=paths, seconds=seconds)
+    photos = held_out_photos(os.path.join(out_dir, 'photos'))
+    print('  held-out digits   %s; what the checkpoint sees in them (any pictures, any checkpoint):\n'
+          '    python eval.py --params %s --predict %s' % (photos, result['best_params'], photos))
+    return dict(result=result, eval=ev, export=paths, seconds=seconds, photos=photos)
 
 
 def main(argv=None):

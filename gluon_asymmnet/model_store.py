@@ -34,15 +34,19 @@ pickle). Trainer ``.states`` files are Python pickles, which can run arbitrary
 code when loaded: this library never loads one that came from the store or a
 URL, and :func:`register` refuses entries for them.
 """
+import contextlib
 import errno
 import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import posixpath
 import re
 import secrets
+import signal
+import threading
 import time
 import zipfile
 from collections import OrderedDict, namedtuple
@@ -358,16 +362,9 @@ def size_limit(entry):
     key = (entry.model, tuple(sorted(entry.kwargs.items())))
     if key not in _SIZES:
         params = list(get_model_spec(entry.model).build(**entry.kwargs).collect_params().values())
-        values = sum(int(_prod(p.shape)) for p in params)
+        values = sum(math.prod(p.shape) for p in params)
         _SIZES[key] = (int(1.5 * (4 * values + 512 * len(params))) + (1 << 20), values)
     return _SIZES[key]
-
-
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class _Progress(object):
@@ -452,7 +449,34 @@ def _unzip(entry, url, archive, folder, parts):
         raise ModelStoreError('%s: %s did not serve a zip archive' % (entry.name, url)) from None
 
 
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """Make a SIGTERM with no handler of its own an exception (exit status 143) while a download runs.
+
+    The default action ends the process at once, leaving the ``.part`` file;
+    as an exception it passes through the download's clean-up first. Only in
+    the main thread (where signal handlers are set), and the handler is put back.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _download(entry, path, timeout, stall_timeout):
+    with _terminate_cleanly():
+        _download_part(entry, path, timeout, stall_timeout)
+
+
+def _download_part(entry, path, timeout, stall_timeout):
     folder = os.path.dirname(path)
     url = source_url(entry)
     parts = []

@@ -12,8 +12,9 @@ Liveness (local processes, read from ``/proc``): a process stopped (SIGSTOP,
 Ctrl-Z, a debugger) for ``liveness_timeout`` seconds, or a job none of whose
 processes printed a line or used CPU time for that long, is stopped with a
 message naming the silent process (exit code 124): a ``dist_sync`` job whose
-worker is stopped otherwise waits for it forever, saying nothing. Processes
-on other hosts (ssh, mpirun) are judged by their output only.
+worker is stopped otherwise waits for it forever, saying nothing. Jobs on
+other hosts (ssh, mpirun) are not watched: their processes cannot be read
+here, and silence alone is no proof.
 """
 import os
 import signal
@@ -46,6 +47,24 @@ def _describe(returncode):
     return 'exit code %d' % returncode
 
 
+def _group_members(pgid):
+    """The ``/proc/PID/stat`` fields after the command name of each member of a process group.
+
+    Fields: state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt,
+    majflt, cmajflt, utime, stime, ...
+    """
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            yield fields
+
+
 def _group_alive(pgid):
     """Whether a process group has a member that is not a zombie."""
     if not os.path.isdir('/proc'):
@@ -56,18 +75,8 @@ def _group_alive(pgid):
         except PermissionError:
             return True
         return True
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        # fields: state, ppid, pgrp, ...; zombies are dead, just not reaped.
-        if int(fields[2]) == pgid and fields[0] != 'Z':
-            return True
-    return False
+    # Zombies are dead, just not reaped.
+    return any(fields[0] != 'Z' for fields in _group_members(pgid))
 
 
 def _group_activity(pgid):
@@ -75,18 +84,9 @@ def _group_activity(pgid):
     if not os.path.isdir('/proc'):
         return None
     ticks, stopped = 0, False
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        # fields: state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime, stime
-        if int(fields[2]) == pgid:
-            ticks += int(fields[11]) + int(fields[12])
-            stopped = stopped or fields[0] in ('T', 't')
+    for fields in _group_members(pgid):
+        ticks += int(fields[11]) + int(fields[12])
+        stopped = stopped or fields[0] in ('T', 't')
     return ticks, stopped
 
 
@@ -116,7 +116,8 @@ class _Liveness:
                 return ('%s (pid %d) has been stopped (SIGSTOP, Ctrl-Z or a debugger) for %gs and the others wait '
                         'for it: stopping all processes' % (proc.label, popen.pid, self.timeout))
         running = [i for i, (_, popen, _) in enumerate(self.job.entries) if popen.poll() is None]
-        if running and all(now - self.job.active[i] >= self.timeout for i in running):
+        local = all(proc.host is None and proc.label for proc, _, _ in self.job.entries)  # not ssh or mpirun
+        if local and running and all(now - self.job.active[i] >= self.timeout for i in running):
             index = min(running, key=lambda i: self.job.active[i])
             proc, popen, _ = self.job.entries[index]
             return ('no process printed or computed for %gs; %s (pid %d) has been silent longest (%.0fs): stopping '

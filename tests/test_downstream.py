@@ -202,6 +202,10 @@ def test_gluoncv_script_keywords(x):
 
 
 def test_refuses_unknown_keywords():
+    with pytest.raises(ValueError, match='norm_layer must be a normalization layer class'):
+        ga.get_model('yolo3_asymmnet_large_voc', pretrained_base=False, norm_layer='syncbn')
+    with pytest.raises(ValueError, match='num_joints must be a positive integer'):
+        ga.get_model('mobile_pose_asymmnet_small', num_joints=0)
     with pytest.raises(ValueError, match='mobile_pose_mobilenetv3_large takes no asymmrate; it takes num_joints=17'):
         ga.get_model('mobile_pose_mobilenetv3_large', asymmrate=1)
     with pytest.raises(ValueError, match='takes no classes'):
@@ -291,9 +295,15 @@ def test_export_symbol_and_onnx_at_a_non_square_input(name, x, tmp_path):
     """Backbone in its deployment form, files checked against Gluon (symbol in MXNet, ONNX in onnxruntime)."""
     import onnxruntime
     from gluon_asymmnet.downstream.export import export_downstream, inference_network
+    from gluon_asymmnet.export_record import check_files, read_record
     net = _ready(ga.get_model(name, pretrained_base=False), x)
-    files = export_downstream(net, str(tmp_path / 'out'), input_size=(H, W))
+    batch = 2 if name.startswith('center_net') else None  # a fixed batch: the ONNX file and the record say so
+    prefix = str(tmp_path / 'out')
+    files = export_downstream(net, prefix, input_size=(H, W), batch_size=batch)
     assert max(files['errors'].values()) < files['tolerance'] <= 1e-3
+    record = read_record(prefix)
+    check_files(prefix, record, {k: files[k] for k in ('symbol', 'params', 'onnx')})
+    assert (record['batch_size'], record['deploy'], tuple(record['input_size'])) == (batch, True, (H, W))
     with open(files['symbol']) as f:
         assert 'deploy_block' in f.read()  # the backbone's deployment form (its per-part convolutions)
     # The exported output is the network's: heatmaps, CenterNet's heads, YOLO's predictions (checked below).

@@ -298,7 +298,6 @@ class _SignalAt:
     def __iter__(self):
         for i, batch in enumerate(self.batches):
             if (self.epoch, i) == self.at:
-                import signal
                 os.kill(os.getpid(), self.signum)
             yield batch
 
@@ -311,7 +310,11 @@ def test_r2_case_01_ctrl_c_is_one_line_with_the_epoch_batch_checkpoint_and_resum
     monkeypatch.setattr(loop, 'build_loaders', lambda cfg, cluster: (lambda b: (_SignalAt(b[0], 1, 1, signal.SIGINT),
                                                                                b[1]))(build(cfg, cluster)))
     argv = args(tiny, tmp_path / 'run', epochs=3)
-    code, lines = run(argv, capsys)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever the runner set
+    try:
+        code, lines = run(argv, capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     folder = tmp_path / 'run'
     command = 'python train_imagenet.py ' + ' '.join(argv) + ' --resume'
     assert code == 130 and lines == [
@@ -379,3 +382,48 @@ def test_r2_case_02_what_a_sigkill_leaves_while_saving_is_removed_by_the_next_st
     log = open(out['log_file']).read()
     assert re.search(r'warning: removed what an interrupted run left of a checkpoint it was writing: .*\.tmp-', log)
     assert not [n for n in os.listdir(str(folder)) if '.tmp-' in n or n.endswith('.saving')]
+
+
+# -- 3. a step that cannot fit in memory is refused before it runs -------------------------------------------
+
+def _eight_gib(ctx):
+    return 8 << 30, 'MemAvailable'
+
+
+def test_r2_case_03_training_and_evaluation_refuse_a_step_that_cannot_fit(tiny, tmp_path, capsys, monkeypatch):
+    import mxnet as mx
+    from gluon_asymmnet import memory
+    from gluon_asymmnet.evaluation import main as eval_main
+    monkeypatch.setattr(memory, 'available_bytes', _eight_gib)
+    code, lines = run(args(tiny, tmp_path / 'run', '--input-size', '5000', '--batch-size', '4'), capsys)
+    assert code == 2 and len(lines) == 1 and re.match(
+        r'^train_imagenet.py: error: a training step of asymmnet_small x0.35 at batch 4 and input 5000x5000 needs '
+        r'about 38.\d GiB of memory \(activations 21.\d GiB, kept for the backward pass, and their gradients; '
+        r'parameters 0.00 GiB\), more than the 8.0 GiB available on cpu\(0\) \(MemAvailable\); lower '
+        r'--batch-size or --input-size$', lines[0]), lines
+    assert checkpoint_files(tmp_path / 'run') == []
+    net = ga.get_model('asymmnet_small', multiplier=0.35, classes=10)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(tmp_path / 'w.params'))
+    with pytest.raises(SystemExit) as exit:
+        eval_main(['--model', 'asymmnet_small', '--width-scale', '0.35', '--classes', '10', '--params',
+                   str(tmp_path / 'w.params'), '--dataset', 'demo', '--no-progress', '--input-size', '5000'])
+    assert exit.value.code == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and re.match(
+        r'^error: evaluating at batch 32 and input 5000x5000 needs about \d+.\d GiB of memory \(largest activation '
+        r'\d+.\d\d GiB; parameters 0.00 GiB\), more than the 8.0 GiB available on cpu\(0\) \(MemAvailable\); lower '
+        r'--batch-size or --input-size$', lines[0]), lines
+
+
+def test_r2_case_03_the_estimate_is_cheap_and_does_not_refuse_normal_runs():
+    import mxnet as mx
+    from gluon_asymmnet import memory
+    net = ga.get_model('asymmnet_large', classes=1000)
+    need = memory.step_bytes(net, 32, 224, training=True)
+    # The released recipe's step on one device (batch 256 per GPU needs a big one): about 20 GiB at batch 32 x 8.
+    assert 2 << 30 < need['bytes'] < 6 << 30 and need['params'] == pytest.approx(5.94e6 * 4, rel=0.05)
+    assert memory.step_bytes(net, 32, 224, training=False)['bytes'] < need['bytes'] / 10
+    free, where = memory.available_bytes(mx.cpu())
+    assert free > 0 and where in ('MemAvailable', "the cgroup's limit")

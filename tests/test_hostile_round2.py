@@ -121,6 +121,24 @@ def test_r2_case_16_decompression_bombs_are_skipped_and_named(tmp_path, capsys):
         set_max_image_pixels(previous)
     code, out, _ = _pack([src, tmp_path / 'raised', '-j', '1', '--max-image-pixels', '4000000'], capsys)
     assert code == 0 and 'packed 4 images' in out
+    # train_imagenet.py --max-image-pixels sets the limit its data workers inherit.
+    from gluon_asymmnet.data.pixels import DEFAULT_MAX_IMAGE_PIXELS, max_image_pixels
+    from gluon_asymmnet.training import build_data, parse_args
+    layout = {'%s/%d.jpg' % (c, i): 'jpg' for c in 'ab' for i in range(5)}
+    cfg = parse_args(['--image-folder', str(_folder(tmp_path / 'train', dict(layout, **{'b/bomb.png': bomb}))),
+                      '--model', 'asymmnet_small', '--width-scale', '0.35', '--input-size', '16', '--batch-size', '2',
+                      '-j', '0', '--save-dir', str(tmp_path / 'run'), '--max-image-pixels', '1000000'])
+    try:
+        train, _ = build_data(cfg)
+        assert max_image_pixels() == 10 ** 6
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            for _ in train:
+                pass
+        assert any('bomb.png %s' % words in str(w.message) for w in caught)
+    finally:
+        set_max_image_pixels(previous)
+    assert max_image_pixels() == DEFAULT_MAX_IMAGE_PIXELS
 
 
 # -- 17. image folders --------------------------------------------------------------------------------
@@ -297,9 +315,8 @@ def test_r2_case_07_a_killed_downloads_part_file_is_removed_by_the_next(tmp_path
         code = ('import sys; from gluon_asymmnet import model_store as ms; ms.register(dict(name="k", '
                 'model="asymmnet_small", kwargs=dict(multiplier=0.35, classes=10), file_name="r2.params", '
                 'hash="0" * 40, hash_type="sha1", url=sys.argv[1])); ms.get_model_file("k", root=sys.argv[2])')
-        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(tmp_path)],
-                                 env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
-                                     os.path.abspath(__file__)))))
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(tmp_path)], env=env)
         deadline = time.monotonic() + 60
         while not [n for n in os.listdir(str(tmp_path)) if '.part-' in n] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -307,6 +324,16 @@ def test_r2_case_07_a_killed_downloads_part_file_is_removed_by_the_next(tmp_path
         child.wait(10)
         orphans = [n for n in os.listdir(str(tmp_path)) if '.part-' in n]
         assert len(orphans) == 1
+        # SIGTERM (a timeout's kill) removes the download's own .part before the process ends.
+        term = tmp_path / 'term'
+        child = subprocess.Popen([sys.executable, '-c', code, server.url, str(term)], env=env)
+        deadline = time.monotonic() + 60
+        while not (term.is_dir() and [n for n in os.listdir(str(term)) if '.part-' in n]) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(10) == 143
+        assert [n for n in os.listdir(str(tmp_path / 'term')) if '.part' in n] == []
         with pytest.raises(ms.ModelStoreError, match='stalled'):
             ms.get_model_file(entry, root=str(tmp_path), stall_timeout=0.5)
     finally:
@@ -595,3 +622,14 @@ def test_r2_case_13_load_checkpoints_hint_names_the_recorded_sizes(small_export)
         ga.load_checkpoint(net, small_export['fixed']['params'])
     assert ('eval.py --model-prefix); %s-export.json records input 32x32, batch 2: eval.py --model-prefix %s uses '
             'them; for a file that loads' % (prefix, prefix)) in str(err.value)
+
+
+def test_r2_case_12_pack_arrays_refuses_class_names_that_do_not_round_trip(tmp_path):
+    from gluon_asymmnet.pack import pack_arrays
+    for names in (['cat', 'dog\nsmall'], ['cat', '  '], ['cat', 'tab\there']):
+        with pytest.raises(ValueError, match='cannot be stored one a line in classes.txt'):
+            pack_arrays(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], str(tmp_path / 'x'), classes=names)
+    assert os.listdir(str(tmp_path)) == []
+    info = pack_arrays(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], str(tmp_path / 'y'), classes=[' lead', 'trail '])
+    from gluon_asymmnet.pack import read_classes
+    assert read_classes(info['classes_file']) == [' lead', 'trail ']

@@ -16,7 +16,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # Lowest first. A module's layer is that of the longest name here that it is or lies under;
 # a module under none of them (the package itself, the command lines, anything new) is on top.
 LAYERS = [
-    ('files', 'home', 'cpu', 'preprocessing', 'metrics', 'complexity'),
+    ('files', 'home', 'cpu', 'preprocessing', 'metrics', 'complexity', 'memory'),
     ('param_file', 'layouts', 'export_record', 'backend', 'fastops', 'data'),
     ('block', 'asymmnet', 'mobilenetv2', 'deploy', 'features'),
     ('checkpoint', 'downstream_models', 'registry', 'model_store', 'finetune'),

@@ -6,6 +6,7 @@ import onnx
 import pytest
 
 from gluon_asymmnet import demo
+from gluon_asymmnet.evaluation import main
 
 
 def test_demo_one_epoch_end_to_end(tmp_path, capsys):
@@ -26,6 +27,11 @@ def test_demo_one_epoch_end_to_end(tmp_path, capsys):
     assert os.path.isfile(re.search(r'export \(symbol\)\s+(\S+)', text).group(1))
     assert os.path.isfile(re.search(r'curve plot\s+(\S+)', text).group(1))
     assert re.search(r'Held-out top-1 \d\.\d{4} after 1 epochs', text)
+    # The command it prints names what the checkpoint sees in the held-out digits by the classes its run recorded.
+    command = re.search(r'^    python eval\.py (--params \S+ --predict \S+)$', text, re.M).group(1).split()
+    assert main(command + ['--topk', '1']) == 0
+    shown = re.findall(r'^(\S+-true-(\d)\.png)\n +\d+\.\d\d %  (\d)$', capsys.readouterr().out, re.M)
+    assert len(shown) == 8 and all(os.path.isfile(path) for path, _, _ in shown)
 
 
 def test_demo_recipe_is_train_imagenet_flags():

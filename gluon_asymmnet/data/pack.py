@@ -157,12 +157,16 @@ def _strip(prefix):
     return prefix[:-4] if prefix.endswith('.rec') else prefix
 
 
+def _check_class_names(classes):
+    """Refuse class names that ``classes.txt`` (one name a line) cannot give back: a control character, a blank."""
+    for c in classes:
+        if _control_character(str(c)) is not None or not str(c).strip():
+            raise ValueError('class name %r cannot be stored one a line in classes.txt: it is blank or has a '
+                             'control character' % (c,))
+
+
 def _write_classes(prefix, classes):
     path = _strip(prefix) + '.classes.txt'
-    for c in classes:
-        if _control_character(str(c)) is not None or str(c) != str(c).strip():
-            raise ValueError('class name %r cannot be stored one a line in %s: it has a control character or '
-                             'leading/trailing space' % (c, path))
     text = ''.join('%s\n' % c for c in classes)
 
     def write(tmp):
@@ -275,6 +279,7 @@ def pack_folder(root, prefix, resize=None, quality=95, num_workers=None, pass_th
     for path, problem in skipped:
         warnings.warn('left out %s: it %s' % (path, problem))
     classes = list(classes) if classes is not None else names
+    _check_class_names(classes)
     num_workers, note = worker_count(num_workers, len(paths))
     if note:
         warnings.warn(note)
@@ -368,6 +373,8 @@ def pack_arrays(images, labels, prefix, quality=95, classes=None, source_ids=Non
         ``rec``, ``idx``, ``num_images`` (and ``classes_file`` with ``classes``).
     """
     labels = _check_labels(labels, classes)
+    if classes is not None:
+        _check_class_names(classes)
     if len(images) != len(labels):
         raise ValueError('pack_arrays: %d images but %d labels' % (len(images), len(labels)))
     if source_ids is not None and len(source_ids) != len(labels):
@@ -413,6 +420,7 @@ def main(argv=None):
                         help='leave out images with more pixels than this, undecoded (default %d, as PIL)'
                              % DEFAULT_MAX_IMAGE_PIXELS)
     args = parser.parse_args(argv)
+    limit = max_image_pixels_now()
     try:
         if args.max_image_pixels is not None:
             set_max_image_pixels(args.max_image_pixels)
@@ -426,6 +434,8 @@ def main(argv=None):
     except (DataError, ValueError) as e:
         print('error: %s' % e, file=sys.stderr)
         return 2
+    finally:
+        set_max_image_pixels(limit)
     print('packed %d images of %d classes into %s (%.1f MB), index %s, class names %s'
           % (out['num_images'], len(out['classes']), out['rec'], os.path.getsize(out['rec']) / 1e6,
              out['idx'], out['classes_file']))

@@ -27,12 +27,12 @@ import os
 from mxnet.gluon import nn
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..downstream_models import BACKBONES
+from ..downstream_models import BACKBONES, backbone_arguments
 from ..features import layer_strides
 from ..finetune import CLASSIFIER
 
-__all__ = ['BACKBONES', 'BackboneError', 'set_backbone_params', 'backbone_params', 'build_backbone',
-           'features_before_pool', 'split_at_strides']
+__all__ = ['BACKBONES', 'BackboneError', 'set_backbone_params', 'current_backbone_params', 'backbone_params',
+           'backbone_arguments', 'build_backbone', 'features_before_pool', 'sequential', 'split_at_strides']
 
 _OVERRIDE = []
 
@@ -98,6 +98,11 @@ def build_backbone(backbone, pretrained_base=False, ctx=None, root=None, norm_la
         Nothing published for ``pretrained_base=True``, or a file that does not fit.
     """
     builder, store_name, fixed, _ = BACKBONES[backbone]
+    if norm_layer is not None and not (isinstance(norm_layer, type) and issubclass(norm_layer, nn.HybridBlock)):
+        raise ValueError('norm_layer must be a normalization layer class (nn.BatchNorm, '
+                         'mx.gluon.contrib.nn.SyncBatchNorm), got %r' % (norm_layer,))
+    if norm_kwargs is not None and not isinstance(norm_kwargs, dict):
+        raise ValueError('norm_kwargs must be a dict of the norm layer\'s arguments, got %r' % (norm_kwargs,))
     if isinstance(ctx, (list, tuple)) and not ctx:
         ctx = None
     net = builder(**dict(options, **fixed), norm_layer=norm_layer, norm_kwargs=norm_kwargs)

@@ -20,6 +20,7 @@ aspect: 256x192 is GluonCV's pose size), so the YOLO upsamplings meet their
 routes without cropping.
 """
 import contextlib
+import os
 import types
 
 import mxnet as mx
@@ -231,7 +232,7 @@ def inference_network(net, input_size=(256, 192), batch_size=None, form=BLOCKED,
 
 
 def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch_size=None, deploy=True,
-                      verify=True, form=BLOCKED):
+                      verify=True, form=BLOCKED, fixed_batch=True):
     """Export a downstream model's raw output (module notes) as symbol JSON and/or ONNX, checked against Gluon.
 
     Parameters
@@ -244,11 +245,14 @@ def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch
     formats : iterable of str
         ``'symbol'``, ``'onnx'``.
     batch_size : int, optional
-        Chooses the backbone's deployment form and fixes the ONNX batch dimension.
+        Chooses the backbone's deployment form and (``fixed_batch``) fixes the ONNX batch dimension.
     deploy : bool
         The backbone in its deployment form (default) or as it is.
     form : DeployForm
         The backbone's deployment form: ``BLOCKED`` (onnxruntime FP32, oneDNN) or ``NHWC`` (onnxruntime INT8).
+    fixed_batch : bool
+        False: the ONNX batch stays dynamic with a ``batch_size`` (onnxruntime's quantization calibrates
+        in batches of its own).
     verify : bool
         Compare each file with the Gluon network on random input (batches 1 and 2) and raise
         :class:`~gluon_asymmnet.export.ExportError` beyond :data:`TOLERANCE`.
@@ -262,12 +266,12 @@ def export_downstream(net, prefix, input_size=(256, 192), formats=FORMATS, batch
     block = inference_network(net, input_size, batch_size, form, deploy=deploy)
     with _raw_onnx_tensors():
         files = export(block, prefix, _size(input_size), formats, deploy=False)
-    if batch_size and 'onnx' in files:
-        _fix_batch(files['onnx'], batch_size)
+    if (batch_size and fixed_batch and 'onnx' in files) or deploy:
+        _rerecord(files, prefix, _size(input_size), batch_size if fixed_batch else None, deploy)
     if verify:
         reference = inference_network(net, input_size, deploy=False)
         reference.hybridize()
-        batches = (batch_size,) if batch_size else (1, 2)
+        batches = (batch_size,) if batch_size and fixed_batch else (1, 2)
         errors = compare_exported(reference, files, _size(input_size), batch_sizes=batches)
         tolerance = max(TOLERANCE, 5 * _noise_floor(reference, _size(input_size), batches[-1]))
         for name, err in errors.items():
@@ -310,12 +314,21 @@ def _raw_onnx_tensors():
         helper.make_tensor = original
 
 
-def _fix_batch(path, batch_size):
+def _rerecord(files, prefix, size, batch_size, deploy):
+    """The ONNX batch fixed to ``batch_size`` (atomically), and the export record rewritten to say so, with the
+    files' new hashes and the backbone's deployment form (:mod:`gluon_asymmnet.export_record`)."""
     import onnx
-    model = onnx.load(path)
-    for value in list(model.graph.input) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if dims:
-            dims[0].ClearField('dim_param')
-            dims[0].dim_value = int(batch_size)
-    onnx.save(model, path)
+    from ..export_record import prefix_lock, record_path, write_record
+    from ..files import atomic_write
+    folder = os.path.dirname(os.path.abspath(prefix))
+    with prefix_lock(folder):
+        if batch_size and 'onnx' in files:
+            model = onnx.load(files['onnx'])
+            for value in list(model.graph.input) + list(model.graph.output):
+                dims = value.type.tensor_type.shape.dim
+                if dims:
+                    dims[0].ClearField('dim_param')
+                    dims[0].dim_value = int(batch_size)
+            atomic_write(files['onnx'], lambda tmp: onnx.save(model, tmp))
+        write_record(record_path(prefix), {kind: (os.path.basename(path), path) for kind, path in files.items()},
+                     size, batch_size, False, deploy, False)

@@ -9,7 +9,7 @@ from ..checkpoint import CheckpointError
 from ..data import DataError
 from ..data.pixels import set_max_image_pixels
 from ..files import atomic_write, folder_problem, write_failure_reason
-from ..inference import BACKENDS, BackendError, format_benchmark
+from ..inference import BACKENDS, BackendError, format_benchmark, get_backend
 from ..model_flags import add_flags, network_dests, preprocess_dests, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model
@@ -262,6 +262,8 @@ def _predict(args, run):
     backends = [b.strip() for b in (args.backends or '').split(',') if b.strip()]
     if len(backends) > 1:
         raise EvalError('--predict runs one --backend, got %s' % ', '.join(backends))
+    if backends:
+        get_backend(backends[0])
     if args.save_vis:
         problem = folder_problem(args.save_vis)
         if problem:

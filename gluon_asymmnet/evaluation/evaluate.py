@@ -1,6 +1,7 @@
 """Top-1/top-5 of a network on evaluation data, after checking that the two fit together."""
 import mxnet as mx
 
+from ..memory import MemoryEstimateError, check_step_fits
 from ..metrics import evaluate_accuracy
 from .errors import EvalError
 
@@ -41,4 +42,10 @@ def evaluate(net, batches, info=None, ctx=None, progress=False):
         if info.get('num_classes') and info['num_classes'] > classes:
             raise EvalError('the data has %d classes but the model predicts %d (build it with --classes %d)'
                             % (info['num_classes'], classes, info['num_classes']))
+        first = (ctx if isinstance(ctx, (list, tuple)) else [ctx or mx.cpu()])[0]
+        try:
+            check_step_fits(net, batches.batch_size, info['input_size'], first, False, 'evaluating',
+                            'lower --batch-size or --input-size')
+        except MemoryEstimateError as err:
+            raise EvalError(str(err)) from None
     return evaluate_accuracy(net, batches, ctx=ctx, progress=progress)

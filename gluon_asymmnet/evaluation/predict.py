@@ -21,6 +21,8 @@ __all__ = ['image_paths', 'format_prediction', 'save_visualization', 'predict_im
 
 # Long side of the pictures --save-vis writes.
 _VIS_SIDE = 640
+# Pixels decoded at once at most (beyond one image): 150 MB of RGB.
+_BATCH_PIXELS = 50_000_000
 
 
 def image_paths(specs):
@@ -104,6 +106,26 @@ def _vis_name(path, used):
     return name
 
 
+def _read_batches(paths, batch_size, skipped, err):
+    """Lists of ``(path, RGB image)``: ``batch_size`` images, fewer when they hold many pixels (phone photos are
+    36 MB each decoded); an image that cannot be read is added to ``skipped`` and printed to ``err``."""
+    batch, pixels = [], 0
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ImageError as e:
+            skipped.append((path, str(e)))
+            print('skipped: %s' % e, file=err, flush=True)
+            continue
+        batch.append((path, image))
+        pixels += image.shape[0] * image.shape[1]
+        if len(batch) == batch_size or pixels >= _BATCH_PIXELS:
+            yield batch
+            batch, pixels = [], 0
+    if batch:
+        yield batch
+
+
 def predict_images(net, specs, topk=5, class_names=None, preprocess=None, batch_size=32, backend=None,
                    backend_options=None, save_vis=None, out=None, err=None):
     """``eval.py --predict``: read, classify and report the images that ``specs`` name.
@@ -147,26 +169,17 @@ def predict_images(net, specs, topk=5, class_names=None, preprocess=None, batch_
         raise EvalError('--predict %s: no image there%s' % (' '.join(specs), ' (each file named above)' if skipped
                                                                 else ''))
     found, written, used, runner = [], [], set(), net
-    for start in range(0, len(paths), batch_size):
-        images, names = [], []
-        for path in paths[start:start + batch_size]:
-            try:
-                images.append(read_image(path))
-                names.append(path)
-            except ImageError as e:
-                skipped.append((path, str(e)))
-                print('skipped: %s' % e, file=err, flush=True)
-        if not images:
-            continue
+    for batch in _read_batches(paths, batch_size, skipped, err):
+        names, images = zip(*batch)
         if runner is net and backend is not None:
             calib = input_batch(images, preprocess) if backend in INT8_BACKENDS else None
             runner = build_predictor(backend, net, batch_size=min(batch_size, len(paths)),
                                      input_size=preprocess.input_size, calib=calib, **(backend_options or {}))
         try:
-            batch = predict(runner, images, topk, class_names, preprocess, batch_size)
+            predictions = predict(runner, images, topk, class_names, preprocess, batch_size)
         except ValueError as e:
             raise EvalError(str(e))
-        for path, image, prediction in zip(names, images, batch):
+        for path, image, prediction in zip(names, images, predictions):
             prediction = prediction._replace(image=path)
             found.append(prediction)
             print(format_prediction(prediction), file=out, flush=True)

@@ -30,6 +30,7 @@ from mxnet import autograd, gluon
 
 from ..data import DataError
 from ..files import folder_problem
+from ..memory import MemoryEstimateError, check_step_fits
 from ..metrics import evaluate_accuracy
 from .distributed import Cluster, contexts, parameter_digest
 from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
@@ -205,6 +206,16 @@ def _schedule_notes(cfg, logger, total, scheduler, global_batch):
                        % (cfg.warmup_epochs, cfg.num_epochs, end, cfg.lr, cfg.lr_mode))
 
 
+def _check_memory(cfg, net, ctx):
+    """Refuse a training step that cannot fit in memory, before the first one is killed trying."""
+    try:
+        check_step_fits(net, cfg.batch_size, cfg.input_size, ctx[0], True,
+                        'a training step of %s x%g' % (cfg.model, cfg.width_scale),
+                        'lower --batch-size or --input-size')
+    except MemoryEstimateError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _dry_run(net, cfg, ctx, logger):
     """The authors' speed test: ``dry_run`` forward passes of one image, timed after one untimed call."""
     x = mx.nd.random.normal(0, 1, shape=(1, 3, cfg.input_size, cfg.input_size), ctx=ctx[0], dtype=cfg.dtype)
@@ -348,6 +359,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
         if cfg.last_gamma and (start.params or plan is not None):
             logger.info('--last-gamma has no effect: the weights come from %s' % (start.params or plan.source))
         net = build_network(cfg, ctx, start.params, plan)
+        _check_memory(cfg, net, ctx)
         if cfg.mode in ('hybrid', 'symbolic'):
             net.hybridize(static_alloc=True, static_shape=True)
         if cfg.dry_run:
