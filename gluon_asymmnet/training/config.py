@@ -306,6 +306,11 @@ class TrainConfig:
         return model_kwargs(self.model, {dest: getattr(self, dest) for dest in model_dests()})
 
     @property
+    def model_label(self):
+        """``asymmnet_large x0.5``: the model and its width, for messages (the name alone without a width)."""
+        return self.model if self.width_scale is None else '%s x%g' % (self.model, self.width_scale)
+
+    @property
     def warmup_longer_than_run(self):
         """True when the run ends inside the warm-up (allowed, as in GluonCV; the run warns)."""
         return self.warmup_epochs >= self.num_epochs

@@ -210,7 +210,7 @@ def _check_memory(cfg, net, ctx):
     """Refuse a training step that cannot fit in memory, before the first one is killed trying."""
     try:
         check_step_fits(net, cfg.batch_size, cfg.input_size, ctx[0], True,
-                        'a training step of %s x%g' % (cfg.model, cfg.width_scale),
+                        'a training step of %s' % cfg.model_label,
                         'lower --batch-size or --input-size')
     except MemoryEstimateError as err:
         raise ConfigError(str(err)) from None
@@ -429,8 +429,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
         finished = not history or history[-1]['epoch'] == cfg.num_epochs - 1
         if rank0 and history and finished:
             plot = os.path.join(cfg.save_dir, '%s-%s-top1.png' % (cfg.dataset, cfg.model))
-            width = ' x%g' % cfg.width_scale if cfg.width_scale is not None else ''
-            plot_curve(history, plot, '%s%s on %s: validation top-1' % (cfg.model, width, cfg.dataset),
+            plot_curve(history, plot, '%s on %s: validation top-1' % (cfg.model_label, cfg.dataset),
                        reference=cfg.dataset == 'imagenet')
         best_params = os.path.join(cfg.save_dir, checkpoints.best_params) if checkpoints.best_params else None
         if rank0 and checkpoints.best_epoch is not None:
