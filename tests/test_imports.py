@@ -11,7 +11,8 @@ import os
 import pytest
 
 PACKAGE = 'gluon_asymmnet'
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), PACKAGE)
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.join(REPOSITORY, PACKAGE)
 
 # Lowest first. A module's layer is that of the longest name here that it is or lies under;
 # a module under none of them (the package itself, the command lines, anything new) is on top.
@@ -37,7 +38,7 @@ def modules():
         for f in files:
             if f.endswith('.py'):
                 path = os.path.join(folder, f)
-                name = os.path.relpath(path, os.path.dirname(ROOT))[:-3].replace(os.sep, '.')
+                name = os.path.relpath(path, REPOSITORY)[:-3].replace(os.sep, '.')
                 found[name[:-len('.__init__')] if name.endswith('.__init__') else name] = path
     return found
 
