@@ -417,7 +417,7 @@ def test_r2_case_03_training_and_evaluation_refuse_a_step_that_cannot_fit(tiny, 
         r'--batch-size or --input-size$', lines[0]), lines
 
 
-def test_r2_case_03_the_estimate_is_cheap_and_does_not_refuse_normal_runs():
+def test_r2_case_03_a_normal_runs_estimate_is_far_below_a_refusal():
     import mxnet as mx
     from gluon_asymmnet import memory
     net = ga.get_model('asymmnet_large', classes=1000)
