@@ -203,6 +203,12 @@ def test_r2_case_10_a_used_save_dir_is_refused_unless_resume_or_overwrite(tiny, 
         r'there with --overwrite \(which removes them\), or give another --save-dir$'
         % (re.escape(str(folder)), re.escape(str(folder / NEWEST))), lines[0]), lines
     assert before == tree(folder, log=None)  # not even the log
+    # Weights alone (a .params without its .json) start a new run at epoch 0: refused there too.
+    import shutil
+    shutil.copy(str(folder / 'tiny-asymmnet_small-0.params'), str(tmp_path / 'weights.params'))
+    code, lines = run(args(tiny, folder, '--resume', str(tmp_path / 'weights.params'), epochs=1), capsys)
+    assert code == 2 and 'holds the checkpoints of another run' in lines[0]
+    assert before == tree(folder, log=None)
     with pytest.raises(ConfigError, match='--overwrite starts a new run .*; --resume continues it'):
         TrainConfig(**{'resume': 'latest', 'overwrite': True})
     code, lines = run(args(tiny, folder, '--lr', '0.1', '--overwrite', epochs=1), capsys)
@@ -324,6 +330,12 @@ def test_r2_case_01_ctrl_c_is_one_line_with_the_epoch_batch_checkpoint_and_resum
     monkeypatch.setattr(loop, 'build_loaders', build)
     out = train(parse_args(command.split()[2:]))
     assert [h['epoch'] for h in out['history']] == [0, 1, 2]
+    # The command drops what would conflict with --resume.
+    from gluon_asymmnet.training.interrupts import resume_command
+    assert resume_command(['--lr', '0.1', '--overwrite', '--resume', 'x.params', '--save-dir', 'a b']) == \
+        "python train_imagenet.py --lr 0.1 --save-dir 'a b' --resume"
+    assert resume_command(['--resume-params', 'p', '--resume-states=s', '--resume-epoch', '3', '--resume']) == \
+        'python train_imagenet.py --resume'
 
 
 def test_r2_case_02_sigterm_while_saving_leaves_no_part_of_the_checkpoint(tiny, tmp_path, capsys, monkeypatch):

@@ -40,7 +40,7 @@ from .config import ConfigError
 from .interrupts import RunInterrupted, signal_of
 from .run_lock import RunLock
 from .run_state import (MODEL_KEYS, CheckpointWriter, clean_interrupted_saves, data_signature, remove_run,
-                        resume_point, run_folder, run_in_folder, run_settings)
+                        resume_point, run_folder, run_in_folder, run_settings, weights_only)
 from .schedule import updates_before_epoch
 from .setup import build_loaders, build_network, build_objective, build_trainer, finetune_plan, lr_scheduler
 
@@ -304,7 +304,11 @@ def _claim_folder(cfg):
 
     Returns the notes for the run's log (what --overwrite removed).
     """
-    if cfg.resume is not None or cfg.resume_params:
+    new_run = cfg.resume is None or weights_only(cfg.resume)   # weights alone start at epoch 0
+    if not new_run or cfg.resume_params:
+        if cfg.overwrite:
+            raise ConfigError('--overwrite starts a new run in place of the one in --save-dir; --resume %s continues '
+                              'a run: give one or the other' % cfg.resume)
         return []
     found = run_in_folder(cfg.save_dir)
     if found is None:
