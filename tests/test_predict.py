@@ -252,15 +252,26 @@ def photos(tmp_path_factory):
     return [_save(_photo(seed=s), folder / ('p%d.png' % s), 'PNG') for s in range(3)]
 
 
-def test_exports_in_both_forms(small, photos, tmp_path, capsys):
-    """--model-prefix: the deployment form and --no-deploy's graph name the same classes as the Gluon network."""
+def test_exports_in_both_forms_and_the_store(small, photos, tmp_path, capsys):
+    """--model-prefix (the deployment form, --no-deploy's graph) and --pretrained name the Gluon network's classes."""
     from gluon_asymmnet.export import export
-    net, _ = small
+    from gluon_asymmnet.model_store import file_hash, register, unregister
+    net, params = small
     reference = ga.predict(net, photos, topk=10, preprocess=PRE)
     for deploy in (True, False):
         prefix = str(tmp_path / ('exp-%s' % deploy) / 'small')
         export(net, prefix, input_size=32, formats=('symbol',), deploy=deploy)
-        _assert_same(reference, _shown(['--model-prefix', prefix, '--input-size', '32'], photos, tmp_path, capsys))
+        _assert_same(reference, _shown(['--model-prefix', prefix], photos, tmp_path, capsys))   # its record: 32 px
+    root = tmp_path / 'store'
+    root.mkdir()
+    (root / 'predict-test.params').write_bytes(open(params, 'rb').read())
+    register({'name': 'predict-test', 'model': 'asymmnet_small', 'kwargs': {'multiplier': 0.35, 'classes': 10},
+              'file_name': 'predict-test.params', 'hash': file_hash(str(root / 'predict-test.params')),
+              'hash_type': 'sha1', 'url': 'http://127.0.0.1:9/never', 'layout': 'released'})
+    try:
+        _assert_same(reference, _shown(SMALL_ARGS + ['--pretrained', '--root', str(root)], photos, tmp_path, capsys))
+    finally:
+        unregister('predict-test')
 
 
 @pytest.mark.parametrize('backend', ['mxnet', 'mxnet-fused', 'onnxruntime', 'mxnet-int8', 'onnxruntime-int8'])
