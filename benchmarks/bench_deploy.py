@@ -5,7 +5,7 @@ Both models get weights trained on the bundled demo digits
 every backend twice: ``before``, the network's own inference graph
 (``build_predictor(..., deploy=False)``), and ``after``, its deployment form
 (:func:`gluon_asymmnet.deploy.deploy_network`, plus
-:func:`gluon_asymmnet.inference.ort_layout.optimize` in onnxruntime FP32).
+:func:`gluon_asymmnet.export.ort_layout.optimize` in onnxruntime FP32).
 Every predictor runs once per round, all interleaved in one process, so load
 from other processes hits them alike; each round also gives one ratio per
 pair. ``--models A,B`` compares another pair (e.g.
@@ -66,7 +66,8 @@ from benchmarks.demo_weights import demo_weights  # noqa: E402
 from gluon_asymmnet.cpu import cpu_description, physical_cores  # noqa: E402
 from gluon_asymmnet.deploy import DeployForm, deploy_network  # noqa: E402
 from gluon_asymmnet.evaluation import calibration_images, eval_batches  # noqa: E402
-from gluon_asymmnet.inference import REGISTRY, build_predictor, export_onnx, ort_layout  # noqa: E402
+from gluon_asymmnet.export import ort_layout  # noqa: E402
+from gluon_asymmnet.inference import REGISTRY, build_predictor, export_onnx  # noqa: E402
 from gluon_asymmnet.inference.ort import ort_runner, ort_session  # noqa: E402
 from gluon_asymmnet.metrics import predictor_accuracy  # noqa: E402
 

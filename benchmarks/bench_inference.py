@@ -64,9 +64,9 @@ def main(argv=None):
                     print(format_profile(prof, '%s %s, batch %d at %dx%d' % (name, backend, batch, args.input_size,
                                                                              args.input_size)))
             continue
-        result = benchmark_model(net, backends, batches, info, args.input_size,
-                                 (args.latency_batch, args.throughput_batch), args.warmup, args.repeats,
-                                 workdir=os.path.join(args.workdir, name))
+        result = benchmark_model(net, backends, batches=batches, info=info, input_size=args.input_size,
+                                 batch_sizes=(args.latency_batch, args.throughput_batch), warmup=args.warmup,
+                                 repeats=args.repeats, workdir=os.path.join(args.workdir, name))
         print()
         print(format_benchmark(result, '%s x1.0: timings at %dx%d; accuracy on the demo digits (%d held-out '
                                        'images, 32x32, weights trained %d epochs on the digits)'

@@ -23,7 +23,7 @@ _EXPORTS = {
     'export': 'export',
     'DataError': 'data', 'demo_dataset': 'data', 'folder_batches': 'data', 'get_data_loaders': 'data',
     'evaluate_accuracy': 'metrics',
-    'FeatureExtractor': 'features', 'get_feature_extractor': 'features',
+    'FeatureExtractor': 'features', 'get_feature_extractor': 'model_zoo',
     'ModelStoreError': 'model_store', 'get_model_file': 'model_store', 'pretrained_entries': 'model_store',
     'get_model': 'model_zoo', 'get_model_list': 'model_zoo',
     'profile': 'complexity',

@@ -185,11 +185,36 @@ def check_input(x, dtype, name):
 class BottleneckNet(TrainInferHybridBlock):
     """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
 
-    Subclasses build ``features`` and ``output`` and set ``multiplier``,
-    ``asymmrate``, ``shuffle_groups`` and ``norm`` (the keyword arguments
-    ``norm_layer``, ``norm_kwargs`` of :func:`~gluon_asymmnet.block.norm`)
-    before :meth:`_add_blocks`.
+    Subclasses set ``multiplier``, ``asymmrate``, ``shuffle_groups``,
+    ``classes`` and ``norm`` (the keyword arguments ``norm_layer``,
+    ``norm_kwargs`` of :func:`~gluon_asymmnet.block.norm`), build the stem, bottlenecks and head of ``features`` with
+    :meth:`_add_trunk`, what follows the head, and the classifier with
+    :meth:`_add_classifier`.
     """
+
+    def _add_trunk(self, stem, plans, head, act, name):
+        """Create ``features``: a 3x3 stride-2 stem of ``stem`` channels, one bottleneck per :class:`BlockPlan`
+        and a 1x1 head of ``head`` channels, each conv without bias, then BatchNorm and ``act``."""
+        self.features = nn.HybridSequential(prefix='')
+        self._add_conv_bn(stem, 3, 2, 3, act)
+        self._add_blocks(plans, name)
+        self._add_conv_bn(head, 1, 1, plans[-1].out, act)
+
+    def _add_classifier(self, dropout, in_channels, use_bias):
+        """Dropout (when > 0) at the end of ``features``, then ``output``: a 1x1 conv to the classes, flattened."""
+        if dropout > 0:
+            self.features.add(nn.Dropout(dropout))
+        self.output = nn.HybridSequential(prefix='output_')
+        with self.output.name_scope():
+            self.output.add(nn.Conv2D(self.classes, 1, use_bias=use_bias, in_channels=in_channels))
+            self.output.add(nn.Flatten())
+
+    def _add_conv_bn(self, channels, kernel, stride, in_channels, act):
+        # Three children (conv, BatchNorm, activation): the released checkpoint's indices.
+        self.features.add(nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2, use_bias=False,
+                                    in_channels=in_channels))
+        self.features.add(norm(channels, **self.norm))
+        self.features.add(Act(act))
 
     def _add_blocks(self, plans, name):
         """Append one bottleneck per :class:`BlockPlan` to ``features``; ``name`` is the network's in error messages."""
@@ -289,24 +314,11 @@ class AsymmNet(BottleneckNet):
         width = make_divisible(STEM_CHANNELS * multiplier)
         head = make_divisible(head * multiplier)
         with self.name_scope():
-            self.features = nn.HybridSequential(prefix='')
-            self.features.add(nn.Conv2D(width, 3, strides=2, padding=1, use_bias=False, in_channels=3))
-            self.features.add(norm(width, **self.norm))
-            self.features.add(Act('hard_swish'))
-            self._add_blocks(plans, arch)
-            width = plans[-1].out
-            self.features.add(nn.Conv2D(head, 1, use_bias=False, in_channels=width))
-            self.features.add(norm(head, **self.norm))
-            self.features.add(Act('hard_swish'))
+            self._add_trunk(width, plans, head, 'hard_swish', arch)
             self.features.add(nn.GlobalAvgPool2D())
             self.features.add(nn.Conv2D(LAST_CHANNELS, 1, use_bias=False, in_channels=head))
             self.features.add(Act('hard_swish'))
-            if dropout > 0:
-                self.features.add(nn.Dropout(dropout))
-            self.output = nn.HybridSequential(prefix='output_')
-            with self.output.name_scope():
-                self.output.add(nn.Conv2D(self.classes, 1, use_bias=True, in_channels=LAST_CHANNELS))
-                self.output.add(nn.Flatten())
+            self._add_classifier(dropout, LAST_CHANNELS, use_bias=True)
 
 
 def asymmnet_large(multiplier=1.0, asymmrate=1, shuffle_groups=0, classes=1000, dropout=0.2,

@@ -15,13 +15,15 @@ which choose MXNet's kernels (oneDNN's or MXNet's own) for training and for
 inference; see :mod:`gluon_asymmnet.backend`.
 """
 import math
+from collections import OrderedDict, namedtuple
+from types import MappingProxyType
 
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from .backend import ops
 
-__all__ = ['make_divisible', 'norm', 'Act', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
+__all__ = ['make_divisible', 'norm', 'Act', 'Unit', 'ConvBN', 'SE', 'AsymmBottleneck', 'feature_reuse_concat']
 
 
 def make_divisible(v, divisor=8):
@@ -67,6 +69,11 @@ class Act(HybridBlock):
         return '%s(%s)' % (self.__class__.__name__, self.kind)
 
 
+Unit = namedtuple('Unit', 'in_channels channels kernel stride groups act')
+Unit.__doc__ = """A convolution + BatchNorm (+ activation) unit of a bottleneck: input and output channels, square
+kernel, stride, groups, activation kind (None: linear)."""
+
+
 class ConvBN(HybridBlock):
     """Convolution without bias, BatchNorm, optional activation (children ``conv``, ``bn``).
 
@@ -81,6 +88,11 @@ class ConvBN(HybridBlock):
                                   groups=groups, use_bias=False, in_channels=in_channels)
             self.bn = norm(channels, norm_layer, norm_kwargs)
             self.act = Act(act, plain_grad) if act else None
+
+    @classmethod
+    def of(cls, unit, **kwargs):
+        """The :class:`ConvBN` a :class:`Unit` describes."""
+        return cls(unit.channels, unit.kernel, unit.stride, unit.groups, unit.act, unit.in_channels, **kwargs)
 
     def hybrid_forward(self, F, x):
         x = self.bn(self.conv(x))
@@ -152,6 +164,17 @@ class AsymmBottleneck(HybridBlock):
         Default: wherever those shapes allow.
     norm_layer, norm_kwargs : optional
         The normalization layer of every unit (:func:`norm`; default BatchNorm).
+
+    Attributes
+    ----------
+    sources : tuple of (str, int)
+        What the depthwise convolution reads, in concatenation order (before
+        any shuffle): ``('x', c_in)`` for a copy of the input, ``('e',
+        channels)`` for the expansion; ``(('x', c_in),)`` without expansion.
+    units : mapping
+        ``expand`` (when the block expands), ``conv1`` (depthwise) and
+        ``conv2`` (linear) as :class:`Unit`: the children are built from
+        them, and :mod:`gluon_asymmnet.deploy` reads them.
     """
 
     def __init__(self, in_channels, exp, out_channels, kernel, stride, use_se, act,
@@ -185,14 +208,22 @@ class AsymmBottleneck(HybridBlock):
             raise ValueError('%s: a residual add needs input width == output width and stride 1, got %d -> %d '
                              'channels at stride %d' % (where, in_channels, out_channels, stride))
         self.mid_channels = mid
+        self.in_channels, self.out_channels = in_channels, out_channels
+        expanded = exp - r * in_channels
+        self.sources = ((('x', in_channels),) * r + (('e', expanded),) + (('x', in_channels),) * r
+                        if self.expands else (('x', in_channels),))
+        units = OrderedDict()
+        if self.expands:
+            units['expand'] = Unit(in_channels, expanded, 1, 1, 1, act)
+        units['conv1'] = Unit(mid, mid, kernel, stride, mid, act)
+        units['conv2'] = Unit(mid, out_channels, 1, 1, 1, None)
+        self.units = MappingProxyType(units)
+        bn = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
         with self.name_scope():
-            bn = dict(norm_layer=norm_layer, norm_kwargs=norm_kwargs)
-            self.expand = (ConvBN(exp - r * in_channels, 1, act=act, in_channels=in_channels, **bn)
-                           if self.expands else None)
-            self.conv1 = ConvBN(mid, kernel, stride, groups=mid, act=act, in_channels=mid,
-                                plain_grad=ops.plain_relu_grad(mid, out_channels, use_se), **bn)
+            self.expand = ConvBN.of(units['expand'], **bn) if self.expands else None
+            self.conv1 = ConvBN.of(units['conv1'], plain_grad=ops.plain_relu_grad(mid, out_channels, use_se), **bn)
             self.se = SE(mid, plain_grad=ops.plain_pool_grad(act)) if use_se else None
-            self.conv2 = ConvBN(out_channels, 1, in_channels=mid, **bn)
+            self.conv2 = ConvBN.of(units['conv2'], **bn)
 
     def hybrid_forward(self, F, x):
         out = x

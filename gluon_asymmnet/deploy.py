@@ -33,13 +33,14 @@ their fast, blocked layouts:
   nothing (ReLU, ReLU6 and hard swish all map 0 to 0).
 
 With ``asymmrate`` 0 (MobileNetV3, MobileNetV2) only the folding and the
-padding apply. The block structure is read from the blocks' attributes
-(``expand``, ``asymmrate``, ``shuffle_groups``, ``mid_channels``,
-``residual``; children ``expand``, ``conv1``, ``se``, ``conv2``), so every
+padding apply. The block structure is read from the blocks' description
+(:attr:`~gluon_asymmnet.block.AsymmBottleneck.sources` and ``units``,
+``shuffle_groups``, ``mid_channels``, ``residual``; the weights from the
+children ``expand``, ``conv1``, ``se``, ``conv2``), so every
 first-block variant the builders make is converted as built. The result is for
 inference: its BatchNorms are gone, training it trains another network, and
 its parameter files load only with its own graph.
-:mod:`gluon_asymmnet.inference.ort_layout` completes the onnxruntime form in
+:mod:`gluon_asymmnet.export.ort_layout` completes the onnxruntime form in
 its ONNX file.
 """
 from collections import namedtuple
@@ -132,11 +133,6 @@ def _act(F, x, kind):
     raise ValueError('deploy_network: no deployment form of activation %r' % (kind,))
 
 
-def _kind(unit):
-    act = getattr(unit, 'act', None)
-    return act.kind if act is not None else None
-
-
 class _Activation(HybridBlock):
     """An activation of the network's trunk, spelled as the runtimes fuse it (:func:`_act`)."""
 
@@ -166,21 +162,19 @@ def _conv(weight, bias, origin, like, stride=(1, 1), pad=(0, 0), groups=1, prefi
     return conv
 
 
-def _parts(block, in_channels):
+def _parts(block):
     """Each part's ``(source, mid channel per source channel)`` in the order of the concatenation.
 
     Sources are ``'x'`` (a copy of the block input) and ``'e'`` (the
-    expansion); the mid channels are the original depthwise convolution's,
-    after any channel shuffle.
+    expansion), as the block describes them (:attr:`AsymmBottleneck.sources`);
+    the mid channels are the original depthwise convolution's, after any
+    channel shuffle.
     """
-    r, mid = block.asymmrate, block.mid_channels
-    if block.expand is None:
-        return [('x', np.arange(mid))]
-    sizes = [in_channels] * r + [block.expand.conv.weight.shape[0]] + [in_channels] * r
+    mid = block.mid_channels
+    sources, sizes = [s for s, _ in block.sources], [n for _, n in block.sources]
     if sum(sizes) != mid:
         raise ValueError('deploy_network: %s concatenates %s channels, not its %d mid channels'
                          % (block.name, ' + '.join(map(str, sizes)), mid))
-    sources = ['x'] * r + ['e'] + ['x'] * r
     owner = np.repeat(np.arange(len(sizes)), sizes)  # concatenation channel -> part
     position = np.concatenate([np.arange(n) for n in sizes])  # -> channel within its source
     g = block.shuffle_groups
@@ -222,9 +216,9 @@ class DeployBottleneck(HybridBlock):
         super().__init__(**kwargs)
         like = block.conv1.conv.weight
         self.residual = block.residual
-        self.act = _kind(block.conv1)
-        self.expand_act = _kind(block.expand) if block.expand is not None else None
-        in_channels = block.expand.conv.weight.shape[1] if block.expand is not None else block.mid_channels
+        units = block.units
+        self.act = units['conv1'].act
+        self.expand_act = units['expand'].act if 'expand' in units else None
         width = {'x': in_width}
         with self.name_scope():
             self.expand = None
@@ -235,7 +229,7 @@ class DeployBottleneck(HybridBlock):
                                     path + '.expand.conv', like, prefix='expand_')
             # Each part's filters, in its source's (padded) channel order; -1 marks padding.
             parts = []
-            for source, mids in _parts(block, in_channels):
+            for source, mids in _parts(block):
                 index = np.full(width[source], -1)
                 index[:len(mids)] = mids
                 parts.append((source, index))
@@ -250,11 +244,11 @@ class DeployBottleneck(HybridBlock):
             self.sources = [source if isinstance(source, tuple) else (source,) for source, _ in parts]
             wd, bd = _fold(block.conv1.conv, block.conv1.bn)
             wp, bp = _fold(block.conv2.conv, block.conv2.bn)
-            conv = block.conv1.conv._kwargs
+            dw = units['conv1']
             self.dw, self.proj = _Convs(prefix='dw_'), _Convs(prefix='proj_')
             for n, (_, index) in enumerate(parts):
                 self.dw.add(_conv(_take(wd, index, 0), _take(bd, index, 0), path + '.conv1.conv', like,
-                                  conv['stride'], conv['pad'], len(index), 'dw%d_' % n))
+                                  (dw.stride,) * 2, (dw.kernel // 2,) * 2, len(index), 'dw%d_' % n))
                 # The projection's bias once, in the first part.
                 self.proj.add(_conv(_pad(_take(wp, index, 1), out_width, 0),
                                     _pad(bp if n == 0 else np.zeros_like(bp), out_width, 0), path + '.conv2.conv',
@@ -333,9 +327,9 @@ class DeployNetwork(HybridBlock):
                                   kw['pad'], kw['num_group'], 'conv%s_' % name)
                     width = out
                 elif isinstance(layer, AsymmBottleneck):
-                    stride = layer.conv1.conv._kwargs['stride']
-                    size = tuple(-(-s // st) for s, st in zip(size, stride))
-                    out = _round_up(layer.conv2.conv.weight.shape[0], out_align)
+                    stride = layer.units['conv1'].stride
+                    size = tuple(-(-s // stride) for s in size)
+                    out = _round_up(layer.out_channels, out_align)
                     dw_bytes = 4 * (batch_size or 0) * size[0] * size[1] * (layer.mid_channels + 2 * align)
                     joined = 'all' if batch_size is not None and dw_bytes <= CONCAT_BYTES else concat
                     layer = DeployBottleneck(layer, width, out, joined, align, path, prefix='block%s_' % name)

@@ -23,7 +23,7 @@ from mxnet.gluon import nn
 
 from .backend.weight_layout import WeightLayoutSafeBlock
 
-__all__ = ['FeatureExtractor', 'layer_strides', 'get_feature_extractor']
+__all__ = ['FeatureExtractor', 'layer_strides']
 
 # Spatial size for the structural shape inference: a multiple of every stride
 # of interest, large enough that the stride-32 map (8 x 8) is not confused with
@@ -112,23 +112,3 @@ class FeatureExtractor(WeightLayoutSafeBlock):
             maps.append(x)
         return tuple(maps)
 
-
-def get_feature_extractor(name, strides=(4, 8, 16, 32), **kwargs):
-    """Build a model by name and wrap it in a :class:`FeatureExtractor`.
-
-    Parameters
-    ----------
-    name : str
-        A name from :func:`gluon_asymmnet.get_model_list`.
-    strides : tuple of int
-        Output strides to return.
-    **kwargs
-        Passed to :func:`gluon_asymmnet.get_model` (``multiplier``,
-        ``asymmrate``, ``pretrained``...).
-
-    Returns
-    -------
-    FeatureExtractor
-    """
-    from .model_zoo import get_model
-    return FeatureExtractor(get_model(name, **kwargs), strides)

@@ -22,7 +22,6 @@ from collections import namedtuple
 from mxnet.gluon import nn
 
 from .asymmnet import BlockPlan, BottleneckNet, check_network_args
-from .block import Act, norm
 
 __all__ = ['V2Row', 'V2_ROWS', 'v2_width', 'last_channels', 'plan_v2_blocks', 'MobileNetV2', 'mobilenetv2',
            'mobilenetv2_asymm']
@@ -125,21 +124,9 @@ class MobileNetV2(BottleneckNet):
         plans = plan_v2_blocks(multiplier)
         stem, last = plans[0].in_channels, last_channels(multiplier)
         with self.name_scope():
-            self.features = nn.HybridSequential(prefix='')
-            self.features.add(nn.Conv2D(stem, 3, strides=2, padding=1, use_bias=False, in_channels=3))
-            self.features.add(norm(stem, **self.norm))
-            self.features.add(Act('relu6'))
-            self._add_blocks(plans, name)
-            self.features.add(nn.Conv2D(last, 1, use_bias=False, in_channels=plans[-1].out))
-            self.features.add(norm(last, **self.norm))
-            self.features.add(Act('relu6'))
+            self._add_trunk(stem, plans, last, 'relu6', name)
             self.features.add(nn.GlobalAvgPool2D())
-            if dropout > 0:
-                self.features.add(nn.Dropout(dropout))
-            self.output = nn.HybridSequential(prefix='output_')
-            with self.output.name_scope():
-                self.output.add(nn.Conv2D(self.classes, 1, use_bias=False, in_channels=last))
-                self.output.add(nn.Flatten())
+            self._add_classifier(dropout, last, use_bias=False)
 
 
 def mobilenetv2(multiplier=1.0, classes=1000, dropout=0.0, **kwargs):

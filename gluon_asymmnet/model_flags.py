@@ -20,6 +20,12 @@ dest                       flag                           alias                 
 ``rgb_mean``, ``rgb_std``  ``--rgb-mean``, ``--rgb-std``                        preprocessing ``mean``, ``std``
 =========================  =============================  ====================  ===============================
 
+Adding a constructor argument to a builder takes the builder and one :data:`FLAGS`
+entry here: ``train_imagenet.py`` (a :class:`~gluon_asymmnet.training.TrainConfig`
+field), ``eval.py``, the export, the run's record and the resume check take
+their flags from :func:`model_dests`, :func:`network_dests` and
+:func:`preprocess_dests`, read when those modules are imported.
+
 :func:`model_kwargs` turns the values into ``get_model`` arguments through
 the registry (:class:`~gluon_asymmnet.model_zoo.ModelSpec`), refusing a flag
 the model does not take in one line; :func:`preprocess_config` applies the
@@ -35,12 +41,14 @@ from .asymmnet import NETWORK_ARGUMENTS, check_network_args
 from .model_zoo import get_model_list, get_model_spec, get_preprocess
 from .preprocessing import IMAGENET
 
-__all__ = ['Flag', 'FLAGS', 'MODEL_DESTS', 'PREPROCESS_DESTS', 'flag_help', 'add_flags', 'parse_rgb', 'model_flags_of',
-           'model_kwargs', 'preprocess_config', 'ModelChoice', 'resolve']
+__all__ = ['Flag', 'FLAGS', 'model_dests', 'network_dests', 'preprocess_dests', 'flag_help', 'add_flags', 'parse_rgb',
+           'model_flags_of', 'model_kwargs', 'preprocess_config', 'ModelChoice', 'resolve']
 
-Flag = namedtuple('Flag', 'dest flags argument field type help')
+Flag = namedtuple('Flag', 'dest flags argument field type help network', defaults=(True,))
 Flag.__doc__ = """A shared flag: value name, spellings (canonical first), the ``get_model`` argument or the
-:class:`~gluon_asymmnet.preprocessing.PreprocessConfig` field it sets, value type, help (without the default)."""
+:class:`~gluon_asymmnet.preprocessing.PreprocessConfig` field it sets, value type, help (without the default), and
+whether the value fixes the network's parameters (``network``: a checkpoint fits only the value it was trained with;
+not so dropout)."""
 
 FLAGS = OrderedDict((f.dest, f) for f in (
     Flag('model', ('--model',), None, None, str, 'model name'),
@@ -54,16 +62,29 @@ FLAGS = OrderedDict((f.dest, f) for f in (
          "original code's unscaled 16: another network at multipliers <= 0.5 (large) and > 1.0 "
          "(docs/design.md section 8.1)"),
     Flag('classes', ('--classes',), 'classes', None, int, 'number of classes'),
-    Flag('dropout', ('--dropout',), 'dropout', None, float, 'dropout before the classifier'),
+    Flag('dropout', ('--dropout',), 'dropout', None, float, 'dropout before the classifier', network=False),
     Flag('input_size', ('--input-size',), None, 'input_size', int, 'side of the square network input'),
     Flag('crop_ratio', ('--crop-ratio',), None, 'crop_ratio', float,
          'validation centre-crop ratio: resize the short side to ceil(input-size / crop-ratio), crop the centre'),
     Flag('rgb_mean', ('--rgb-mean',), None, 'mean', str, 'comma-separated RGB mean on the 0-255 scale'),
     Flag('rgb_std', ('--rgb-std',), None, 'std', str, 'comma-separated RGB std on the 0-255 scale'),
 ))
-# The flags that build the network, and the preprocessing ones.
-MODEL_DESTS = tuple(d for d, f in FLAGS.items() if f.field is None)
-PREPROCESS_DESTS = tuple(d for d, f in FLAGS.items() if f.field is not None)
+
+
+def model_dests():
+    """The flags that build the network: ``model`` and those setting a constructor argument."""
+    return tuple(d for d, f in FLAGS.items() if f.field is None)
+
+
+def network_dests():
+    """The flags that fix the network's parameters: the model flags of ``eval.py`` and the export, and what a
+    resumed run must keep."""
+    return tuple(d for d in model_dests() if FLAGS[d].network)
+
+
+def preprocess_dests():
+    """The flags that set the preprocessing."""
+    return tuple(d for d, f in FLAGS.items() if f.field is not None)
 
 
 def _default_text(flag):
@@ -202,7 +223,7 @@ def preprocess_config(values, base=IMAGENET):
         A value out of range, naming the flag.
     """
     config = base
-    for dest in PREPROCESS_DESTS:
+    for dest in preprocess_dests():
         flag, value = FLAGS[dest], values.get(dest)
         if value is None:
             continue

@@ -57,9 +57,10 @@ import filelock
 import requests
 import urllib3
 
-from .checkpoint import LAYOUTS
 from .home import mxnet_home
+from .layouts import LAYOUTS
 from .preprocessing import IMAGENET
+from .registry import get_model_spec
 
 __all__ = ['DEFAULT_ROOT', 'ModelStoreError', 'StoreEntry', 'resolve_root', 'file_hash',
            'pretrained_entries', 'pretrained_model_list', 'register', 'unregister', 'find_entry',
@@ -360,8 +361,7 @@ def size_limit(entry):
     """
     key = (entry.model, tuple(sorted(entry.kwargs.items())))
     if key not in _SIZES:
-        from .model_zoo import get_model  # the zoo imports the store
-        params = list(get_model(entry.model, **entry.kwargs).collect_params().values())
+        params = list(get_model_spec(entry.model).build(**entry.kwargs).collect_params().values())
         values = sum(math.prod(p.shape) for p in params)
         _SIZES[key] = (int(1.5 * (4 * values + 512 * len(params))) + (1 << 20), values)
     return _SIZES[key]

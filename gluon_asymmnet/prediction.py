@@ -247,7 +247,7 @@ def predict(net, images, topk=5, class_names=None, preprocess=None, batch_size=3
     probs = _softmax(logits)
     k = min(int(topk), outputs)
     order = np.argsort(-probs, axis=1, kind='stable')[:, :k]
-    found = [Prediction(os.fspath(image) if isinstance(image, (str, os.PathLike)) else pos, [int(i) for i in row], [names[i] for i in row],
-                        [float(p) for p in probs[pos, row]], logits[pos])
+    found = [Prediction(os.fspath(image) if isinstance(image, (str, os.PathLike)) else pos, [int(i) for i in row],
+                        [names[i] for i in row], [float(p) for p in probs[pos, row]], logits[pos])
              for pos, (image, row) in enumerate(zip(items, order))]
     return found[0] if single else found

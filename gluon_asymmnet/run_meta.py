@@ -13,13 +13,13 @@ import json
 import os
 from collections import namedtuple
 
-from .model_flags import MODEL_DESTS, PREPROCESS_DESTS, model_kwargs, preprocess_config
+from .model_flags import model_dests, model_kwargs, preprocess_config, preprocess_dests
 from .model_zoo import get_model_spec
 
 __all__ = ['RUN_KEYS', 'VAL_DATA_KEYS', 'RunInfo', 'val_data', 'read_run_info']
 
 # Saved in every checkpoint's .json (under "config"), named as TrainConfig's fields and the shared flags.
-RUN_KEYS = MODEL_DESTS + ('dataset', 'class_names') + PREPROCESS_DESTS
+RUN_KEYS = model_dests() + ('dataset', 'class_names') + preprocess_dests()
 # Where the run's validation images are (under "config"/"val_data"): get_data_loaders arguments, {} for the digits.
 VAL_DATA_KEYS = ('rec_val', 'rec_val_idx', 'data_dir', 'image_folder', 'val_fraction', 'split_seed')
 

@@ -92,7 +92,7 @@ def register_with_gluoncv(backbone_params=None):
         from .downstream import set_backbone_params
         set_backbone_params(os.path.abspath(os.path.expanduser(os.fspath(backbone_params))))
     from gluoncv.model_zoo import model_zoo as gluoncv_zoo
-    from .model_zoo import _MODELS
+    from .registry import _MODELS
     names = sorted(_MODELS)
     for name in names:
         gluoncv_zoo._models[name] = _Constructor(name)

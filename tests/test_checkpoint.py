@@ -120,6 +120,36 @@ def test_authors_code_layout(source, tmp_path):
     assert np.array_equal(net(X).asnumpy(), expected)
 
 
+def test_a_layout_maps_a_backbone_under_another_prefix():
+    """layouts.structural: a downstream network's backbone keys are renamed under the file's prefix."""
+    from mxnet.gluon import nn
+    from gluon_asymmnet.layouts import structural
+
+    class Downstream(nn.HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.backbone = ga.get_model('asymmnet_small', **SMALL)
+                self.head = nn.Conv2D(3, 1, in_channels=16)
+
+    seen = []
+
+    def rename(keys):
+        seen.append(sorted(keys))
+        return {k: k.replace('.conv1.conv.', '.dw_conv.conv.') for k in keys}
+
+    net = Downstream()
+    params, mapping, skipped = structural(rename, prefixes={'backbone.': 'base_net.'})(net, {})
+    assert list(mapping) == list(params) and skipped == []
+    # Each group is renamed on its own, the backbone's without its prefix.
+    assert sorted(seen) == sorted([['head.bias', 'head.weight'],
+                                   sorted(ga.get_model('asymmnet_small', **SMALL)._collect_params_with_prefix())])
+    assert mapping['backbone.features.4.conv1.conv.weight'] == 'base_net.features.4.dw_conv.conv.weight'
+    se = next(k for k in mapping if '.se.' in k)
+    assert mapping[se] == 'base_net.' + se[len('backbone.'):]
+    assert mapping['head.weight'] == 'head.weight'
+
+
 def test_export_layout_from_another_instance(source, tmp_path):
     src, _, expected = source
     src.hybridize()

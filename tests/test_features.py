@@ -4,7 +4,8 @@ import pytest
 
 import gluon_asymmnet as ga
 from conftest import assert_sensitive, randomized, rel_err
-from gluon_asymmnet.features import FeatureExtractor, get_feature_extractor, layer_strides
+from gluon_asymmnet.features import FeatureExtractor, layer_strides
+from gluon_asymmnet.model_zoo import get_feature_extractor
 
 # (model, kwargs, expected channels at strides 4, 8, 16, 32)
 CASES = [

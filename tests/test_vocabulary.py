@@ -14,7 +14,7 @@ from gluon_asymmnet.export import build_parser as export_parser
 from gluon_asymmnet.export import main as export_main
 from gluon_asymmnet.model_flags import FLAGS, model_kwargs, preprocess_config, resolve
 from gluon_asymmnet.model_store import StoreEntry, file_hash, register, unregister
-from gluon_asymmnet import model_zoo
+from gluon_asymmnet import model_zoo, registry
 from gluon_asymmnet.model_zoo import ModelSpec, get_model_spec, get_preprocess
 from gluon_asymmnet.preprocessing import IMAGENET, PreprocessConfig
 from gluon_asymmnet.run_meta import RUN_KEYS, read_run_info
@@ -116,7 +116,7 @@ def test_fixed_arguments_make_one_entry_per_named_width():
 def test_a_new_entry_reaches_every_command_line(monkeypatch):
     """Adding a model is one registry entry: the flags, TrainConfig and the refusals follow."""
     spec = ModelSpec('asymmnet_small_0.5', asymmnet_small, fixed={'multiplier': 0.5}, about='test')
-    monkeypatch.setattr(model_zoo, '_MODELS', model_zoo._registry(*model_zoo._MODELS.values(), spec))
+    monkeypatch.setattr(registry, '_MODELS', registry._registry(*registry._MODELS.values(), spec))
     cfg = TrainConfig(model='asymmnet_small_0.5', asymmrate=2)
     assert (cfg.width_scale, cfg.asymmrate) == (0.5, 2)
     assert build_network(cfg, [mx.cpu()]).multiplier == 0.5

@@ -26,26 +26,13 @@ import os
 
 from mxnet.gluon import nn
 
-from ..asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..downstream_models import BACKBONES, backbone_arguments
 from ..features import layer_strides
 from ..finetune import CLASSIFIER
-from ..mobilenetv2 import mobilenetv2
 
 __all__ = ['BACKBONES', 'BackboneError', 'set_backbone_params', 'current_backbone_params', 'backbone_params',
            'backbone_arguments', 'build_backbone', 'features_before_pool', 'sequential', 'split_at_strides']
-
-# Backbone name (as in the downstream model names) -> (classification builder, store model name,
-# fixed builder arguments, arguments it takes with their defaults).
-_SHARED = dict(multiplier=1.0, corrected_first_block=False)
-_ASYMM = dict(_SHARED, asymmrate=1, shuffle_groups=0)
-BACKBONES = {
-    'asymmnet_large': (asymmnet_large, 'asymmnet_large', {}, _ASYMM),
-    'asymmnet_small': (asymmnet_small, 'asymmnet_small', {}, _ASYMM),
-    'mobilenetv3_large': (mobilenetv3_large, 'mobilenetv3_large', {}, _SHARED),
-    'mobilenetv3_small': (mobilenetv3_small, 'mobilenetv3_small', {}, _SHARED),
-    'mobilenetv2_1.0': (mobilenetv2, 'mobilenetv2', {'multiplier': 1.0}, {}),
-}
 
 _OVERRIDE = []
 
@@ -83,11 +70,6 @@ def backbone_params(path):
         yield
     finally:
         _OVERRIDE[:] = saved
-
-
-def backbone_arguments(backbone):
-    """The options a backbone takes, with defaults (``multiplier``, ``asymmrate``...)."""
-    return dict(BACKBONES[backbone][3])
 
 
 def build_backbone(backbone, pretrained_base=False, ctx=None, root=None, norm_layer=None, norm_kwargs=None,
@@ -143,7 +125,7 @@ def build_backbone(backbone, pretrained_base=False, ctx=None, root=None, norm_la
 
 def _store_file(backbone, store_name, config, root):
     from ..model_store import DEFAULT_ROOT, find_entry, get_model_file
-    from ..model_zoo import get_model_spec
+    from ..registry import get_model_spec
     config = dict(get_model_spec(store_name).defaults(), **config)
     config.pop('classes', None)
     try:

@@ -29,8 +29,8 @@ from .cli import build_parser, main, run_defaults
 from .errors import EvalError
 from .evaluate import evaluate
 from .models import load_model, random_weights
-from .summary import SUMMARY_RATES, SUMMARY_WIDTHS, format_summary, layer_table, published_figures, summary_rows
+from .summary import SUMMARY_RATES, format_summary, layer_table, published_figures, summary_rows
 
 __all__ = ['EvalError', 'load_model', 'random_weights', 'eval_batches', 'calibration_images',
-           'evaluate', 'SUMMARY_WIDTHS', 'SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary',
+           'evaluate', 'SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary',
            'layer_table', 'benchmark_model', 'build_parser', 'run_defaults', 'main']

@@ -24,7 +24,7 @@ def _read_class_names(path):
     return names
 
 
-def eval_batches(dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, image_folder=None,
+def eval_batches(*, dataset=None, rec_val=None, rec_val_idx=None, data_dir=None, image_folder=None,
                  class_names=None, batch_size=32, num_workers=0, input_size=None, crop_ratio=IMAGENET.crop_ratio,
                  mean=None, std=None, classes=None, run_data=None):
     """Validation batches from exactly one source, with GluonCV's centre-crop preprocessing.

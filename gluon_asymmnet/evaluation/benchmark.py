@@ -7,7 +7,7 @@ from .batches import calibration_images
 __all__ = ['benchmark_model']
 
 
-def benchmark_model(net, backends, batches=None, info=None, input_size=224, batch_sizes=(1, 32), warmup=5,
+def benchmark_model(net, backends, *, batches=None, info=None, input_size=224, batch_sizes=(1, 32), warmup=5,
                     repeats=20, calib_images=64, calib_mode='naive', exclude=None, threads=None, workdir=None,
                     progress=None, ort_spinning=False):
     """:func:`gluon_asymmnet.inference.benchmark` with calibration images chosen for the data.

@@ -10,7 +10,7 @@ from ..data import DataError
 from ..data.pixels import set_max_image_pixels
 from ..files import atomic_write, folder_problem, write_failure_reason
 from ..inference import BACKENDS, BackendError, format_benchmark, get_backend
-from ..model_flags import add_flags, resolve
+from ..model_flags import add_flags, network_dests, preprocess_dests, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model
 from ..preprocessing import PreprocessConfig
@@ -23,7 +23,7 @@ from .models import apply_export_record, load_model, random_weights
 from .predict import predict_images, predictions_payload
 from .summary import format_summary, layer_table, summary_rows
 
-__all__ = ['build_parser', 'run_defaults', 'main']
+__all__ = ['MODES', 'build_parser', 'run_defaults', 'main']
 
 
 def build_parser():
@@ -33,7 +33,7 @@ def build_parser():
                                     '(CPU inference backends) or predict (top-k classes of your images) '
                                     'AsymmNet, MobileNetV3 and MobileNetV2 models.')
     m = p.add_argument_group('model (a checkpoint of train_imagenet.py brings its own: the .json beside --params)')
-    add_flags(m, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'), helps={
+    add_flags(m, network_dests(), helps={
         'classes': "number of classes (default: the checkpoint run's, else 1000; 10 with --dataset demo)"})
     m.add_argument('--params', '--params-file', dest='params',
                    help='parameter file (any layout load_checkpoint reads); a training checkpoint needs no other '
@@ -50,7 +50,7 @@ def build_parser():
     d.add_argument('--image-folder', help='any folder of class subfolders DIR/<class>/*')
     d.add_argument('--class-names', help='with --image-folder: file of folder names, one per line, label = line; '
                                          'with --predict: the name of each output, one per line')
-    add_flags(d, ('input_size', 'crop_ratio', 'rgb_mean', 'rgb_std'), helps={
+    add_flags(d, preprocess_dests(), helps={
         'input_size': "input side (default: the checkpoint run's, else the model's, 224; 32 for the demo)",
         'crop_ratio': "centre-crop ratio (default: the checkpoint run's, else the model's)",
         'rgb_mean': "comma-separated RGB mean, 0-255 scale (default: the checkpoint run's, else the model's)",
@@ -175,6 +175,84 @@ def _positive(parser, args, names):
             parser.error('--%s must be positive, got %r' % (name.replace('_', '-'), value))
 
 
+def _summary(args, run):
+    """``--summary``: MACs and parameters beside the published figures."""
+    width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
+    rows = summary_rows(args.model, width, rate)
+    print(format_summary(rows))
+    if args.verbose:
+        print()
+        print(layer_table(args.model, width, rate))
+    if args.json:
+        _write_json(args.json, {'summary': rows})
+    return 0
+
+
+def _data(args, run, required=True):
+    """The evaluation batches and their description; (None, None) when none are given and none are ``required``."""
+    given = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder)) or (
+        run is not None and run.val_data is not None)
+    if not (given or required):
+        return None, None
+    return eval_batches(dataset=args.dataset, rec_val=args.rec_val, rec_val_idx=args.rec_val_idx,
+                        data_dir=args.data_dir, image_folder=args.image_folder, class_names=args.class_names,
+                        batch_size=args.batch_size, num_workers=args.num_workers, input_size=args.input_size,
+                        crop_ratio=args.crop_ratio, mean=args.rgb_mean, std=args.rgb_std,
+                        classes=run.class_names if run is not None else None,
+                        run_data=run.val_data if run is not None else None)
+
+
+def _network(args, info, ctx, random_ok=False):
+    """The network to run and its description: loaded weights, or random ones where ``random_ok`` and none given."""
+    kwargs = dict(args.model_kwargs)
+    if 'classes' not in kwargs and args.dataset == 'demo' and args.model_prefix is None:
+        kwargs['classes'] = info['num_classes']
+    if random_ok and args.model and not args.params and not args.pretrained:
+        return random_weights(get_model(args.model, **kwargs)), {'model': args.model, 'weights': 'random (speed only)'}
+    return load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root, ctx=ctx,
+                      input_size=info['input_size'] if info else args.bench_input_size, **kwargs)
+
+
+def _contexts(args):
+    return [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
+
+
+def _benchmark(args, run):
+    """``--benchmark``: every inference backend timed side by side (with accuracy when data is given)."""
+    batches, info = _data(args, run, required=False)
+    net, described = _network(args, info, _contexts(args)[0], random_ok=True)
+    backends = [b.strip() for b in (args.backends or ','.join(BACKENDS)).split(',') if b.strip()]
+    if info is not None:
+        output_classes(net, info['input_size'])
+    say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))
+    result = benchmark_model(
+        net, backends, batches=batches, info=info, input_size=args.bench_input_size,
+        batch_sizes=(args.latency_batch, args.throughput_batch), warmup=args.warmup, repeats=args.repeats,
+        calib_images=args.calib_images, calib_mode='naive', exclude=_exclusions(args.int8_exclude),
+        threads=args.threads, workdir=args.workdir, progress=say, ort_spinning=args.ort_spinning)
+    title = '%s (%s), %s' % (described['model'], described['weights'],
+                             'accuracy on %s' % info['source'] if info else 'no accuracy data')
+    print(format_benchmark(result, title))
+    if result['setup'].get('calibration'):
+        print('INT8 calibration: %s.' % result['setup']['calibration'])
+    if args.json:
+        _write_json(args.json, dict(result, model=described))
+    return 0
+
+
+def _evaluate(args, run):
+    """The default: top-1/top-5 on the data."""
+    batches, info = _data(args, run)
+    ctx = _contexts(args)
+    net, described = _network(args, info, ctx[0])
+    figures = evaluate(net, batches, info, ctx=ctx, progress=not args.no_progress)
+    print('top1=%f top5=%f (%d images of %s)' % (figures['top1'], figures['top5'], figures['num_samples'],
+                                                 info['source']))
+    if args.json:
+        _write_json(args.json, dict(figures, model=described, data=info))
+    return 0
+
+
 def _predict(args, run):
     """``--predict``: each image's top classes, named by --class-names, the run, ImageNet (1000 classes) or index."""
     given = [f for f, v in (('--dataset', args.dataset), ('--rec-val', args.rec_val), ('--data-dir', args.data_dir),
@@ -191,8 +269,8 @@ def _predict(args, run):
         if problem:
             raise EvalError('--save-vis %s cannot be written: %s' % (args.save_vis, problem))
     pre = PreprocessConfig(args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std)
-    ctx = ([mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()])[0]
-    net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root, ctx=ctx,
+    net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root,
+                                ctx=_contexts(args)[0],
                                 input_size=pre.input_size, **args.model_kwargs)
     outputs = output_classes(net, pre.input_size)
     names, source = None, 'ImageNet' if outputs == 1000 else 'indices'
@@ -205,16 +283,22 @@ def _predict(args, run):
     print('%s (%s): top-%d, class names from %s' % (described['model'], described['weights'], args.topk, source))
     options = dict(threads=args.threads, exclude=_exclusions(args.int8_exclude), workdir=args.workdir,
                    ort_spinning=args.ort_spinning)
-    found, skipped, _ = predict_images(net, args.predict, args.topk, names, pre, args.batch_size,
-                                       backends[0] if backends else None, options, args.save_vis)
+    found, skipped, _ = predict_images(net, args.predict, topk=args.topk, class_names=names, preprocess=pre,
+                                       batch_size=args.batch_size, backend=backends[0] if backends else None,
+                                       backend_options=options, save_vis=args.save_vis)
     if args.json:
         _write_json(args.json, dict(predictions_payload(found, skipped), model=described, class_names=source,
                                     preprocess=pre.to_dict(), backend=backends[0] if backends else 'gluon'))
     return 0
 
 
+# What eval.py does besides evaluating: the flag that asks for it -> the function that does it,
+# ``mode(args, run) -> exit status`` after run_defaults. A new mode is one function, its flag and its entry.
+MODES = {'summary': _summary, 'benchmark': _benchmark, 'predict': _predict}
+
+
 def main(argv=None):
-    """``eval.py``: parse the arguments and run the summary, the benchmark or the evaluation.
+    """``eval.py``: parse the arguments and run the summary, the benchmark, the prediction or the evaluation.
 
     Returns
     -------
@@ -227,8 +311,10 @@ def main(argv=None):
                              'max_image_pixels',
                              'bench_input_size',
                              'latency_batch', 'throughput_batch', 'repeats', 'calib_images', 'threads'))
-    if sum(map(bool, (args.summary, args.benchmark, args.predict))) > 1:
-        parser.error('--summary, --benchmark and --predict are separate runs: choose one')
+    chosen = [name for name in MODES if getattr(args, name)]
+    if len(chosen) > 1:
+        flags = ['--' + name for name in MODES]
+        parser.error('%s and %s are separate runs: choose one' % (', '.join(flags[:-1]), flags[-1]))
     if args.verbose and not (args.summary and args.model):
         parser.error('--verbose goes with --summary --model NAME (the per-layer table of one model)')
     set_max_image_pixels(args.max_image_pixels)
@@ -240,60 +326,6 @@ def main(argv=None):
             apply_export_record(args)
         args.batch_size = args.batch_size or 32
         run = run_defaults(args)
-        if args.predict:
-            return _predict(args, run)
-        if args.summary:
-            width, rate = args.model_kwargs.get('multiplier'), args.model_kwargs.get('asymmrate')
-            rows = summary_rows(args.model, width, rate)
-            print(format_summary(rows))
-            if args.verbose:
-                print()
-                print(layer_table(args.model, width, rate))
-            if args.json:
-                _write_json(args.json, {'summary': rows})
-            return 0
-        has_data = any(v is not None for v in (args.dataset, args.rec_val, args.data_dir, args.image_folder)) or (
-            run is not None and run.val_data is not None)
-        batches = info = None
-        if has_data or not args.benchmark:
-            batches, info = eval_batches(args.dataset, args.rec_val, args.rec_val_idx, args.data_dir,
-                                         args.image_folder, args.class_names, args.batch_size, args.num_workers,
-                                         args.input_size, args.crop_ratio, args.rgb_mean, args.rgb_std,
-                                         run.class_names if run is not None else None,
-                                         run.val_data if run is not None else None)
-        kwargs = dict(args.model_kwargs)
-        if 'classes' not in kwargs and args.dataset == 'demo' and args.model_prefix is None:
-            kwargs['classes'] = info['num_classes']
-        ctx = [mx.gpu(i) for i in range(args.num_gpus)] or [mx.cpu()]
-        if args.benchmark and args.model and not args.params and not args.pretrained:
-            net = random_weights(get_model(args.model, **kwargs))
-            described = {'model': args.model, 'weights': 'random (speed only)'}
-        else:
-            net, described = load_model(args.model, args.params, args.pretrained, args.model_prefix, args.root,
-                                        ctx=ctx[0], input_size=info['input_size'] if info else args.bench_input_size,
-                                        **kwargs)
-        if args.benchmark:
-            backends = [b.strip() for b in (args.backends or ','.join(BACKENDS)).split(',') if b.strip()]
-            if info is not None:
-                output_classes(net, info['input_size'])
-            say = None if args.no_progress else (lambda msg: print('... ' + msg, flush=True))
-            result = benchmark_model(
-                net, backends, batches, info, args.bench_input_size, (args.latency_batch, args.throughput_batch),
-                args.warmup, args.repeats, args.calib_images, 'naive',
-                _exclusions(args.int8_exclude), args.threads, args.workdir, say, args.ort_spinning)
-            title = '%s (%s), %s' % (described['model'], described['weights'],
-                                     'accuracy on %s' % info['source'] if info else 'no accuracy data')
-            print(format_benchmark(result, title))
-            if result['setup'].get('calibration'):
-                print('INT8 calibration: %s.' % result['setup']['calibration'])
-            if args.json:
-                _write_json(args.json, dict(result, model=described))
-            return 0
-        figures = evaluate(net, batches, info, ctx=ctx, progress=not args.no_progress)
-        print('top1=%f top5=%f (%d images of %s)' % (figures['top1'], figures['top5'], figures['num_samples'],
-                                                     info['source']))
-        if args.json:
-            _write_json(args.json, dict(figures, model=described, data=info))
-        return 0
+        return (MODES[chosen[0]] if chosen else _evaluate)(args, run)
     except (EvalError, CheckpointError, DataError, ModelStoreError, ValueError, BackendError) as err:
         parser.exit(2, 'error: %s\n' % err)

@@ -6,17 +6,13 @@ import re
 
 from ..complexity import format_table, profile
 from ..model_store import pretrained_entries
-from ..model_zoo import get_model, get_model_spec
+from ..model_zoo import get_model, get_model_list, get_model_spec
 from .errors import EvalError
 
-__all__ = ['SUMMARY_WIDTHS', 'SUMMARY_RATES', 'V2_SUMMARY_WIDTHS', 'published_figures', 'summary_rows',
-           'format_summary', 'layer_table']
+__all__ = ['SUMMARY_RATES', 'published_figures', 'summary_rows', 'format_summary', 'layer_table']
 
-# The grid of counts.csv (docs/design.md section 3).
-SUMMARY_WIDTHS = (1.0, 0.75, 0.5, 0.35)
+# The rates of counts.csv's grid (docs/design.md section 3); its widths are each model's (ModelSpec.widths).
 SUMMARY_RATES = (0, 1, 2)
-# GluonCV's published MobileNetV2 widths; the asymmetrical rows beside them.
-V2_SUMMARY_WIDTHS = (1.0, 0.75, 0.5, 0.25)
 _PUBLISHED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'published.json')
 
 
@@ -53,8 +49,15 @@ def _summary_configs(model, multiplier, asymmrate):
             raise EvalError(str(err))
         # GluonCV's mobilenetv2_<width> names count as mobilenetv2 (its figures are filed under that name).
         return [(spec.alias_of or spec.name, float(config.get('multiplier', 1.0)), int(config.get('asymmrate', 0)))]
-    return ([(m, w, r) for m in ('asymmnet_large', 'asymmnet_small') for w in SUMMARY_WIDTHS for r in SUMMARY_RATES]
-            + [('mobilenetv2_asymm' if r else 'mobilenetv2', w, r) for w in V2_SUMMARY_WIDTHS for r in SUMMARY_RATES])
+    return [(_grid_name(spec, w, r), w, r) for spec in map(get_model_spec, get_model_list()) if spec.without_reuse
+            for w in spec.widths for r in SUMMARY_RATES]
+
+
+def _grid_name(spec, width, rate):
+    """The name of a grid row: at asymmrate 0 the model without feature reuse where that one's widths list
+    the width (GluonCV's MobileNetV2 files are filed under its name), else the model itself."""
+    plain = get_model_spec(spec.without_reuse)
+    return plain.name if rate == 0 and width in plain.widths else spec.name
 
 
 def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
@@ -64,11 +67,11 @@ def summary_rows(model=None, multiplier=None, asymmrate=None, input_size=224):
     ----------
     model : str, optional
         One model (``multiplier`` default 1.0, ``asymmrate`` default 1 where
-        the model takes one); when None, ``asymmnet_large``/``asymmnet_small``
-        x :data:`SUMMARY_WIDTHS` x :data:`SUMMARY_RATES` (the grid of
-        ``counts.csv``; asymmrate 0 is MobileNetV3), then ``mobilenetv2``
-        (asymmrate 0) and ``mobilenetv2_asymm`` x :data:`V2_SUMMARY_WIDTHS`
-        x :data:`SUMMARY_RATES`.
+        the model takes one); when None, every model with feature reuse
+        (``without_reuse``), in the registry's order, x its ``widths`` x
+        :data:`SUMMARY_RATES`: ``asymmnet_large``/``asymmnet_small`` (the grid
+        of ``counts.csv``; asymmrate 0 is MobileNetV3), then
+        ``mobilenetv2_asymm`` (named ``mobilenetv2`` at asymmrate 0).
     multiplier, asymmrate : optional
     input_size : int
 

@@ -4,11 +4,11 @@ import os
 
 from ..checkpoint import CheckpointError
 from ..deploy import deploys_by_default
-from ..model_flags import add_flags, resolve
+from ..model_flags import add_flags, network_dests, resolve
 from ..model_store import DEFAULT_ROOT, ModelStoreError
 from ..model_zoo import get_model
 from ..run_meta import read_run_info
-from . import FORMATS, TOLERANCE, ExportError, compare_exported, export
+from .exporter import FORMATS, TOLERANCE, ExportError, compare_exported, export
 
 __all__ = ['build_parser', 'main']
 
@@ -22,8 +22,7 @@ def build_parser():
                     'A checkpoint of train_imagenet.py needs no model, class or preprocessing flag: the .json '
                     'beside it names them.')
     model = parser.add_argument_group("model (default: the checkpoint run's, from the .json beside --params)")
-    add_flags(model, ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes'),
-              helps={'model': "model name (default: the checkpoint run's)"})
+    add_flags(model, network_dests(), helps={'model': "model name (default: the checkpoint run's)"})
     model.add_argument('--params', required=True,
                        help='parameter file of any layout load_checkpoint reads, or a store hash prefix')
     model.add_argument('--root', default=DEFAULT_ROOT, help='model store folder for a hash prefix')

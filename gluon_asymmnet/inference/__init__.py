@@ -21,7 +21,7 @@ Backends (:data:`BACKENDS`, rows of :data:`~gluon_asymmnet.inference.backends.RE
 Every backend but ``mxnet`` runs the network's deployment form by default
 (:mod:`gluon_asymmnet.deploy`: the same logits without the feature-reuse
 concat, BatchNorm folded, channels padded so that oneDNN and onnxruntime keep
-their blocked layouts; ``onnxruntime`` also with :mod:`.ort_layout`), in the
+their blocked layouts; ``onnxruntime`` also with :mod:`gluon_asymmnet.export.ort_layout`), in the
 form of its :class:`Backend` row; ``build_predictor(..., deploy=False)`` runs
 the network's own graph.
 
@@ -32,8 +32,7 @@ network.
 
 Modules: :mod:`.graph` (the inference graph), :mod:`.backends` (the registry
 and :func:`build_predictor`), :mod:`.quantize` (INT8), :mod:`.ort` (ONNX and
-onnxruntime), :mod:`.ort_layout` (ONNX rewrites for onnxruntime's blocked
-layout), :mod:`.child` (steps run in a fresh interpreter),
+onnxruntime), :mod:`.child` (steps run in a fresh interpreter),
 :mod:`.predictor`, :mod:`.timing` (interleaved rounds, per-operator time) and
 :mod:`.benchmark`.
 """

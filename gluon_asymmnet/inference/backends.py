@@ -18,7 +18,7 @@ import numpy as np
 from .. import fastops
 from ..cpu import physical_cores
 from ..deploy import BLOCKED, NHWC, DeployForm, deploy_network, deploys_by_default
-from . import ort_layout
+from ..export import ort_layout
 from .graph import inference_symbol, network_symbol, symbol_block
 from .ort import export_onnx, ort_runner, ort_session
 from .predictor import BackendError, Predictor, input_shape
@@ -232,7 +232,7 @@ def build_predictor(backend, net, batch_size=1, input_size=224, calib=None, work
         Run the network's deployment form
         (:func:`gluon_asymmnet.deploy.deploy_network`, the backend's
         :attr:`Backend.deploy_form` for this batch and input size; in
-        ``onnxruntime`` also :func:`~gluon_asymmnet.inference.ort_layout.optimize`)
+        ``onnxruntime`` also :func:`~gluon_asymmnet.export.ort_layout.optimize`)
         in every backend that has one (all but ``mxnet``). Default: for the
         networks it speeds up (:func:`gluon_asymmnet.deploy.deploys_by_default`);
         False runs the network's own inference graph.

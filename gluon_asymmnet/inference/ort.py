@@ -5,6 +5,7 @@ import mxnet as mx
 import numpy as np
 
 from ..checkpoint import import_symbol_block
+from ..export.exporter import export
 from .child import run_child
 from .predictor import input_shape
 
@@ -14,7 +15,6 @@ __all__ = ['export_onnx', 'export_files', 'ort_session', 'ort_runner']
 def export_files(symbol_file, params_file, prefix, height, width):
     """ONNX of a saved symbol + params through :func:`gluon_asymmnet.export.export`; what
     :func:`export_onnx` runs in its child process. Returns the ONNX path."""
-    from ..export import export
     block = import_symbol_block(symbol_file, params_file)
     return export(block, prefix, input_size=(int(height), int(width)), formats=('onnx',), deploy=False)['onnx']
 

@@ -23,7 +23,8 @@ Every field carries its command-line flag, help and group as metadata
 (:func:`option`): adding a field adds its flag to ``train_imagenet.py``
 (:mod:`gluon_asymmnet.training.cli`). The model and preprocessing fields are
 the flags ``eval.py`` and the export share (:func:`model_option`,
-:mod:`gluon_asymmnet.model_flags`); left at None they take the model's
+:mod:`gluon_asymmnet.model_flags`; a shared flag the class does not declare
+gets a field of its own, :func:`_shared_flag_fields`); left at None they take the model's
 defaults from the registry, and a flag the model does not take is refused. A config is checked once, when it is
 built; it is frozen afterwards (``dataclasses.replace`` builds a new, checked
 one). Error messages name the flags.
@@ -39,7 +40,7 @@ from ..data.digits import DIGITS_IMAGE_SIZE
 from ..data.folders import folder_class_names
 from ..data.loader import record_class_names
 from ..finetune import NUM_STAGES
-from ..model_flags import FLAGS, MODEL_DESTS, flag_help, model_kwargs, parse_rgb
+from ..model_flags import FLAGS, flag_help, model_dests, model_kwargs, parse_rgb
 from ..model_zoo import get_model_list, get_model_spec
 from ..asymmnet import MAX_MULTIPLIER
 from ..preprocessing import MIN_INPUT_SIZE
@@ -104,12 +105,27 @@ def model_option(dest, group, default=None, help=None, **argparse_kwargs):
     return option(default, help or flag_help(dest), group, flags=flag.flags, **argparse_kwargs)
 
 
+def _shared_flag_fields(cls):
+    """Give ``cls`` a ``model``-group field for every shared flag it does not declare itself.
+
+    A constructor argument added to :data:`~gluon_asymmnet.model_flags.FLAGS`
+    becomes a flag of ``train_imagenet.py`` with nothing to add here; the
+    fields declared in the class keep their place in ``--help``.
+    """
+    for dest, flag in FLAGS.items():
+        if dest not in cls.__annotations__:
+            cls.__annotations__[dest] = bool if flag.type is bool else Optional[flag.type]
+            setattr(cls, dest, model_option(dest, 'model', False if flag.type is bool else None))
+    return cls
+
+
 def flag_of(f):
     """The command-line spellings of a :class:`TrainConfig` field."""
     return f.metadata['flags'] or ('--' + f.name.replace('_', '-'),)
 
 
 @dataclass(frozen=True)
+@_shared_flag_fields
 class TrainConfig:
     """A checked training configuration; field ``x_y`` is the flag ``--x-y`` of ``train_imagenet.py``.
 
@@ -287,7 +303,12 @@ class TrainConfig:
     @property
     def model_kwargs(self):
         """The ``get_model`` arguments of the network (:func:`gluon_asymmnet.model_flags.model_kwargs`)."""
-        return model_kwargs(self.model, {dest: getattr(self, dest) for dest in MODEL_DESTS})
+        return model_kwargs(self.model, {dest: getattr(self, dest) for dest in model_dests()})
+
+    @property
+    def model_label(self):
+        """``asymmnet_large x0.5``: the model and its width, for messages (the name alone without a width)."""
+        return self.model if self.width_scale is None else '%s x%g' % (self.model, self.width_scale)
 
     @property
     def warmup_longer_than_run(self):
@@ -325,7 +346,7 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         config = spec.config(given)
-        for dest in MODEL_DESTS:
+        for dest in model_dests():
             if FLAGS[dest].argument is not None and dest != 'classes':
                 self._set(dest, config.get(FLAGS[dest].argument))
         for dest in ('crop_ratio', 'rgb_mean', 'rgb_std'):

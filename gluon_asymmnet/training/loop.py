@@ -210,7 +210,7 @@ def _check_memory(cfg, net, ctx):
     """Refuse a training step that cannot fit in memory, before the first one is killed trying."""
     try:
         check_step_fits(net, cfg.batch_size, cfg.input_size, ctx[0], True,
-                        'a training step of %s x%g' % (cfg.model, cfg.width_scale),
+                        'a training step of %s' % cfg.model_label,
                         'lower --batch-size or --input-size')
     except MemoryEstimateError as err:
         raise ConfigError(str(err)) from None
@@ -350,8 +350,10 @@ def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
         _schedule_notes(cfg, logger, total, scheduler, cfg.device_batch * cluster.num_workers)
         model_config = {k: getattr(cfg, k) for k in MODEL_KEYS}
         settings, data = run_settings(cfg), data_signature(train_batches, val_batches)
-        start = resume_point(cfg.save_dir, cfg.resume, model_config, cfg.resume_params, cfg.resume_states,
-                             cfg.resume_epoch, train_batches.batches_in_epoch, settings, data, cfg.resume_with_changes)
+        start = resume_point(cfg.save_dir, cfg.resume, model_config, resume_params=cfg.resume_params,
+                             resume_states=cfg.resume_states, resume_epoch=cfg.resume_epoch,
+                             batches_in_epoch=train_batches.batches_in_epoch, settings=settings, data=data,
+                             accept_changes=cfg.resume_with_changes)
         if start.note:
             logger.warning('warning: %s' % start.note)
         reached['last'] = start.params if start.checkpoint else None
@@ -431,7 +433,7 @@ def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
         finished = not history or history[-1]['epoch'] == cfg.num_epochs - 1
         if rank0 and history and finished:
             plot = os.path.join(cfg.save_dir, '%s-%s-top1.png' % (cfg.dataset, cfg.model))
-            plot_curve(history, plot, '%s x%g on %s: validation top-1' % (cfg.model, cfg.width_scale, cfg.dataset),
+            plot_curve(history, plot, '%s on %s: validation top-1' % (cfg.model_label, cfg.dataset),
                        reference=cfg.dataset == 'imagenet')
         best_params = os.path.join(cfg.save_dir, checkpoints.best_params) if checkpoints.best_params else None
         if rank0 and checkpoints.best_epoch is not None:

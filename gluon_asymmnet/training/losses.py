@@ -20,7 +20,8 @@ import numpy as np
 from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
 from mxnet import gluon
 
-from ..checkpoint import CheckpointError, load_checkpoint, read_index
+from ..checkpoint import CheckpointError, load_checkpoint
+from ..param_file import read_index
 from ..home import mxnet_home
 from ..model_zoo import get_model, get_model_list
 from .config import ConfigError

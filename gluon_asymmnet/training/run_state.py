@@ -51,6 +51,7 @@ import mxnet as mx
 
 from ..data.fingerprint import content_fingerprint
 from ..files import atomic_write, file_sha256, write_failure_reason
+from ..model_flags import network_dests
 from .config import ConfigError, TrainConfig, flag_of
 from .run_record import RecordError, check_record, checkpoint_stem_epoch, plain_name
 
@@ -60,7 +61,7 @@ __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_che
            'clean_interrupted_saves', 'weights_only']
 
 # Options that fix the network and the data: a checkpoint resumes only into the same ones (dropout may change).
-MODEL_KEYS = ('model', 'width_scale', 'asymmrate', 'shuffle_group', 'corrected_first_block', 'classes', 'dataset')
+MODEL_KEYS = network_dests() + ('dataset',)
 # Settings a resumed run may change: where and how it runs, not what it computes. The data paths are
 # compared through data_signature (moved data is the same data); num_epochs see run_settings.
 FREE_SETTINGS = ('num_workers', 'max_image_pixels', 'mode', 'log_interval', 'save_dir', 'tag_name', 'overwrite',
@@ -453,7 +454,7 @@ class ResumePoint:
     note: Optional[str] = None     # what the run log should say about this start
 
 
-def resume_point(save_dir, resume, model_config, resume_params='', resume_states='', resume_epoch=0,
+def resume_point(save_dir, resume, model_config, *, resume_params='', resume_states='', resume_epoch=0,
                  batches_in_epoch=None, settings=None, data=None, accept_changes=False):
     """Where the run starts.
 

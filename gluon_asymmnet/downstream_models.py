@@ -1,9 +1,11 @@
-"""The downstream models under GluonCV's names, as data for :mod:`gluon_asymmnet.model_zoo`.
+"""The downstream models under GluonCV's names, as data for the registry (:mod:`gluon_asymmnet.registry`).
 
 Each name gets a builder whose signature lists exactly what the model takes
 (GluonCV's keywords, then the backbone's options), so ``get_model`` refuses
-anything else by name. The family modules import GluonCV, so each builder
-imports its module only when called: importing the registry loads nothing.
+anything else by name. The family modules (:mod:`gluon_asymmnet.downstream`)
+import GluonCV, the model store and the registry, so each builder imports its
+module by name only when called: importing the registry loads nothing of
+them, and this module sits outside that package, below the registry.
 """
 import importlib
 import inspect
@@ -13,9 +15,28 @@ from types import MappingProxyType
 from mxnet import cpu
 from mxnet.gluon import nn
 
-from .backbone import BACKBONES, backbone_arguments
+from .asymmnet import asymmnet_large, asymmnet_small, mobilenetv3_large, mobilenetv3_small
+from .mobilenetv2 import mobilenetv2
 
-__all__ = ['Entry', 'ENTRIES', 'DETECTION_BACKBONES', 'POSE_BACKBONES']
+__all__ = ['Entry', 'ENTRIES', 'BACKBONES', 'DETECTION_BACKBONES', 'POSE_BACKBONES', 'backbone_arguments']
+
+# Backbone name (as in the downstream model names) -> (classification builder, store model name,
+# fixed builder arguments, arguments it takes with their defaults).
+_SHARED = dict(multiplier=1.0, corrected_first_block=False)
+_ASYMM = dict(_SHARED, asymmrate=1, shuffle_groups=0)
+BACKBONES = {
+    'asymmnet_large': (asymmnet_large, 'asymmnet_large', {}, _ASYMM),
+    'asymmnet_small': (asymmnet_small, 'asymmnet_small', {}, _ASYMM),
+    'mobilenetv3_large': (mobilenetv3_large, 'mobilenetv3_large', {}, _SHARED),
+    'mobilenetv3_small': (mobilenetv3_small, 'mobilenetv3_small', {}, _SHARED),
+    'mobilenetv2_1.0': (mobilenetv2, 'mobilenetv2', {'multiplier': 1.0}, {}),
+}
+
+
+def backbone_arguments(backbone):
+    """The options a backbone takes, with defaults (``multiplier``, ``asymmrate``...)."""
+    return dict(BACKBONES[backbone][3])
+
 
 Entry = namedtuple('Entry', 'name builder task about')
 
@@ -43,7 +64,7 @@ def _builder(family, name, backbone, *fixed):
     keywords = dict(own, norm_layer=nn.BatchNorm, norm_kwargs=NO_KWARGS, **backbone_arguments(backbone))
 
     def build(**kwargs):
-        make = getattr(importlib.import_module('.' + module, __package__), function)
+        make = getattr(importlib.import_module('gluon_asymmnet.downstream.' + module), function)
         return make(backbone, *fixed, **kwargs)
     build.__name__ = build.__qualname__ = name.replace('.', '_')
     build.__doc__ = '``%s``: see :func:`gluon_asymmnet.downstream.%s.%s`.' % (name, module, function)
