@@ -327,6 +327,7 @@ def test_r2_case_01_ctrl_c_is_one_line_with_the_epoch_batch_checkpoint_and_resum
         'train_imagenet.py: interrupted by SIGINT at epoch 1, after 1 of its 3 batches; last checkpoint kept: '
         '%s; continue with: %s' % (folder / 'tiny-asymmnet_small-0.params', command)]
     assert all('-0' in n for n in checkpoint_files(folder))
+    assert 'interrupted by SIGINT at epoch 1, after 1 of its 3 batches' in (folder / 'train_imagenet.log').read_text()
     monkeypatch.setattr(loop, 'build_loaders', build)
     out = train(parse_args(command.split()[2:]))
     assert [h['epoch'] for h in out['history']] == [0, 1, 2]
@@ -439,3 +440,32 @@ def test_r2_case_03_a_normal_runs_estimate_is_far_below_a_refusal():
     assert memory.step_bytes(net, 32, 224, training=False)['bytes'] < need['bytes'] / 10
     free, where = memory.available_bytes(mx.cpu())
     assert free > 0 and where in ('MemAvailable', "the cgroup's limit")
+
+
+def test_r2_case_02_sigterm_to_the_process_group_with_data_workers(tiny, tmp_path):
+    """train_imagenet.py -j 2 and its workers all get SIGTERM (systemd, Slurm): one line, then the script ends as
+    the signal ends a process; the pool's clean-up used to wait forever on a lock a killed worker held."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from faults import ROOT, _env
+    folder = tmp_path / 'run'
+    argv = args(tiny, folder, '-j', '2', epochs=200)
+    child = subprocess.Popen([sys.executable, os.path.join(ROOT, 'train_imagenet.py')] + argv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env=dict(_env(), OMP_NUM_THREADS='1'))
+    try:
+        deadline = time.time() + 240
+        while not (folder / 'tiny-asymmnet_small-0.json').exists() and time.time() < deadline and child.poll() is None:
+            time.sleep(0.2)
+        os.killpg(child.pid, signal.SIGTERM)
+        err = child.communicate(timeout=60)[1]
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    lines = error_lines(err)
+    assert child.returncode == -signal.SIGTERM and len(lines) == 1, err[-3000:]
+    assert re.match(r'^train_imagenet.py: interrupted by SIGTERM at (the end of )?epoch \d+.*; last checkpoint kept: '
+                    r'\S+\.params; continue with: python train_imagenet.py .* --resume$', lines[0]), lines
+    assert not [n for n in os.listdir(str(folder)) if '.tmp-' in n or n.endswith('.saving')]

@@ -33,7 +33,8 @@ from ..files import folder_problem
 from ..memory import MemoryEstimateError, check_step_fits
 from ..metrics import evaluate_accuracy
 from .distributed import Cluster, contexts, parameter_digest
-from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
+from .logs import (BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, log_to_file, progress_bar,
+                   setup_logger)
 from .plot import plot_curve
 from ..run_meta import RUN_KEYS, val_data
 from .config import ConfigError
@@ -451,8 +452,8 @@ def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
         done, total = getattr(stop, 'batches', (None, None))
         where = reached['at'] + (', after %d of its %d batches' % (done, total) if done is not None else '')
         interrupted = RunInterrupted(signal_of(stop), where,
-                                     reached['writer'].last if reached['writer'] else reached['last'])
-        logger.warning(interrupted.describe())
+                                     reached['writer'].last if reached['writer'] else reached['last'], cluster.rank)
+        log_to_file(logger, interrupted.describe())  # the command line prints it
         raise interrupted from None
     finally:
         if scalars is not None:
