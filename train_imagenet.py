@@ -23,4 +23,15 @@ from gluon_asymmnet.cpu import configure_omp_threads
 if __name__ == '__main__':
     configure_omp_threads('train_imagenet.py')  # before MXNet is imported (gluon_asymmnet.cpu)
     from gluon_asymmnet.training.cli import main
-    sys.exit(main())
+    code = main()
+    if code in (130, 143):
+        # Stopped by Ctrl-C or SIGTERM, its files safe and its line printed: end as the signal ends a process,
+        # without MXNet's exit-time clean-up (a distributed kvstore's waits for the other workers).
+        import os
+        import signal
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sig = signal.SIGINT if code == 130 else signal.SIGTERM
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    sys.exit(code)

@@ -13,7 +13,7 @@ took): a training step keeps every activation for the backward pass and
 nearly as much again for the gradients, ``1.8 x`` the sum of all the graph's
 outputs (measured 1.96 to 2.16), plus the weights, their gradients and the
 momentum (``3 x`` the parameters). Inference reuses its buffers: ``2.5 x`` the
-largest activation (measured 3.1 to 3.4) plus the weights. Both lean low, so
+largest activation (measured 3.1 to 4.6) plus the weights. Both lean low, so
 that a run which fits is not refused.
 
 Available memory: the CPU's ``MemAvailable`` (and the cgroup's limit, where

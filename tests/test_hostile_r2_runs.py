@@ -203,6 +203,12 @@ def test_r2_case_10_a_used_save_dir_is_refused_unless_resume_or_overwrite(tiny, 
         r'there with --overwrite \(which removes them\), or give another --save-dir$'
         % (re.escape(str(folder)), re.escape(str(folder / NEWEST))), lines[0]), lines
     assert before == tree(folder, log=None)  # not even the log
+    # Weights alone (a .params without its .json) start a new run at epoch 0: refused there too.
+    import shutil
+    shutil.copy(str(folder / 'tiny-asymmnet_small-0.params'), str(tmp_path / 'weights.params'))
+    code, lines = run(args(tiny, folder, '--resume', str(tmp_path / 'weights.params'), epochs=1), capsys)
+    assert code == 2 and 'holds the checkpoints of another run' in lines[0]
+    assert before == tree(folder, log=None)
     with pytest.raises(ConfigError, match='--overwrite starts a new run .*; --resume continues it'):
         TrainConfig(**{'resume': 'latest', 'overwrite': True})
     code, lines = run(args(tiny, folder, '--lr', '0.1', '--overwrite', epochs=1), capsys)
@@ -321,9 +327,16 @@ def test_r2_case_01_ctrl_c_is_one_line_with_the_epoch_batch_checkpoint_and_resum
         'train_imagenet.py: interrupted by SIGINT at epoch 1, after 1 of its 3 batches; last checkpoint kept: '
         '%s; continue with: %s' % (folder / 'tiny-asymmnet_small-0.params', command)]
     assert all('-0' in n for n in checkpoint_files(folder))
+    assert 'interrupted by SIGINT at epoch 1, after 1 of its 3 batches' in (folder / 'train_imagenet.log').read_text()
     monkeypatch.setattr(loop, 'build_loaders', build)
     out = train(parse_args(command.split()[2:]))
     assert [h['epoch'] for h in out['history']] == [0, 1, 2]
+    # The command drops what would conflict with --resume.
+    from gluon_asymmnet.training.interrupts import resume_command
+    assert resume_command(['--lr', '0.1', '--overwrite', '--resume', 'x.params', '--save-dir', 'a b']) == \
+        "python train_imagenet.py --lr 0.1 --save-dir 'a b' --resume"
+    assert resume_command(['--resume-params', 'p', '--resume-states=s', '--resume-epoch', '3', '--resume']) == \
+        'python train_imagenet.py --resume'
 
 
 def test_r2_case_02_sigterm_while_saving_leaves_no_part_of_the_checkpoint(tiny, tmp_path, capsys, monkeypatch):
@@ -417,7 +430,7 @@ def test_r2_case_03_training_and_evaluation_refuse_a_step_that_cannot_fit(tiny, 
         r'--batch-size or --input-size$', lines[0]), lines
 
 
-def test_r2_case_03_the_estimate_is_cheap_and_does_not_refuse_normal_runs():
+def test_r2_case_03_a_normal_runs_estimate_is_far_below_a_refusal():
     import mxnet as mx
     from gluon_asymmnet import memory
     net = ga.get_model('asymmnet_large', classes=1000)
@@ -427,3 +440,32 @@ def test_r2_case_03_the_estimate_is_cheap_and_does_not_refuse_normal_runs():
     assert memory.step_bytes(net, 32, 224, training=False)['bytes'] < need['bytes'] / 10
     free, where = memory.available_bytes(mx.cpu())
     assert free > 0 and where in ('MemAvailable', "the cgroup's limit")
+
+
+def test_r2_case_02_sigterm_to_the_process_group_with_data_workers(tiny, tmp_path):
+    """train_imagenet.py -j 2 and its workers all get SIGTERM (systemd, Slurm): one line, then the script ends as
+    the signal ends a process; the pool's clean-up used to wait forever on a lock a killed worker held."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from faults import ROOT, _env
+    folder = tmp_path / 'run'
+    argv = args(tiny, folder, '-j', '2', epochs=200)
+    child = subprocess.Popen([sys.executable, os.path.join(ROOT, 'train_imagenet.py')] + argv, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env=dict(_env(), OMP_NUM_THREADS='1'))
+    try:
+        deadline = time.time() + 240
+        while not (folder / 'tiny-asymmnet_small-0.json').exists() and time.time() < deadline and child.poll() is None:
+            time.sleep(0.2)
+        os.killpg(child.pid, signal.SIGTERM)
+        err = child.communicate(timeout=60)[1]
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    lines = error_lines(err)
+    assert child.returncode == -signal.SIGTERM and len(lines) == 1, err[-3000:]
+    assert re.match(r'^train_imagenet.py: interrupted by SIGTERM at (the end of )?epoch \d+.*; last checkpoint kept: '
+                    r'\S+\.params; continue with: python train_imagenet.py .* --resume$', lines[0]), lines
+    assert not [n for n in os.listdir(str(folder)) if '.tmp-' in n or n.endswith('.saving')]

@@ -104,12 +104,14 @@ def test_int8_exclusions_reach_the_graphs(tiny, tmp_path):
 
 # Relative error allowed against the network's own output, per backend and graph: the network's own or its
 # deployment form (gluon_asymmnet.deploy; every backend but mxnet). FP32 measured 1.0e-6 to 1.9e-6; INT8 is its
-# quantization error, measured 0.09-0.17.
+# quantization error, measured 0.09-0.17 with VNNI. Without VNNI onnxruntime's weights are quantized to 7 bits
+# (reduce_range, gluon_asymmnet.inference.quantize): 0.30 measured on an AVX2-only AMD EPYC.
+ORT_INT8 = 0.3 if cpu_has_vnni() else 0.4
 BACKEND_TOLERANCE = {('mxnet', 'own'): 1e-6,
                      ('mxnet-fused', 'own'): 1e-5, ('mxnet-fused', 'deployed'): 1e-5,
                      ('onnxruntime', 'own'): 1e-5, ('onnxruntime', 'deployed'): 1e-5,
                      ('mxnet-int8', 'own'): 0.3, ('mxnet-int8', 'deployed'): 0.3,
-                     ('onnxruntime-int8', 'own'): 0.3, ('onnxruntime-int8', 'deployed'): 0.3}
+                     ('onnxruntime-int8', 'own'): ORT_INT8, ('onnxruntime-int8', 'deployed'): ORT_INT8}
 
 
 @pytest.fixture(scope='module')

@@ -467,9 +467,9 @@ class TrainConfig:
         if self.resume is not None and (self.resume_params or self.resume_states or self.resume_epoch):
             raise ConfigError('--resume replaces --resume-params/--resume-states/--resume-epoch; '
                               'give one or the other')
-        if self.overwrite and (self.resume is not None or self.resume_params):
+        if self.overwrite and (self.resume == 'latest' or self.resume_params):
             raise ConfigError('--overwrite starts a new run in place of the one in --save-dir; --resume%s continues '
-                              'it: give one or the other' % ('' if self.resume is not None else '-params'))
+                              'it: give one or the other' % ('' if self.resume else '-params'))
         if self.resume_with_changes and self.resume is None:
             raise ConfigError('--resume-with-changes goes with --resume')
         if self.resume_states and not self.resume_params:

@@ -40,11 +40,13 @@ class RunInterrupted(KeyboardInterrupt):
         ``'epoch 3, batch 120 of 500'``, ``'epoch 3, while saving its checkpoint'``, ...
     last_checkpoint : str or None
         The ``.params`` of the last complete checkpoint in the run folder.
+    rank : int
+        The worker's rank in a distributed run (rank 0 writes the checkpoints).
     """
 
-    def __init__(self, signum, reached, last_checkpoint):
+    def __init__(self, signum, reached, last_checkpoint, rank=0):
         super().__init__(signum, reached, last_checkpoint)
-        self.signum, self.reached, self.last_checkpoint = signum, reached, last_checkpoint
+        self.signum, self.reached, self.last_checkpoint, self.rank = signum, reached, last_checkpoint, rank
 
     @property
     def exit_status(self):
@@ -53,7 +55,9 @@ class RunInterrupted(KeyboardInterrupt):
 
     def describe(self, command=None):
         """The one line: signal, what was reached, the checkpoint kept, and ``command`` to continue."""
-        if self.last_checkpoint:
+        if self.rank:
+            then = 'rank 0 keeps the checkpoints and says how to continue'
+        elif self.last_checkpoint:
             then = 'last checkpoint kept: %s%s' % (self.last_checkpoint,
                                                   '; continue with: %s' % command if command else '')
         else:

@@ -9,7 +9,7 @@ import sys
 
 from tqdm import tqdm
 
-__all__ = ['BATCH_FMT', 'TRAIN_FMT', 'SPEED_FMT', 'VAL_FMT', 'setup_logger', 'close_logger',
+__all__ = ['BATCH_FMT', 'TRAIN_FMT', 'SPEED_FMT', 'VAL_FMT', 'setup_logger', 'close_logger', 'log_to_file',
            'progress_bar', 'ScalarWriter']
 
 BATCH_FMT = 'Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f'
@@ -37,6 +37,13 @@ class _StdoutHandler(logging.StreamHandler):
                 self.flush()
         except Exception:  # logging's contract: a handler never raises
             self.handleError(record)
+
+
+def log_to_file(logger, message):
+    """Write ``message`` to the log file only (where the command line prints its own line to the console)."""
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, None, None))
 
 
 def setup_logger(logging_file=None, rank=0):

@@ -33,14 +33,15 @@ from ..files import folder_problem
 from ..memory import MemoryEstimateError, check_step_fits
 from ..metrics import evaluate_accuracy
 from .distributed import Cluster, contexts, parameter_digest
-from .logs import BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, progress_bar, setup_logger
+from .logs import (BATCH_FMT, SPEED_FMT, TRAIN_FMT, VAL_FMT, ScalarWriter, close_logger, log_to_file, progress_bar,
+                   setup_logger)
 from .plot import plot_curve
 from ..run_meta import RUN_KEYS, val_data
 from .config import ConfigError
 from .interrupts import RunInterrupted, signal_of
 from .run_lock import RunLock
 from .run_state import (MODEL_KEYS, CheckpointWriter, clean_interrupted_saves, data_signature, remove_run,
-                        resume_point, run_folder, run_in_folder, run_settings)
+                        resume_point, run_folder, run_in_folder, run_settings, weights_only)
 from .schedule import updates_before_epoch
 from .setup import build_loaders, build_network, build_objective, build_trainer, finetune_plan, lr_scheduler
 
@@ -304,7 +305,11 @@ def _claim_folder(cfg):
 
     Returns the notes for the run's log (what --overwrite removed).
     """
-    if cfg.resume is not None or cfg.resume_params:
+    new_run = cfg.resume is None or weights_only(cfg.resume)   # weights alone start at epoch 0
+    if not new_run or cfg.resume_params:
+        if cfg.overwrite:
+            raise ConfigError('--overwrite starts a new run in place of the one in --save-dir; --resume %s continues '
+                              'a run: give one or the other' % cfg.resume)
         return []
     found = run_in_folder(cfg.save_dir)
     if found is None:
@@ -447,8 +452,8 @@ def _train(cfg, cluster, ctx, loaders, stop_after, notes=()):
         done, total = getattr(stop, 'batches', (None, None))
         where = reached['at'] + (', after %d of its %d batches' % (done, total) if done is not None else '')
         interrupted = RunInterrupted(signal_of(stop), where,
-                                     reached['writer'].last if reached['writer'] else reached['last'])
-        logger.warning(interrupted.describe())
+                                     reached['writer'].last if reached['writer'] else reached['last'], cluster.rank)
+        log_to_file(logger, interrupted.describe())  # the command line prints it
         raise interrupted from None
     finally:
         if scalars is not None:

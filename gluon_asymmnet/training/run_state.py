@@ -58,7 +58,7 @@ from .run_record import RecordError, check_record, checkpoint_stem_epoch, plain_
 __all__ = ['best_stem', 'periodic_stem', 'run_folder', 'atomic_write', 'save_checkpoint', 'latest_checkpoint',
            'load_meta', 'MODEL_KEYS', 'FREE_SETTINGS', 'run_settings', 'data_signature', 'SaveError', 'ResumePoint',
            'resume_point', 'load_trainer_states', 'CheckpointWriter', 'run_in_folder', 'remove_run',
-           'clean_interrupted_saves']
+           'clean_interrupted_saves', 'weights_only']
 
 # Options that fix the network and the data: a checkpoint resumes only into the same ones (dropout may change).
 MODEL_KEYS = network_dests() + ('dataset',)
@@ -203,6 +203,11 @@ def clean_interrupted_saves(save_dir):
                     removed.append(part)
         os.remove(marker)
     return removed
+
+
+def weights_only(resume):
+    """Whether ``--resume`` names a ``.params`` without its checkpoint's ``.json``: weights for a new run."""
+    return resume not in (None, 'latest') and resume.endswith('.params') and not os.path.isfile(_record_path(resume))
 
 
 def _record_path(path):
@@ -486,7 +491,7 @@ def resume_point(save_dir, resume, model_config, *, resume_params='', resume_sta
         changed settings not accepted (naming each, old -> new).
     """
     if resume is not None:
-        if resume != 'latest' and resume.endswith('.params') and not os.path.isfile(resume[:-7] + '.json'):
+        if weights_only(resume):
             if not os.path.isfile(resume):
                 raise ConfigError('--resume %s: no such file' % resume)
             return ResumePoint(params=resume, note=(
