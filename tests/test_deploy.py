@@ -202,7 +202,7 @@ def test_export_writes_the_deployment_form(tmp_path, inputs, capsys):
     assert 'onnx   max relative error vs Gluon (batch 3)' in out and '.onnx (deployment form)' in out
     with pytest.raises(SystemExit):
         main(argv + ['--prefix', str(tmp_path / 'cli2'), '--batch-size', '3', '--no-deploy'])
-    assert '--batch-size chooses the deployment form' in capsys.readouterr().err
+    assert '--batch-size 3: it chooses the deployment form' in capsys.readouterr().err
 
 
 def test_int8_keeps_fp32_layers_under_the_deployment_names(inputs, tmp_path):
