@@ -182,7 +182,25 @@ def check_input(x, dtype, name):
                      % (name, dtype, got, shape, hint))
 
 
-class BottleneckNet(TrainInferHybridBlock):
+class CheckedNet(TrainInferHybridBlock):
+    """A network users call directly: each NDArray batch is checked (:func:`check_input`) before it runs.
+
+    The classifiers and the downstream models (pose, detection) derive from
+    it; their inner blocks do not, so a batch is checked once.
+    """
+
+    def forward(self, x, *args):
+        if isinstance(x, NDArray):
+            check_input(x, getattr(self, '_input_dtype', 'float32'), type(self).__name__)
+        return super().forward(x, *args)
+
+    def cast(self, dtype):
+        """:meth:`HybridBlock.cast`; the network then takes input of that type (checked at each call)."""
+        super().cast(dtype)
+        self._input_dtype = np.dtype(dtype).name
+
+
+class BottleneckNet(CheckedNet):
     """A classifier whose ``features`` hold a stem, :class:`AsymmBottleneck` blocks and a head, then ``output``.
 
     Subclasses set ``multiplier``, ``asymmrate``, ``shuffle_groups``,
@@ -224,16 +242,6 @@ class BottleneckNet(TrainInferHybridBlock):
                 p.in_channels, p.exp, p.out, p.kernel, p.stride, p.se, p.act, self.asymmrate,
                 self.shuffle_groups, expands=p.expands, residual=p.residual, **self.norm,
                 where='features.%d (block %d of %s, multiplier %g)' % (first + i, i + 1, name, self.multiplier)))
-
-    def forward(self, x, *args):
-        if isinstance(x, NDArray):
-            check_input(x, getattr(self, '_input_dtype', 'float32'), type(self).__name__)
-        return super().forward(x, *args)
-
-    def cast(self, dtype):
-        """:meth:`HybridBlock.cast`; the network then takes input of that type (checked at each call)."""
-        super().cast(dtype)
-        self._input_dtype = np.dtype(dtype).name
 
     @property
     def blocks(self):

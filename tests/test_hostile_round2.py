@@ -429,6 +429,13 @@ def test_r2_case_20_wrong_input_is_one_line_naming_what_was_expected(tmp_path):
     v2.initialize()
     with pytest.raises(ValueError, match=r'^MobileNetV2 takes a float32 batch'):
         v2(mx.nd.ones((1, 32, 32, 3)))
+    # The pose and detection models check their batch too (their backbone's blocks are inside, not on top).
+    for name, cls in (('mobile_pose_asymmnet_small', 'MobilePose'), ('center_net_asymmnet_small_duc_voc', 'CenterNet'),
+                      ('yolo3_asymmnet_small_voc', 'YOLOV3')):
+        down = ga.get_model(name, multiplier=0.35, pretrained_base=False)
+        down.initialize()
+        with pytest.raises(ValueError, match=r'^%s takes a float32 batch .*channels last\?' % cls):
+            down(mx.nd.ones((1, 64, 64, 3)))
     if mx.context.num_gpus() == 0:
         net.cast('float16')
         for x in (good.astype('float16'), good):

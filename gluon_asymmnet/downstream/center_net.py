@@ -28,7 +28,7 @@ from mxnet.gluon import nn
 from gluoncv.model_zoo.center_net.center_net import CenterNet as _GluonCVCenterNet
 from gluoncv.nn.block import DUC
 
-from ..backend import TrainInferHybridBlock
+from ..asymmnet import CheckedNet
 from .backbone import build_backbone, features_before_pool, sequential
 
 __all__ = ['UP_FILTERS', 'DUCBase', 'CenterNet', 'center_net']
@@ -52,7 +52,7 @@ class DUCBase(nn.HybridBlock):
         return self.upsampling(self.feature(x))
 
 
-class CenterNet(TrainInferHybridBlock, _GluonCVCenterNet):
+class CenterNet(CheckedNet, _GluonCVCenterNet):
     """GluonCV's CenterNet, with this package's per-mode graphs (fast CPU kernels in training and inference)."""
 
 

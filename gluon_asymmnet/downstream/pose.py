@@ -15,7 +15,7 @@ names are GluonCV's (``features.0.*``, ``upsampling.*``), so GluonCV's
 from mxnet import cpu, initializer
 from mxnet.gluon import nn
 
-from ..backend import TrainInferHybridBlock
+from ..asymmnet import CheckedNet
 from .backbone import build_backbone, features_before_pool, sequential
 
 __all__ = ['MobilePose', 'mobile_pose']
@@ -23,7 +23,7 @@ __all__ = ['MobilePose', 'mobile_pose']
 UP_FILTERS = (512, 256, 128)
 
 
-class MobilePose(TrainInferHybridBlock):
+class MobilePose(CheckedNet):
     """Backbone features -> 1x1 conv 256 -> DUC 512, 256, 128 (x2 each) -> 1x1 conv to ``num_joints`` heatmaps.
 
     Parameters

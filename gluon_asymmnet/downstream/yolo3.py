@@ -17,7 +17,7 @@ from mxnet import cpu
 from mxnet.gluon import nn
 from gluoncv.model_zoo.yolo.yolo3 import YOLOV3 as _GluonCVYOLOV3
 
-from ..backend import TrainInferHybridBlock
+from ..asymmnet import CheckedNet
 from .backbone import build_backbone, split_at_strides
 
 __all__ = ['ANCHORS', 'STRIDES', 'FILTERS', 'YOLOV3', 'yolo3']
@@ -27,7 +27,7 @@ STRIDES = [8, 16, 32]
 FILTERS = [512, 256, 128]
 
 
-class YOLOV3(TrainInferHybridBlock, _GluonCVYOLOV3):
+class YOLOV3(CheckedNet, _GluonCVYOLOV3):
     """GluonCV's YOLOv3, with this package's per-mode graphs (fast CPU kernels in training and inference)."""
 
     @property

@@ -222,7 +222,7 @@ def export(net, prefix, input_size=224, formats=FORMATS, preprocess=False, train
     """
     formats = _formats(formats)
     height, width = _size(input_size)
-    if getattr(net, '_input_dtype', 'float32') != 'float32':  # set by BottleneckNet.cast
+    if getattr(net, '_input_dtype', 'float32') != 'float32':  # set by CheckedNet.cast
         raise ValueError("export takes a float32 network; this one was cast to %s: net.cast('float32') first"
                          % net._input_dtype)
     ctx = _context(net)
