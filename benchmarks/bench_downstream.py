@@ -3,7 +3,7 @@
 Each model is exported by :func:`gluon_asymmnet.downstream.export.export_downstream`
 (backbone in its deployment form, raw outputs: heatmaps, CenterNet's heads)
 for each batch size: FP32 in the ``BLOCKED`` form rewritten by
-:func:`gluon_asymmnet.inference.ort_layout.optimize`, INT8 in the ``NHWC``
+:func:`gluon_asymmnet.export.ort_layout.optimize`, INT8 in the ``NHWC``
 form (chosen for the batch, in a file of dynamic batch) quantized by
 onnxruntime (static QDQ, per-channel weights, calibrated on random images:
 speed does not depend on the weights). Every session runs once
@@ -47,7 +47,7 @@ from benchmarks.bench_deploy import interleaved, ratio  # noqa: E402
 from gluon_asymmnet.cpu import cpu_description, physical_cores  # noqa: E402
 from gluon_asymmnet.deploy import BLOCKED, NHWC  # noqa: E402
 from gluon_asymmnet.downstream.export import export_downstream  # noqa: E402
-from gluon_asymmnet.inference import ort_layout  # noqa: E402
+from gluon_asymmnet.export import ort_layout  # noqa: E402
 from gluon_asymmnet.inference.ort import ort_runner, ort_session  # noqa: E402
 from gluon_asymmnet.inference.quantize import ort_int8  # noqa: E402
 

@@ -139,3 +139,21 @@ def test_relative_links_and_anchors_resolve(page):
             os.path.join(ROOT, page)
         assert os.path.exists(path), '%s: %s does not exist' % (page, link)
         assert not anchor or anchor in _anchors(path), '%s: %s has no heading #%s' % (page, target, anchor)
+
+
+@pytest.mark.parametrize('script', sorted(f for f in os.listdir(os.path.join(ROOT, 'benchmarks')) if f.endswith('.py')))
+def test_benchmark_scripts_import_names_that_exist(script):
+    """A module that moves must take the benchmarks along (they are run by hand, not by the suite)."""
+    import importlib
+    with open(os.path.join(ROOT, 'benchmarks', script)) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('gluon_asymmnet'):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name) or importlib.util.find_spec(
+                    '%s.%s' % (node.module, alias.name)), '%s: from %s import %s' % (script, node.module, alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith('gluon_asymmnet'):
+                    importlib.import_module(alias.name)
