@@ -47,3 +47,22 @@ def python_with_mount(folder, options, code, *args, prepare='', timeout=300):
     return subprocess.run(['unshare', '-m', 'sh', '-c', shell, 'sh', options, str(folder), sys.executable, '-c',
                            textwrap.dedent(code)] + [str(a) for a in args],
                           capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+def serve_loopback(handler):
+    """A threaded HTTP server on 127.0.0.1 (a free port) answering with ``handler``, serving from a daemon thread.
+
+    Stop it with :func:`stop_loopback`."""
+    import http.server
+    import threading
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    httpd.daemon_threads = True
+    httpd.thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    httpd.thread.start()
+    return httpd
+
+
+def stop_loopback(httpd):
+    httpd.shutdown()
+    httpd.server_close()
+    httpd.thread.join(10)

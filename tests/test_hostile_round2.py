@@ -17,6 +17,7 @@ import pytest
 
 import gluon_asymmnet as ga
 from gluon_asymmnet.data import DataError
+from faults import serve_loopback, stop_loopback
 
 
 def _jpeg(seed, size=16):
@@ -209,7 +210,6 @@ class _Loopback(object):
 
     def __init__(self, body, cap=20.0):
         import http.server
-        import threading
         import time
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -223,15 +223,11 @@ class _Loopback(object):
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd = serve_loopback(Handler)
         self.url = 'http://127.0.0.1:%d/w.params' % self.httpd.server_address[1]
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop_loopback(self.httpd)
 
 
 def _trickle(handler, going):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import gluon_asymmnet as ga
-from faults import needs_mounts, python_with_mount
+from faults import needs_mounts, python_with_mount, serve_loopback, stop_loopback
 from gluon_asymmnet import model_store as ms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,18 +52,13 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd = serve_loopback(Handler)
 
     def url(self, path):
         return 'http://127.0.0.1:%d%s' % (self.httpd.server_address[1], path)
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
+        stop_loopback(self.httpd)
 
 
 @pytest.fixture
