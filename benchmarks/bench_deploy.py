@@ -50,13 +50,8 @@ import time
 os.environ.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == '__main__':  # MXNet's OpenMP threads (--threads, else the physical cores), before MXNet is imported
-    _pre = argparse.ArgumentParser(add_help=False)
-    _pre.add_argument('--threads', type=int)
-    _threads = _pre.parse_known_args()[0].threads
-    if _threads:
-        os.environ['OMP_NUM_THREADS'] = str(_threads)
-    from gluon_asymmnet.cpu import configure_omp_threads
-    configure_omp_threads(os.path.basename(__file__))
+    from gluon_asymmnet.cpu import configure_omp_threads_from_flag
+    configure_omp_threads_from_flag(os.path.basename(__file__))
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402

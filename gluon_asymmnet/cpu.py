@@ -97,3 +97,15 @@ def configure_omp_threads(program, stream=None):
         why = 'OMP_NUM_THREADS' if given is not None else 'the physical cores; set OMP_NUM_THREADS to change'
     print('%s: %s (%s)' % (program, say, why), file=stream or sys.stderr, flush=True)
     return threads
+
+
+def configure_omp_threads_from_flag(program, argv=None, stream=None):
+    """:func:`configure_omp_threads` for a script with a ``--threads N`` flag (read from ``argv``, default
+    ``sys.argv``, before the script parses it): N, when given, sets ``OMP_NUM_THREADS`` first."""
+    import argparse
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--threads', type=int)
+    threads = pre.parse_known_args(sys.argv[1:] if argv is None else argv)[0].threads
+    if threads:
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+    return configure_omp_threads(program, stream)

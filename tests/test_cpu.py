@@ -94,3 +94,14 @@ def test_every_command_line_sets_the_threads_before_mxnet_and_says_so():
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and 'usage:' in out, (name, err[-2000:])
         assert '%s: MXNet runs %d OpenMP thread' % (name, cores) in err, (name, err[-2000:])
+
+
+def test_a_threads_flag_sets_the_openmp_threads(monkeypatch):
+    """bench_deploy.py and bench_downstream.py take --threads before MXNet starts (cpu.configure_omp_threads_from_flag)."""
+    import io
+    from gluon_asymmnet.cpu import configure_omp_threads_from_flag
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')
+    said = io.StringIO()
+    assert configure_omp_threads_from_flag('b.py', ['--rounds', '2', '--threads', '3'], said) == '3'
+    assert said.getvalue() == 'b.py: MXNet runs 3 OpenMP threads (OMP_NUM_THREADS)\n'
+    assert configure_omp_threads_from_flag('b.py', ['--rounds', '2'], io.StringIO()) == '3'
